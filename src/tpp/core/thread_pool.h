@@ -1,0 +1,65 @@
+// One pool of worker threads with static, contiguous partitions.
+//
+// parallel_for(n, grain, fn) splits [0, n) into at most size() contiguous
+// ranges (each a multiple of `grain`, except the last) and calls
+// fn(begin, end, worker) once per non-empty range. Worker w always gets the
+// w-th range, so per-worker scratch indexed by `worker` and partial sums
+// combined in worker order make results bitwise repeatable for a fixed
+// thread count.
+//
+// Workers spin briefly before sleeping: decode issues a few hundred
+// parallel_for calls per token, and a condition-variable wake-up per call
+// would cost more than the matmuls of a small model.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tpp {
+
+class ThreadPool {
+ public:
+  using RangeFn = std::function<void(size_t begin, size_t end, size_t worker)>;
+
+  // n_threads <= 0 means one thread per hardware core.
+  explicit ThreadPool(int n_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  size_t size() const { return n_threads_; }
+
+  void parallel_for(size_t n, size_t grain, const RangeFn& fn);
+
+  // The range worker `w` of `n_workers` gets for (n, grain): shared with
+  // callers that need to size per-worker scratch consistently.
+  static void partition(size_t n, size_t grain, size_t n_workers, size_t w, size_t* begin,
+                        size_t* end);
+
+ private:
+  void worker_loop(size_t worker);
+  void run_range(size_t worker);
+
+  size_t n_threads_;
+  std::vector<std::thread> threads_;
+  const RangeFn* job_ = nullptr;
+  size_t job_n_ = 0, job_grain_ = 1, job_workers_ = 1;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<size_t> pending_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<int> sleepers_{0};
+};
+
+// The process-wide pool used by ops when no pool is passed explicitly.
+ThreadPool& default_pool();
+// Replace the default pool with one of n_threads (0 = hardware cores).
+void set_default_threads(int n_threads);
+
+}  // namespace tpp

@@ -1,0 +1,63 @@
+// Pointer-level compute kernels, one table of function pointers per ISA.
+//
+// The table is resolved once from CPUID; TPP_ISA=scalar|avx2|avx512 forces a
+// path. Every kernel has a scalar version (kernels/scalar/), which is the
+// reference in tests; each ISA variant lives in its own translation units
+// compiled with that ISA's flags (kernels/x86/<isa>/), in its own namespace,
+// and includes no STL or shared inline headers (an inline function compiled
+// with AVX-512 flags could otherwise be the copy the linker keeps for all).
+//
+// Matmul convention (stated once, followed everywhere):
+//   y[n, m] = sum_k x[n, k] * W[m, k]     x: [N, K] f32, W: [M, K] stored as HF stores it.
+// Kernels compute the output columns m in [m_begin, m_end) for all N rows, so
+// callers split M across threads; y has row stride ldy (>= M).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace tpp::kernels {
+
+enum class Isa : uint8_t { scalar, avx2, avx512 };
+
+std::string_view isa_name(Isa isa);
+
+// y[n*ldy + m] = sum_k x[n*K + k] * w[m*K + k], for n < N, m_begin <= m < m_end.
+using MatmulF32Fn = void (*)(float* y, const float* x, const float* w, int64_t N, int64_t K,
+                             int64_t m_begin, int64_t m_end, int64_t ldy);
+// Same with 16-bit weights (bf16 or IEEE f16 bit patterns), accumulated in f32.
+// Activations stay f32: weights are widened in registers, never converted in memory.
+using MatmulU16Fn = void (*)(float* y, const float* x, const uint16_t* w, int64_t N, int64_t K,
+                             int64_t m_begin, int64_t m_end, int64_t ldy);
+// sum_i a[i] * b[i]
+using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
+// y[i] += alpha * x[i]
+using AxpyF32Fn = void (*)(float* y, float alpha, const float* x, int64_t n);
+// y[i] *= alpha
+using ScaleF32Fn = void (*)(float* y, float alpha, int64_t n);
+// dst[i] = widen(src[i])
+using WidenU16Fn = void (*)(float* dst, const uint16_t* src, int64_t n);
+
+struct Kernels {
+  Isa isa;
+  MatmulF32Fn matmul_f32;
+  MatmulU16Fn matmul_bf16;
+  MatmulU16Fn matmul_f16;
+  DotF32Fn dot_f32;
+  AxpyF32Fn axpy_f32;
+  ScaleF32Fn scale_f32;
+  WidenU16Fn bf16_to_f32;
+  WidenU16Fn f16_to_f32;
+};
+
+// The table in use: resolved once (thread-safe) from CPUID and TPP_ISA.
+const Kernels& kernels();
+// The table for one ISA (it must be supported by this CPU).
+const Kernels& kernels_for(Isa isa);
+// The ISAs this CPU can run, scalar first; for tests instantiated per ISA.
+std::span<const Isa> supported_isas();
+// Force the table kernels() returns (tests and benchmarks); must be supported.
+void set_isa(Isa isa);
+
+}  // namespace tpp::kernels

@@ -1,0 +1,137 @@
+#include "tpp/model/hf_config.h"
+
+#include <cmath>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "tpp/core/error.h"
+
+namespace tpp {
+namespace {
+
+using json = nlohmann::json;
+
+// Keys of a LlamaConfig that do not change the forward computation.
+const std::set<std::string>& ignored_llama_keys() {
+  static const std::set<std::string> keys = {
+      "_name_or_path", "architectures", "model_type", "torch_dtype", "dtype",
+      "transformers_version", "bos_token_id", "eos_token_id", "pad_token_id", "use_cache",
+      "initializer_range", "attention_dropout", "mlp_dropout", "tie_word_embeddings",
+      "pretraining_tp", "hidden_act", "output_attentions", "output_hidden_states",
+      "return_dict", "is_decoder", "is_encoder_decoder", "max_length", "min_length",
+      "tokenizer_class", "prefix", "task_specific_params", "id2label", "label2id",
+      "problem_type", "use_return_dict", "sep_token_id", "decoder_start_token_id"};
+  return keys;
+}
+
+int get_int(const json& j, const char* key, const std::string& source, std::optional<int> dflt = {}) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (dflt) return *dflt;
+    fail("{}: missing key '{}' (an integer)", source, key);
+  }
+  if (!it->is_number_integer())
+    fail("{}: key '{}': got {}, expected an integer", source, key, it->dump());
+  return it->get<int>();
+}
+
+double get_double(const json& j, const char* key, const std::string& source, double dflt) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  if (!it->is_number()) fail("{}: key '{}': got {}, expected a number", source, key, it->dump());
+  return it->get<double>();
+}
+
+bool get_bool(const json& j, const char* key, const std::string& source, bool dflt) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  if (!it->is_boolean()) fail("{}: key '{}': got {}, expected true or false", source, key, it->dump());
+  return it->get<bool>();
+}
+
+RopeScaling hf_rope_scaling(const json& j, const std::string& source) {
+  RopeScaling r;
+  if (j.is_null()) return r;
+  if (!j.is_object()) fail("{}: key 'rope_scaling': got {}, expected null or an object", source, j.dump());
+  std::string type;
+  if (j.contains("rope_type")) type = j["rope_type"].get<std::string>();
+  else if (j.contains("type")) type = j["type"].get<std::string>();
+  if (type == "default" || type.empty()) return r;
+  if (type == "linear") r.type = RopeScalingType::linear;
+  else if (type == "dynamic") r.type = RopeScalingType::dynamic_ntk;
+  else if (type == "llama3") r.type = RopeScalingType::llama3;
+  else if (type == "yarn") r.type = RopeScalingType::yarn;
+  else
+    fail("{}: key 'rope_scaling.rope_type': got \"{}\", which tpp cannot honour; expected one of "
+         "default, linear, dynamic, llama3, yarn", source, type);
+  for (const auto& [key, value] : j.items()) {
+    const std::string at = "rope_scaling." + key;
+    if (key == "rope_type" || key == "type") continue;
+    if (!value.is_number())
+      fail("{}: key '{}': got {}, expected a number", source, at, value.dump());
+    if (key == "factor") r.factor = value.get<double>();
+    else if (key == "original_max_position_embeddings") r.original_max_position_embeddings = value.get<int>();
+    else if (key == "low_freq_factor") r.low_freq_factor = value.get<double>();
+    else if (key == "high_freq_factor") r.high_freq_factor = value.get<double>();
+    else if (key == "beta_fast") r.beta_fast = value.get<double>();
+    else if (key == "beta_slow") r.beta_slow = value.get<double>();
+    else if (key == "attention_factor") r.attention_factor = value.get<double>();
+    else fail("{}: key '{}' is not supported by tpp's {} scaling", source, at, type);
+  }
+  return r;
+}
+
+ModelConfig llama_config(const json& j, const std::string& source) {
+  static const std::set<std::string> mapped = {
+      "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+      "head_dim", "intermediate_size", "vocab_size", "max_position_embeddings", "rms_norm_eps",
+      "rope_theta", "rope_scaling", "attention_bias", "mlp_bias"};
+  for (const auto& [key, value] : j.items())
+    if (!mapped.count(key) && !ignored_llama_keys().count(key))
+      fail("{}: key '{}' (value {}) is not understood by tpp's llama mapping; refusing rather "
+           "than ignoring it", source, key, value.dump());
+  if (auto act = j.find("hidden_act"); act != j.end() && *act != "silu")
+    fail("{}: key 'hidden_act': got {}, expected \"silu\" for llama", source, act->dump());
+  if (auto tp = j.find("pretraining_tp"); tp != j.end() && tp->is_number() && tp->get<int>() != 1)
+    fail("{}: key 'pretraining_tp': got {}, expected 1", source, tp->dump());
+
+  ModelConfig c;
+  c.d_model = get_int(j, "hidden_size", source);
+  c.n_layers = get_int(j, "num_hidden_layers", source);
+  c.n_heads = get_int(j, "num_attention_heads", source);
+  c.n_kv_heads = {get_int(j, "num_key_value_heads", source, c.n_heads)};
+  c.head_dim = get_int(j, "head_dim", source, 0);
+  c.d_ff = get_int(j, "intermediate_size", source);
+  c.vocab_size = get_int(j, "vocab_size", source);
+  c.max_seq_len = get_int(j, "max_position_embeddings", source, 2048);
+  c.norm_eps = get_double(j, "rms_norm_eps", source, 1e-6);
+  c.rope_theta = get_double(j, "rope_theta", source, 10000.0);
+  c.rope_scaling = hf_rope_scaling(j.value("rope_scaling", json()), source);
+  c.tie_embeddings = get_bool(j, "tie_word_embeddings", source, false);
+  c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", source, false);
+  c.mlp_bias = get_bool(j, "mlp_bias", source, false);
+  c.rope_layout = RopeLayout::half;  // HF stores q/k for rotate_half
+  c.pos_encoding = PosEncoding::rope;
+  c.norm = NormKind::rmsnorm;
+  c.norm_placement = NormPlacement::pre;
+  c.ffn = Ffn::swiglu;
+  c.validate(source);
+  return c;
+}
+
+}  // namespace
+
+bool is_hf_config(const json& j) { return j.is_object() && j.contains("model_type"); }
+
+ModelConfig config_from_hf(const json& j, const std::string& source) {
+  const auto type = j.find("model_type");
+  if (type == j.end() || !type->is_string())
+    fail("{}: key 'model_type': missing or not a string", source);
+  const std::string model_type = type->get<std::string>();
+  if (model_type == "llama") return llama_config(j, source);
+  fail("{}: key 'model_type': got \"{}\", which tpp does not support; expected \"llama\"", source,
+       model_type);
+}
+
+}  // namespace tpp

@@ -1,0 +1,236 @@
+#include "tpp/model/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "tpp/core/error.h"
+#include "tpp/core/rng.h"
+#include "tpp/io/mapped_file.h"
+#include "tpp/io/safetensors.h"
+#include "tpp/model/hf_config.h"
+
+namespace tpp {
+namespace {
+
+using json = nlohmann::json;
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+bool is_matrix(const Slot& slot) {
+  return std::holds_alternative<MatrixRef ModelWeights::*>(slot) ||
+         std::holds_alternative<MatrixRef LayerWeights::*>(slot);
+}
+
+// Place one tensor (raw bytes in `dtype`) into its slot: matrices are
+// borrowed, vectors are widened into f32 copies.
+void place(ModelWeights& w, const TensorSpec& spec, DType dtype, const std::byte* data) {
+  const int64_t numel = spec.shape.empty() ? 1 : [&] {
+    int64_t n = 1;
+    for (auto s : spec.shape) n *= s;
+    return n;
+  }();
+  std::visit(
+      [&](auto member) {
+        using T = decltype(member);
+        if constexpr (std::is_same_v<T, MatrixRef ModelWeights::*> ||
+                      std::is_same_v<T, MatrixRef LayerWeights::*>) {
+          MatrixRef m{dtype, data, spec.shape[0], spec.shape.size() > 1 ? spec.shape[1] : 1};
+          if constexpr (std::is_same_v<T, MatrixRef ModelWeights::*>) w.*member = m;
+          else w.layers[size_t(spec.layer)].*member = m;
+        } else {
+          std::vector<float> v(static_cast<size_t>(numel));
+          for (int64_t i = 0; i < numel; ++i) {
+            if (dtype == DType::f32) std::memcpy(&v[size_t(i)], data + 4 * i, 4);
+            else {
+              uint16_t h;
+              std::memcpy(&h, data + 2 * i, 2);
+              v[size_t(i)] = dtype == DType::bf16 ? bf16_to_f32(h) : f16_to_f32(h);
+            }
+          }
+          if constexpr (std::is_same_v<T, std::vector<float> ModelWeights::*>) w.*member = std::move(v);
+          else w.layers[size_t(spec.layer)].*member = std::move(v);
+        }
+      },
+      spec.row->slot);
+}
+
+void finish(Model& m) {
+  if (m.config.tie_embeddings) m.weights.output = m.weights.tok_embd;
+}
+
+// HF checkpoints of older transformers versions carry these buffers; they are
+// recomputed from the config, never read.
+bool ignorable_hf_tensor(const std::string& name) {
+  return name.size() > 20 && name.ends_with("rotary_emb.inv_freq");
+}
+
+}  // namespace
+
+int64_t ModelWeights::matrix_bytes_per_token() const {
+  int64_t bytes = output.bytes();
+  for (const auto& l : layers)
+    for (const MatrixRef* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) bytes += m->bytes();
+  return bytes;
+}
+
+Model load_model(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  if (!fs::is_directory(dir)) fail("{}: not a model directory (expected config.json and model.safetensors)", dir);
+  const std::string text = io::read_text_file(config_path);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail("{}: malformed JSON at byte {}: {}", config_path, e.byte, e.what());
+  }
+  Model m;
+  m.source = dir;
+  m.naming = is_hf_config(j) ? NameStyle::hf : NameStyle::tpp;
+  m.config = m.naming == NameStyle::hf ? config_from_hf(j, config_path) : config_from_json(j, config_path);
+
+  const std::string st_path = (fs::path(dir) / "model.safetensors").string();
+  auto st = std::make_shared<io::SafeTensors>(io::SafeTensors::open(st_path));
+  m.weights.storage.push_back(st);
+  m.weights.layers.resize(size_t(m.config.n_layers));
+
+  std::set<std::string> used;
+  for (const auto& spec : expected_tensors(m.config, m.naming)) {
+    if (spec.name.empty())
+      fail("{}: config needs tensor '{}' which has no {} name", st_path,
+           tensor_name(*spec.row, NameStyle::tpp, spec.layer),
+           m.naming == NameStyle::hf ? "Hugging Face" : "tpp");
+    const io::TensorEntry* t = st->find(spec.name);
+    if (!t)
+      fail("{}: missing tensor '{}' (shape {} = {}), required by {}", st_path, spec.name,
+           shape_str(spec.shape), spec.row->why, config_path);
+    if (t->dtype != DType::f32 && t->dtype != DType::bf16 && t->dtype != DType::f16)
+      fail("{}: tensor '{}': dtype {}, expected F32, BF16 or F16", st_path, spec.name,
+           dtype_name(t->dtype));
+    const bool vector_ok = !is_matrix(spec.row->slot) && t->shape.size() == 1 && spec.shape.size() == 1 &&
+                           t->shape[0] == spec.shape[0];
+    if (t->shape != spec.shape && !vector_ok)
+      fail("{}: tensor '{}': shape {}, expected {} ({} from {})", st_path, spec.name,
+           shape_str(t->shape), shape_str(spec.shape), spec.row->why, config_path);
+    place(m.weights, spec, t->dtype, t->data);
+    m.weight_bytes += int64_t(t->nbytes());
+    used.insert(spec.name);
+  }
+  for (const auto& t : st->tensors()) {
+    if (used.count(t.name)) continue;
+    if (m.naming == NameStyle::hf && ignorable_hf_tensor(t.name)) continue;
+    fail("{}: unexpected tensor '{}' (shape {}): the config in {} does not use it", st_path, t.name,
+         shape_str(t.shape), config_path);
+  }
+  finish(m);
+  return m;
+}
+
+Model init_model(const ModelConfig& config, uint64_t seed, DType dtype) {
+  config.validate();
+  TPP_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16,
+            "init: dtype {} not supported, expected f32, bf16 or f16", dtype_name(dtype));
+  Model m;
+  m.config = config;
+  m.weights.layers.resize(size_t(config.n_layers));
+  const double out_std = 0.02 / std::sqrt(2.0 * config.n_layers);
+  for (const auto& spec : expected_tensors(config, NameStyle::tpp)) {
+    int64_t numel = 1;
+    for (auto s : spec.shape) numel *= s;
+    const DType t = is_matrix(spec.row->slot) ? dtype : DType::f32;
+    auto buf = std::make_shared<std::vector<std::byte>>(size_t(numel * dtype_size(t)));
+    const CounterRng rng(seed, hash_name(spec.name));
+    for (int64_t i = 0; i < numel; ++i) {
+      double v = 0;
+      switch (spec.row->init) {
+        case Init::normal: v = 0.02 * rng.normal(uint64_t(i)); break;
+        case Init::normal_out: v = out_std * rng.normal(uint64_t(i)); break;
+        case Init::ones: v = config.norm_one_plus && config.norm == NormKind::rmsnorm ? 0.0 : 1.0; break;
+        case Init::zeros: v = 0; break;
+      }
+      std::byte* p = buf->data() + i * dtype_size(t);
+      if (t == DType::f32) {
+        const float f = float(v);
+        std::memcpy(p, &f, 4);
+      } else {
+        const uint16_t h = t == DType::bf16 ? f32_to_bf16(float(v)) : f32_to_f16(float(v));
+        std::memcpy(p, &h, 2);
+      }
+    }
+    place(m.weights, spec, t, buf->data());
+    m.weight_bytes += int64_t(buf->size());
+    m.weights.storage.push_back(std::move(buf));
+  }
+  finish(m);
+  return m;
+}
+
+void save_model(const Model& model, const std::string& dir, DType dtype) {
+  namespace fs = std::filesystem;
+  TPP_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16,
+            "save: dtype {} not supported, expected f32, bf16 or f16", dtype_name(dtype));
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("{}: cannot create directory: {}", dir, ec.message());
+  const auto& w = model.weights;
+  std::vector<std::vector<std::byte>> buffers;
+  std::vector<io::TensorToWrite> out;
+  const auto specs = expected_tensors(model.config, NameStyle::tpp);
+  buffers.reserve(specs.size());
+  for (const auto& spec : specs) {
+    std::vector<std::byte> bytes;
+    DType t = DType::f32;
+    std::visit(
+        [&](auto member) {
+          using T = decltype(member);
+          if constexpr (std::is_same_v<T, MatrixRef ModelWeights::*> ||
+                        std::is_same_v<T, MatrixRef LayerWeights::*>) {
+            const MatrixRef* mr;
+            if constexpr (std::is_same_v<T, MatrixRef ModelWeights::*>) mr = &(w.*member);
+            else mr = &(w.layers[size_t(spec.layer)].*member);
+            t = dtype;
+            bytes.resize(size_t(mr->rows * mr->cols * dtype_size(t)));
+            std::vector<float> row(size_t(mr->cols));
+            for (int64_t r = 0; r < mr->rows; ++r) {
+              std::byte* dst = bytes.data() + r * mr->cols * dtype_size(t);
+              if (mr->dtype == t) {
+                std::memcpy(dst, static_cast<const std::byte*>(mr->data) + r * mr->cols * dtype_size(t),
+                            size_t(mr->cols * dtype_size(t)));
+                continue;
+              }
+              mr->row_f32(r, row.data());
+              for (int64_t c = 0; c < mr->cols; ++c) {
+                if (t == DType::f32) std::memcpy(dst + 4 * c, &row[size_t(c)], 4);
+                else {
+                  const uint16_t h = t == DType::bf16 ? f32_to_bf16(row[size_t(c)]) : f32_to_f16(row[size_t(c)]);
+                  std::memcpy(dst + 2 * c, &h, 2);
+                }
+              }
+            }
+          } else {
+            const std::vector<float>* v;
+            if constexpr (std::is_same_v<T, std::vector<float> ModelWeights::*>) v = &(w.*member);
+            else v = &(w.layers[size_t(spec.layer)].*member);
+            bytes.resize(v->size() * 4);
+            std::memcpy(bytes.data(), v->data(), bytes.size());
+          }
+        },
+        spec.row->slot);
+    buffers.push_back(std::move(bytes));
+    out.push_back({spec.name, t, spec.shape, buffers.back()});
+  }
+  io::write_safetensors((fs::path(dir) / "model.safetensors").string(), out,
+                        {{"format", "tpp"}, {"n_params", std::to_string(model.config.n_params())}});
+  io::write_file_atomic((fs::path(dir) / "config.json").string(), config_to_string(model.config));
+}
+
+}  // namespace tpp

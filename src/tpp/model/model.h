@@ -1,0 +1,38 @@
+// A model = a validated config + its weights. Load from a directory in tpp's
+// own naming or a Hugging Face Llama-architecture directory; initialise
+// randomly; save in tpp's naming (atomically).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tpp/core/dtype.h"
+#include "tpp/model/config.h"
+#include "tpp/model/tensor_table.h"
+#include "tpp/model/weights.h"
+
+namespace tpp {
+
+struct Model {
+  ModelConfig config;
+  ModelWeights weights;
+  std::string source;  // directory it was loaded from ("" if initialised in memory)
+  NameStyle naming = NameStyle::tpp;
+  // Bytes of every tensor as stored (dtype included).
+  int64_t weight_bytes = 0;
+};
+
+// dir/config.json + dir/model.safetensors. HF naming is detected from the
+// config (it has "model_type"). Every tensor's presence, dtype and shape is
+// checked against the config; extra tensors are errors.
+Model load_model(const std::string& dir);
+
+// Random initialisation (counter-based RNG keyed by seed and tensor name), in
+// `dtype` (f32, bf16 or f16).
+Model init_model(const ModelConfig& config, uint64_t seed, DType dtype = DType::f32);
+
+// Writes dir/config.json and dir/model.safetensors in tpp naming, atomically.
+// Matrices are written in `dtype` (f32, bf16, f16); vectors in f32.
+void save_model(const Model& model, const std::string& dir, DType dtype = DType::f32);
+
+}  // namespace tpp

@@ -1,0 +1,30 @@
+// Linear layer: y[N, M] = x[N, K] . W^T (+ b), W: [M, K] as HF stores it.
+//
+// W stays in its storage dtype (f32, bf16 or f16, usually memory-mapped) and
+// is widened in registers by the kernel; the M output columns are split
+// across the pool's workers so each streams its own rows of W once.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "tpp/core/dtype.h"
+#include "tpp/core/thread_pool.h"
+
+namespace tpp {
+
+// A borrowed matrix in its storage dtype: [rows, cols], row-major.
+struct MatrixRef {
+  DType dtype = DType::f32;
+  const void* data = nullptr;
+  int64_t rows = 0, cols = 0;
+  int64_t bytes() const { return rows * cols * dtype_size(dtype); }
+  // Row r widened to f32 into out[cols] (embedding lookup).
+  void row_f32(int64_t r, float* out) const;
+};
+
+// y: [N, W.rows] (row stride ldy, 0 = W.rows)   x: [N, W.cols]   bias: [W.rows] or empty
+void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
+                    std::span<const float> bias, ThreadPool& pool, int64_t ldy = 0);
+
+}  // namespace tpp

@@ -1,0 +1,101 @@
+#include "tpp/ops/rope.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "tpp/core/error.h"
+
+namespace tpp {
+
+RopeParams make_rope(int head_dim, int rotary_dim, RopeLayout layout, double base,
+                     const RopeScaling& s, int orig_max, int seq_len) {
+  TPP_CHECK(rotary_dim >= 0 && rotary_dim <= head_dim && rotary_dim % 2 == 0,
+            "rope: rotary_dim {} must be even and in [0, head_dim = {}]", rotary_dim, head_dim);
+  RopeParams p;
+  p.head_dim = head_dim;
+  p.rotary_dim = rotary_dim;
+  p.layout = layout;
+  const int half = rotary_dim / 2;
+  const double r = rotary_dim;
+  if (half == 0) return p;
+
+  if (s.type == RopeScalingType::ntk) base *= std::pow(s.factor, r / (r - 2));
+  if (s.type == RopeScalingType::dynamic_ntk && seq_len > orig_max)
+    base *= std::pow(s.factor * seq_len / orig_max - (s.factor - 1), r / (r - 2));
+
+  p.inv_freq.resize(size_t(half));
+  for (int i = 0; i < half; ++i) p.inv_freq[size_t(i)] = std::pow(base, -2.0 * i / r);
+
+  if (s.type == RopeScalingType::linear) {
+    for (auto& f : p.inv_freq) f /= s.factor;
+  } else if (s.type == RopeScalingType::llama3) {
+    const double low_wavelen = orig_max / s.low_freq_factor;
+    const double high_wavelen = orig_max / s.high_freq_factor;
+    for (auto& f : p.inv_freq) {
+      const double wavelen = 2 * std::numbers::pi / f;
+      if (wavelen < high_wavelen) continue;
+      if (wavelen > low_wavelen) {
+        f /= s.factor;
+      } else {
+        const double smooth = (orig_max / wavelen - s.low_freq_factor) /
+                              (s.high_freq_factor - s.low_freq_factor);
+        f = (1 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+  } else if (s.type == RopeScalingType::yarn) {
+    auto correction_dim = [&](double n_rot) {
+      return r * std::log(orig_max / (n_rot * 2 * std::numbers::pi)) / (2 * std::log(base));
+    };
+    const double low = std::max(std::floor(correction_dim(s.beta_fast)), 0.0);
+    double high = std::min(std::ceil(correction_dim(s.beta_slow)), r - 1);
+    if (low == high) high += 0.001;
+    for (int i = 0; i < half; ++i) {
+      const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+      const double extrapolation_factor = 1 - ramp;
+      const double extrapolated = p.inv_freq[size_t(i)];
+      const double interpolated = extrapolated / s.factor;
+      p.inv_freq[size_t(i)] =
+          interpolated * (1 - extrapolation_factor) + extrapolated * extrapolation_factor;
+    }
+    p.mscale = s.attention_factor > 0 ? s.attention_factor
+                                      : (s.factor > 1 ? 0.1 * std::log(s.factor) + 1.0 : 1.0);
+  }
+  return p;
+}
+
+void rope_forward(float* x, int64_t n, int n_heads, const RopeParams& rope, int64_t pos0) {
+  const int half = rope.rotary_dim / 2;
+  if (half == 0) return;
+  const int k = rope.head_dim;
+  // cos/sin per pair for one position, shared by all heads; angles in double
+  // so that large positions keep full f32 accuracy.
+  float cos_buf[512], sin_buf[512];
+  TPP_CHECK(half <= 512, "rope: rotary_dim {} exceeds 1024", rope.rotary_dim);
+  for (int64_t t = 0; t < n; ++t) {
+    const double pos = double(pos0 + t);
+    for (int i = 0; i < half; ++i) {
+      const double angle = pos * rope.inv_freq[size_t(i)];
+      cos_buf[i] = float(std::cos(angle) * rope.mscale);
+      sin_buf[i] = float(std::sin(angle) * rope.mscale);
+    }
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x + (t * n_heads + h) * k;
+      if (rope.layout == RopeLayout::half) {
+        for (int i = 0; i < half; ++i) {
+          const float a = v[i], b = v[i + half];
+          v[i] = a * cos_buf[i] - b * sin_buf[i];
+          v[i + half] = b * cos_buf[i] + a * sin_buf[i];
+        }
+      } else {
+        for (int i = 0; i < half; ++i) {
+          const float a = v[2 * i], b = v[2 * i + 1];
+          v[2 * i] = a * cos_buf[i] - b * sin_buf[i];
+          v[2 * i + 1] = b * cos_buf[i] + a * sin_buf[i];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace tpp

@@ -1,0 +1,48 @@
+// Shared test helpers: one comparison routine that reports the worst element,
+// tolerances per dtype, and paths to the source tree and the built CLI.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace tpp::test {
+
+struct Tolerance {
+  double atol = 0;
+  double rtol = 0;
+};
+
+// Tolerances against an f64 reference (STYLE §8), tightened where measured.
+inline constexpr Tolerance kF32Elementwise{1e-6, 1e-5};
+inline constexpr Tolerance kF32Reduction{1e-5, 1e-4};
+inline constexpr Tolerance kBf16{1e-3, 1e-2};
+inline constexpr Tolerance kModelLogitsF32{1e-4, 0};  // whole tiny model, max abs
+
+// |a - r| <= atol + rtol * |r| everywhere. On failure the message names the
+// worst element (index, actual, expected), max abs and rel error, and NMSE.
+::testing::AssertionResult all_close(std::span<const float> actual, std::span<const float> expected,
+                                     Tolerance tol);
+::testing::AssertionResult all_close(std::span<const double> actual,
+                                     std::span<const double> expected, Tolerance tol);
+
+// Normalised mean squared error sum((a-r)^2) / sum(r^2).
+double nmse(std::span<const float> actual, std::span<const float> expected);
+
+// Deterministic pseudo-random floats in [-scale, scale) (splitmix64; never std distributions).
+std::vector<float> random_floats(size_t n, uint64_t seed, float scale = 1.0f);
+
+// A fresh, empty directory under the build's temp area, removed at process exit.
+std::string temp_dir(const std::string& name);
+
+inline std::string source_path(const std::string& rel) { return std::string(TPP_SOURCE_DIR) + "/" + rel; }
+inline std::string tpp_binary() { return TPP_TPP_BINARY; }
+
+// Run a shell command, capture stdout+stderr, return the exit code.
+int run_command(const std::string& command, std::string* output);
+
+}  // namespace tpp::test

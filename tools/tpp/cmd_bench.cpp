@@ -1,0 +1,95 @@
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "tpp/core/error.h"
+#include "tpp/core/rng.h"
+#include "tpp/kernels/api.h"
+#include "tpp/model/model.h"
+#include "tpp/model/transformer.h"
+
+namespace tpp::cli {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Read bandwidth measured in this run: every worker streams its share of a
+// buffer much larger than the caches; best of several passes.
+double measure_bandwidth(ThreadPool& pool) {
+  const size_t n = size_t(256) << 20 >> 2;  // 256 MiB of floats
+  std::vector<float> buf(n, 1.0f);
+  const auto& k = kernels::kernels();
+  std::vector<float> sink(pool.size());
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = clock_type::now();
+    pool.parallel_for(n, 4096, [&](size_t b, size_t e, size_t w) {
+      // A single stream: the dot product of the slice with itself.
+      sink[w] += k.dot_f32(buf.data() + b, buf.data() + b, int64_t(e - b));
+    });
+    best = std::max(best, double(n * sizeof(float)) / seconds_since(t0));
+  }
+  return best;
+}
+
+}  // namespace
+
+Run add_bench(CLI::App& app) {
+  struct Opts {
+    std::string model;
+    int prompt = 512, n = 128, threads = 0, reps = 2;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("-m,--model", o->model, "model directory")->required();
+  app.add_option("-p", o->prompt, "prompt tokens for the prefill test")->check(CLI::PositiveNumber);
+  app.add_option("-n", o->n, "tokens for the decode test")->check(CLI::PositiveNumber);
+  app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("-r,--reps", o->reps, "repetitions (best is reported)")->check(CLI::PositiveNumber);
+  return [o] {
+    const Model model = load_model(o->model);
+    const ModelConfig& c = model.config;
+    ThreadPool pool(o->threads);
+    Transformer transformer(model, std::min(o->prompt, 512));
+    KvCache cache(c, std::min<int64_t>(c.max_seq_len, o->prompt + o->n));
+    TPP_CHECK(o->prompt + o->n <= c.max_seq_len, "bench: -p {} + -n {} exceed max_seq_len {}", o->prompt, o->n, c.max_seq_len);
+    std::vector<int32_t> tokens(size_t(o->prompt + o->n));
+    const CounterRng rng(1234, 0);
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng.bits(i) % uint64_t(c.vocab_size));
+    std::vector<float> logits(size_t(c.vocab_size));
+
+    double prefill = 0, decode = 0;
+    for (int rep = 0; rep < o->reps; ++rep) {
+      cache.clear();
+      auto t0 = clock_type::now();
+      transformer.forward(cache, std::span(tokens.data(), size_t(o->prompt)), logits.data(), false, pool);
+      prefill = std::max(prefill, o->prompt / seconds_since(t0));
+      t0 = clock_type::now();
+      for (int i = 0; i < o->n; ++i)
+        transformer.forward(cache, std::span(tokens.data() + o->prompt + i, 1), logits.data(), false, pool);
+      decode = std::max(decode, o->n / seconds_since(t0));
+    }
+    const double bandwidth = measure_bandwidth(pool);
+    const double bytes_per_token = double(model.weights.matrix_bytes_per_token());
+    const double roofline = bytes_per_token * decode / bandwidth;
+    std::string dtype(dtype_name(model.weights.tok_embd.dtype));
+    fmt::print("model      {} ({} params, {} weights, {:.1f} MB read per decoded token)\n", o->model,
+               c.n_params(), dtype, bytes_per_token / 1e6);
+    fmt::print("threads    {}   SIMD {}\n", pool.size(), kernels::isa_name(kernels::kernels().isa));
+    fmt::print("prefill    pp{:<5} {:8.1f} tokens/s\n", o->prompt, prefill);
+    fmt::print("decode     tg{:<5} {:8.1f} tokens/s\n", o->n, decode);
+    fmt::print("bandwidth  {:.1f} GB/s measured (read, {} threads)\n", bandwidth / 1e9, pool.size());
+    fmt::print("roofline   {:.0f} % (decode: weight bytes per token x tokens/s / bandwidth)\n", 100 * roofline);
+    return 0;
+  };
+}
+
+}  // namespace tpp::cli

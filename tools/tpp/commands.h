@@ -1,0 +1,19 @@
+// tpp CLI subcommands: each registers its options on a CLI11 subcommand and
+// returns the function that runs it.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace tpp::cli {
+
+using Run = std::function<int()>;
+
+Run add_init(CLI::App& app);
+Run add_generate(CLI::App& app);
+Run add_kv_cache(CLI::App& app);
+Run add_bench(CLI::App& app);
+Run add_config(CLI::App& app);
+
+}  // namespace tpp::cli

@@ -1,0 +1,48 @@
+// tpp: train and run Transformer++ models from the command line.
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "tpp/core/error.h"
+#include "tpp/kernels/api.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tpp - Transformer++ in C++: train and run decoder-only transformers"};
+  app.require_subcommand(0, 1);
+  bool version = false;
+  app.add_flag("--version", version, "print the version and the SIMD path in use");
+  std::map<CLI::App*, tpp::cli::Run> runs;
+  auto add = [&](const char* name, const char* help, auto adder) {
+    CLI::App* sub = app.add_subcommand(name, help);
+    runs[sub] = adder(*sub);
+  };
+  add("init", "write a randomly initialised model (config.json + model.safetensors)", tpp::cli::add_init);
+  add("generate", "generate text or token ids with a KV cache", tpp::cli::add_generate);
+  add("kv-cache", "print the KV-cache bytes per sequence (SPEC formula)", tpp::cli::add_kv_cache);
+  add("bench", "measure prefill and decode speed and the decode memory roofline", tpp::cli::add_bench);
+  add("config", "list every config key with its default, or check a config file", tpp::cli::add_config);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (version) {
+      fmt::print("tpp 0.1.0 (SIMD: {})\n", tpp::kernels::isa_name(tpp::kernels::kernels().isa));
+      return 0;
+    }
+    for (auto& [sub, run] : runs)
+      if (sub->parsed()) return run();
+    fmt::print("{}", app.help());
+    return 0;
+  } catch (const tpp::Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+}
