@@ -135,7 +135,7 @@ Model load_model(const std::string& dir) {
   return m;
 }
 
-Model init_model(const ModelConfig& config, uint64_t seed, DType dtype) {
+Model init_model(const ModelConfig& config, uint64_t seed, DType dtype, double scale) {
   config.validate();
   TPP_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16,
             "init: dtype {} not supported, expected f32, bf16 or f16", dtype_name(dtype));
@@ -143,6 +143,8 @@ Model init_model(const ModelConfig& config, uint64_t seed, DType dtype) {
   m.config = config;
   m.weights.layers.resize(size_t(config.n_layers));
   const double out_std = 0.02 / std::sqrt(2.0 * config.n_layers);
+  const double one = config.norm_one_plus && config.norm == NormKind::rmsnorm ? 0.0 : 1.0;
+  const bool random_all = scale != 1.0;
   for (const auto& spec : expected_tensors(config, NameStyle::tpp)) {
     int64_t numel = 1;
     for (auto s : spec.shape) numel *= s;
@@ -152,10 +154,10 @@ Model init_model(const ModelConfig& config, uint64_t seed, DType dtype) {
     for (int64_t i = 0; i < numel; ++i) {
       double v = 0;
       switch (spec.row->init) {
-        case Init::normal: v = 0.02 * rng.normal(uint64_t(i)); break;
-        case Init::normal_out: v = out_std * rng.normal(uint64_t(i)); break;
-        case Init::ones: v = config.norm_one_plus && config.norm == NormKind::rmsnorm ? 0.0 : 1.0; break;
-        case Init::zeros: v = 0; break;
+        case Init::normal: v = scale * 0.02 * rng.normal(uint64_t(i)); break;
+        case Init::normal_out: v = scale * out_std * rng.normal(uint64_t(i)); break;
+        case Init::ones: v = one + (random_all ? 0.2 * rng.normal(uint64_t(i)) : 0.0); break;
+        case Init::zeros: v = random_all ? 0.2 * rng.normal(uint64_t(i)) : 0.0; break;
       }
       std::byte* p = buf->data() + i * dtype_size(t);
       if (t == DType::f32) {

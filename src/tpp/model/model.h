@@ -28,8 +28,12 @@ struct Model {
 Model load_model(const std::string& dir);
 
 // Random initialisation (counter-based RNG keyed by seed and tensor name), in
-// `dtype` (f32, bf16 or f16).
-Model init_model(const ModelConfig& config, uint64_t seed, DType dtype = DType::f32);
+// `dtype` (f32, bf16 or f16): matrices N(0, 0.02), residual-writing
+// projections N(0, 0.02/sqrt(2 n_layers)), norms 1, biases 0. `scale`
+// multiplies every standard deviation and, when != 1, also draws norm
+// weights and biases at random (tests use it to make every tensor matter).
+Model init_model(const ModelConfig& config, uint64_t seed, DType dtype = DType::f32,
+                 double scale = 1.0);
 
 // Writes dir/config.json and dir/model.safetensors in tpp naming, atomically.
 // Matrices are written in `dtype` (f32, bf16, f16); vectors in f32.

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: install, build, run every test except those labelled
+# slow; then the same suite once more under AddressSanitizer and
+# UndefinedBehaviorSanitizer (skip with TPP_NO_SANITIZE=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh release
+ctest --preset release
+if [ "${TPP_NO_SANITIZE:-0}" != 1 ]; then
+  scripts/build.sh asan
+  ctest --preset asan
+fi

@@ -1,0 +1,190 @@
+// Differential tests of the forward pass: every fast path against its slow
+// path, over every golden configuration (each switch and family shape), plus
+// the config identities of STYLE §10.
+#include <filesystem>
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+#include "model/model_test_util.h"
+#include "tpp/core/error.h"
+
+namespace tpp::test {
+namespace {
+
+// f32 paths that reorder sums differ by a few ulps of the logits.
+constexpr Tolerance kPaths{2e-5, 1e-5};
+
+class ForwardPathTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    model_ = std::make_unique<Model>(load_model(GetParam()));
+    tokens_ = load_golden(GetParam()).tokens;
+    reference_ = forward_logits(*model_, tokens_, {.naive_attention = true, .rolling = false});
+  }
+  bool length_dependent() const {
+    return model_->config.rope_scaling.type == RopeScalingType::dynamic_ntk;
+  }
+  std::unique_ptr<Model> model_;
+  std::vector<int32_t> tokens_;
+  std::vector<float> reference_;  // one-shot, naive attention, full cache
+};
+
+std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
+  return std::filesystem::path(info.param).filename().string();
+}
+
+TEST_P(ForwardPathTest, FusedAttentionEqualsNaive) {
+  EXPECT_TRUE(all_close(forward_logits(*model_, tokens_), reference_, kPaths));
+}
+
+TEST_P(ForwardPathTest, KvCacheDecodeEqualsFullForward) {
+  if (length_dependent()) GTEST_SKIP() << "dynamic NTK rescales with the processed length by design";
+  EXPECT_TRUE(all_close(forward_logits(*model_, tokens_, {.token_by_token = true}), reference_, kPaths));
+}
+
+TEST_P(ForwardPathTest, ChunkedPrefillEqualsOneShot) {
+  if (length_dependent()) GTEST_SKIP() << "dynamic NTK rescales with the processed length by design";
+  for (int chunk : {2, 3, 5})
+    EXPECT_TRUE(all_close(forward_logits(*model_, tokens_, {.chunk = chunk}), reference_, kPaths)) << "chunk " << chunk;
+  // The internal chunking of one long call, too.
+  EXPECT_TRUE(all_close(forward_logits(*model_, tokens_, {.max_chunk = 4}), reference_, kPaths));
+}
+
+TEST_P(ForwardPathTest, RollingWindowBufferEqualsFullCacheWithMask) {
+  if (length_dependent()) GTEST_SKIP() << "dynamic NTK rescales with the processed length by design";
+  const auto rolling = forward_logits(*model_, tokens_, {.chunk = 3, .rolling = true});
+  const auto full = forward_logits(*model_, tokens_, {.chunk = 3, .rolling = false});
+  EXPECT_TRUE(all_close(rolling, full, {0, 0}));  // same arithmetic, different storage: bitwise
+}
+
+TEST_P(ForwardPathTest, ThreadsEqualOneThread) {
+  const auto one = forward_logits(*model_, tokens_, {.threads = 1});
+  const auto two = forward_logits(*model_, tokens_, {.threads = 2});
+  const auto three = forward_logits(*model_, tokens_, {.threads = 3});
+  EXPECT_TRUE(all_close(two, one, {0, 0}));  // static partitions: bitwise
+  EXPECT_TRUE(all_close(three, one, {0, 0}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, ForwardPathTest, ::testing::ValuesIn(golden_cases()), case_name);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ForwardPathTest);
+
+// ---------------------------------------------------------------------------
+// Config identities on randomly initialised models (scale 25: std 0.5, so
+// attention is far from uniform and every weight matters).
+
+ModelConfig small_config() {
+  ModelConfig c;
+  c.d_model = 32;
+  c.n_layers = 3;
+  c.n_heads = 4;
+  c.n_kv_heads = {2};
+  c.d_ff = 48;
+  c.vocab_size = 50;
+  c.max_seq_len = 64;
+  c.rope_theta = 10000;
+  return c;
+}
+
+std::vector<int32_t> some_tokens(int n, int vocab) {
+  std::vector<int32_t> t(size_t(n));
+  for (int i = 0; i < n; ++i) t[size_t(i)] = (i * 7 + 3) % vocab;
+  return t;
+}
+
+// Copy a [rows, cols] f32 matrix's rows (row r of the result = row map(r) of m).
+MatrixRef expand_rows(const MatrixRef& m, int64_t rows, const std::function<int64_t(int64_t)>& map,
+                      std::vector<std::shared_ptr<const void>>& storage) {
+  auto buf = std::make_shared<std::vector<float>>(size_t(rows * m.cols));
+  for (int64_t r = 0; r < rows; ++r) m.row_f32(map(r), buf->data() + r * m.cols);
+  storage.push_back(buf);
+  return MatrixRef{DType::f32, buf->data(), rows, m.cols};
+}
+
+TEST(ConfigIdentityTest, GqaEqualsMhaWithRepeatedKvHeads) {
+  ModelConfig gqa = small_config();
+  const Model g = init_model(gqa, 7, DType::f32, 25.0);
+  ModelConfig mha_cfg = gqa;
+  mha_cfg.n_kv_heads = {4};
+  Model mha = g;
+  mha.config = mha_cfg;
+  const int64_t k = gqa.head_dim_resolved(), h = gqa.n_heads, groups = 2;
+  // MHA head i must see GQA KV head floor(i * g / h).
+  auto map = [&](int64_t r) { return (r / k) * groups / h * k + r % k; };
+  for (auto& L : mha.weights.layers) {
+    L.k = expand_rows(L.k, h * k, map, mha.weights.storage);
+    L.v = expand_rows(L.v, h * k, map, mha.weights.storage);
+  }
+  const auto tokens = some_tokens(13, gqa.vocab_size);
+  const auto a = forward_logits(g, tokens), b = forward_logits(mha, tokens);
+  EXPECT_TRUE(all_close(a, b, kPaths));
+  // And the identity is not vacuous: a different mapping changes the logits.
+  Model wrong = g;
+  wrong.config = mha_cfg;
+  for (auto& L : wrong.weights.layers) {
+    L.k = expand_rows(L.k, h * k, [&](int64_t r) { return (r / k) % groups * k + r % k; }, wrong.weights.storage);
+    L.v = expand_rows(L.v, h * k, [&](int64_t r) { return (r / k) % groups * k + r % k; }, wrong.weights.storage);
+  }
+  EXPECT_FALSE(all_close(forward_logits(wrong, tokens), a, kPaths));
+}
+
+TEST(ConfigIdentityTest, WindowAtLeastSequenceEqualsGlobal) {
+  ModelConfig c = small_config();
+  const auto tokens = some_tokens(12, c.vocab_size);
+  const Model global = init_model(c, 3, DType::f32, 25.0);
+  Model local = global;
+  local.config.sliding_window = 12;
+  EXPECT_TRUE(all_close(forward_logits(local, tokens, {.chunk = 5}), forward_logits(global, tokens), kPaths));
+  local.config.sliding_window = 5;
+  EXPECT_FALSE(all_close(forward_logits(local, tokens), forward_logits(global, tokens), kPaths));
+}
+
+TEST(ConfigIdentityTest, RotaryDimZeroEqualsNoPositions) {
+  ModelConfig c = small_config();
+  c.rotary_dim = 0;
+  const auto tokens = some_tokens(9, c.vocab_size);
+  const Model a = init_model(c, 5, DType::f32, 25.0);
+  Model b = a;
+  b.config.pos_encoding = PosEncoding::none;
+  b.config.rotary_dim = -1;
+  EXPECT_TRUE(all_close(forward_logits(a, tokens), forward_logits(b, tokens), {0, 0}));
+}
+
+TEST(ConfigIdentityTest, LongSequenceRollingBufferWrapsCorrectly) {
+  ModelConfig c = small_config();
+  c.sliding_window = 5;
+  c.layer_types = {LayerType::local, LayerType::global};
+  c.cla_share = 1;
+  const Model m = init_model(c, 11, DType::f32, 25.0);
+  const auto tokens = some_tokens(40, c.vocab_size);
+  const auto reference = forward_logits(m, tokens, {.naive_attention = true, .rolling = false});
+  for (int chunk : {1, 4, 7, 40})
+    EXPECT_TRUE(all_close(forward_logits(m, tokens, {.chunk = chunk}), reference, kPaths)) << "chunk " << chunk;
+}
+
+TEST(ConfigIdentityTest, Bf16WeightsTrackF32) {
+  ModelConfig c = small_config();
+  const Model f32 = init_model(c, 2, DType::f32, 25.0);
+  const Model bf16 = init_model(c, 2, DType::bf16, 25.0);
+  const auto tokens = some_tokens(10, c.vocab_size);
+  const auto a = forward_logits(f32, tokens), b = forward_logits(bf16, tokens);
+  EXPECT_LT(nmse(b, a), 1e-4);
+  EXPECT_GT(nmse(b, a), 0.0);  // the weights really are rounded
+}
+
+TEST(TransformerTest, RejectsOutOfRangeTokensAndOverflowingCache) {
+  ModelConfig c = small_config();
+  const Model m = init_model(c, 1);
+  ThreadPool pool(1);
+  Transformer tr(m);
+  KvCache cache(c, 4);
+  std::vector<float> logits(size_t(c.vocab_size) * 8);
+  std::vector<int32_t> bad = {1, 50};
+  EXPECT_THROW(tr.forward(cache, bad, logits.data(), true, pool), Error);
+  std::vector<int32_t> too_long = {1, 2, 3, 4, 5};
+  EXPECT_THROW(tr.forward(cache, too_long, logits.data(), true, pool), Error);
+}
+
+}  // namespace
+}  // namespace tpp::test

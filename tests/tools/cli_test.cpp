@@ -1,0 +1,91 @@
+// End-to-end: the tpp binary as a user runs it.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+
+namespace tpp::test {
+namespace {
+
+std::string tpp(const std::string& args, int* code) {
+  std::string out;
+  *code = run_command(tpp_binary() + " " + args, &out);
+  return out;
+}
+
+void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+TEST(CliTest, KvCacheReproducesTheSeedFigures) {
+  int code;
+  // LLaMA-2-7B shape at 1,024 tokens in 16-bit: 536,870,912 bytes; GQA-8 (Mistral-7B) 134 MB; MQA 16.8 MB.
+  auto out = tpp("kv-cache --config " + source_path("configs/llama2_7b.json") + " --tokens 1024 --dtype f16", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("536870912 bytes"), std::string::npos) << out;
+  out = tpp("kv-cache --config " + source_path("configs/mistral_7b.json") + " --tokens 1024", &code);
+  EXPECT_NE(out.find("134217728 bytes"), std::string::npos) << out;
+  out = tpp("kv-cache --config " + source_path("configs/llama2_7b_mqa.json") + " --tokens 1024", &code);
+  EXPECT_NE(out.find("16777216 bytes"), std::string::npos) << out;
+  // Mistral's window caps every layer at 4,096 positions.
+  out = tpp("kv-cache --config " + source_path("configs/mistral_7b.json") + " --tokens 32768 --dtype f32", &code);
+  EXPECT_NE(out.find(std::to_string(2LL * 32 * 8 * 128 * 4096 * 4) + " bytes"), std::string::npos) << out;
+}
+
+TEST(CliTest, KvCacheCountsClaAndPerLayerHeads) {
+  const std::string dir = temp_dir("cli_kv");
+  write(dir + "/cfg.json", R"({"d_model": 64, "n_layers": 4, "n_heads": 4, "n_kv_heads": [4, 4, 2, 2],
+                               "cla_share": 2, "sliding_window": 8, "layer_types": ["local", "local", "global", "global"]})");
+  int code;
+  const auto out = tpp("kv-cache --config " + dir + "/cfg.json --tokens 100 --dtype f32", &code);
+  // Layer 0 owns 4 heads x 16 dims capped at 8 positions; layer 2 owns 2 heads x 16 at 100.
+  const long expected = 2L * (4 * 16 * 8 + 2 * 16 * 100) * 4;
+  EXPECT_NE(out.find(std::to_string(expected) + " bytes"), std::string::npos) << out;
+}
+
+TEST(CliTest, InitThenGenerateGreedyIsDeterministic) {
+  const std::string dir = temp_dir("cli_gen");
+  int code;
+  auto out = tpp("init --config " + source_path("configs/tiny.json") + " --out " + dir + "/m --seed 3", &code);
+  ASSERT_EQ(code, 0) << out;
+  ASSERT_TRUE(std::filesystem::exists(dir + "/m/model.safetensors"));
+  const std::string gen = "generate -m " + dir + "/m --prompt-ids 5,6,7 -n 12 --temp 0 --ids -t 2";
+  const auto a = tpp(gen, &code);
+  ASSERT_EQ(code, 0) << a;
+  EXPECT_EQ(tpp(gen, &code), a);
+  EXPECT_EQ(std::count(a.begin(), a.end(), ','), 11) << a;
+  // Text through the byte tokenizer, sampled with a seed: repeatable too.
+  const std::string sampled = "generate -m " + dir + "/m -p \"Hello\" -n 8 --temp 0.9 --top-k 20 --top-p 0.9 --min-p 0.01 --repeat-penalty 1.1 --seed 4";
+  const auto s1 = tpp(sampled, &code);
+  ASSERT_EQ(code, 0) << s1;
+  EXPECT_EQ(tpp(sampled, &code), s1);
+}
+
+TEST(CliTest, BadInputsFailCleanly) {
+  const std::string dir = temp_dir("cli_bad");
+  int code;
+  write(dir + "/bad.json", R"({"n_heads": 8, "n_kv_heads": 3})");
+  auto out = tpp("init --config " + dir + "/bad.json --out " + dir + "/m", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("n_kv_heads"), std::string::npos) << out;
+  EXPECT_NE(out.find("got 3"), std::string::npos) << out;
+  write(dir + "/broken.json", R"({"n_heads": 8,)");
+  out = tpp("init --config " + dir + "/broken.json --out " + dir + "/m", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("malformed JSON"), std::string::npos) << out;
+  out = tpp("generate -m " + dir + "/nonexistent -p hi", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("nonexistent"), std::string::npos) << out;
+  out = tpp("generate -m " + dir + " --prompt-ids 1,x", &code);
+  EXPECT_NE(code, 0);
+}
+
+TEST(CliTest, VersionNamesTheSimdPath) {
+  int code;
+  const auto out = tpp("--version", &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(out.find("SIMD"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace tpp::test
