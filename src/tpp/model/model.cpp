@@ -98,38 +98,82 @@ Model load_model(const std::string& dir) {
   m.naming = is_hf_config(j) ? NameStyle::hf : NameStyle::tpp;
   m.config = m.naming == NameStyle::hf ? config_from_hf(j, config_path) : config_from_json(j, config_path);
 
-  const std::string st_path = (fs::path(dir) / "model.safetensors").string();
-  auto st = std::make_shared<io::SafeTensors>(io::SafeTensors::open(st_path));
-  m.weights.storage.push_back(st);
+  // One model.safetensors, or shards listed by model.safetensors.index.json.
+  const std::string single = (fs::path(dir) / "model.safetensors").string();
+  const std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
+  std::vector<std::shared_ptr<io::SafeTensors>> files;
+  std::map<std::string, const io::SafeTensors*> where;  // tensor name -> file
+  if (fs::exists(single) || !fs::exists(index_path)) {
+    files.push_back(std::make_shared<io::SafeTensors>(io::SafeTensors::open(single)));
+  } else {
+    json index;
+    try {
+      index = json::parse(io::read_text_file(index_path));
+    } catch (const json::parse_error& e) {
+      fail("{}: malformed JSON at byte {}: {}", index_path, e.byte, e.what());
+    }
+    if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+      fail("{}: key 'weight_map': missing or not an object of tensor name -> shard file", index_path);
+    std::map<std::string, std::shared_ptr<io::SafeTensors>> shards;
+    for (const auto& [name, file] : index["weight_map"].items()) {
+      if (!file.is_string()) fail("{}: weight_map['{}']: expected a file name, got {}", index_path, name, file.dump());
+      const std::string shard = file.get<std::string>();
+      if (shard.find('/') != std::string::npos || shard == "..")
+        fail("{}: weight_map['{}']: shard '{}' must be a file in the model directory", index_path, name, shard);
+      auto& st = shards[shard];
+      if (!st) {
+        st = std::make_shared<io::SafeTensors>(io::SafeTensors::open((fs::path(dir) / shard).string()));
+        files.push_back(st);
+      }
+      if (!st->find(name)) fail("{}: tensor '{}' is listed in {} but absent from it", index_path, name, shard);
+      where[name] = st.get();
+    }
+  }
+  for (const auto& f : files) {
+    m.weights.storage.push_back(f);
+    for (const auto& t : f->tensors())
+      if (!where.count(t.name)) where[t.name] = f.get();
+  }
+  auto file_of = [&](const std::string& name) -> std::string {
+    auto it = where.find(name);
+    return it != where.end() ? it->second->path() : (files.size() == 1 ? files[0]->path() : index_path);
+  };
   m.weights.layers.resize(size_t(m.config.n_layers));
 
   std::set<std::string> used;
   for (const auto& spec : expected_tensors(m.config, m.naming)) {
     if (spec.name.empty())
-      fail("{}: config needs tensor '{}' which has no {} name", st_path,
+      fail("{}: config needs tensor '{}' which has no {} name", config_path,
            tensor_name(*spec.row, NameStyle::tpp, spec.layer),
            m.naming == NameStyle::hf ? "Hugging Face" : "tpp");
-    const io::TensorEntry* t = st->find(spec.name);
+    auto it = where.find(spec.name);
+    const io::TensorEntry* t = it == where.end() ? nullptr : it->second->find(spec.name);
+    const std::string st_path = file_of(spec.name);
     if (!t)
       fail("{}: missing tensor '{}' (shape {} = {}), required by {}", st_path, spec.name,
            shape_str(spec.shape), spec.row->why, config_path);
     if (t->dtype != DType::f32 && t->dtype != DType::bf16 && t->dtype != DType::f16)
       fail("{}: tensor '{}': dtype {}, expected F32, BF16 or F16", st_path, spec.name,
            dtype_name(t->dtype));
-    const bool vector_ok = !is_matrix(spec.row->slot) && t->shape.size() == 1 && spec.shape.size() == 1 &&
-                           t->shape[0] == spec.shape[0];
-    if (t->shape != spec.shape && !vector_ok)
+    if (t->shape != spec.shape)
       fail("{}: tensor '{}': shape {}, expected {} ({} from {})", st_path, spec.name,
            shape_str(t->shape), shape_str(spec.shape), spec.row->why, config_path);
-    place(m.weights, spec, t->dtype, t->data);
+    const std::byte* data = t->data;
+    if (reinterpret_cast<uintptr_t>(data) % uintptr_t(dtype_size(t->dtype)) != 0) {
+      // safetensors does not promise alignment; kernels need element alignment.
+      auto copy = std::make_shared<std::vector<std::byte>>(data, data + t->nbytes());
+      data = copy->data();
+      m.weights.storage.push_back(std::move(copy));
+    }
+    place(m.weights, spec, t->dtype, data);
     m.weight_bytes += int64_t(t->nbytes());
     used.insert(spec.name);
   }
-  for (const auto& t : st->tensors()) {
-    if (used.count(t.name)) continue;
-    if (m.naming == NameStyle::hf && ignorable_hf_tensor(t.name)) continue;
-    fail("{}: unexpected tensor '{}' (shape {}): the config in {} does not use it", st_path, t.name,
-         shape_str(t.shape), config_path);
+  for (const auto& [name, file] : where) {
+    if (used.count(name)) continue;
+    if (m.naming == NameStyle::hf && ignorable_hf_tensor(name)) continue;
+    fail("{}: unexpected tensor '{}' (shape {}): the config in {} does not use it", file->path(), name,
+         shape_str(file->find(name)->shape), config_path);
   }
   finish(m);
   return m;
