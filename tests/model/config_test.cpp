@@ -150,3 +150,46 @@ TEST(ConfigTest, ParameterCountMatchesLlamaShape) {
 
 }  // namespace
 }  // namespace tpp
+
+namespace tpp {
+namespace {
+
+// Parse text the way load_config_file does (without a file).
+void parse_text(const std::string& text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(std::string("cfg.json: malformed JSON: ") + e.what());
+  }
+  config_from_json(j, "cfg.json");
+}
+
+TEST(ConfigCorruptionTest, EveryTruncationAndRandomFlipsFailCleanly) {
+  ModelConfig c;
+  c.sliding_window = 64;
+  c.layer_types = {LayerType::local, LayerType::global};
+  c.rope_scaling.type = RopeScalingType::llama3;
+  c.rope_scaling.factor = 8;
+  const std::string text = config_to_json(c).dump();
+  ASSERT_NO_THROW(parse_text(text));
+  for (size_t cut = 0; cut < text.size(); ++cut) EXPECT_THROW(parse_text(text.substr(0, cut)), Error) << cut;
+  uint64_t state = 42;
+  int accepted = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string mutated = text;
+    for (int flips = 0; flips < 3; ++flips) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      mutated[size_t(state >> 33) % mutated.size()] = char(state >> 17);
+    }
+    try {
+      parse_text(mutated);
+      ++accepted;
+    } catch (const Error&) {
+    }  // anything but tpp::Error escapes and fails the test
+  }
+  EXPECT_LT(accepted, 3000);
+}
+
+}  // namespace
+}  // namespace tpp
