@@ -55,8 +55,12 @@ RopeScaling hf_rope_scaling(const json& j, const std::string& source) {
   if (j.is_null()) return r;
   if (!j.is_object()) fail("{}: key 'rope_scaling': got {}, expected null or an object", source, j.dump());
   std::string type;
-  if (j.contains("rope_type")) type = j["rope_type"].get<std::string>();
-  else if (j.contains("type")) type = j["type"].get<std::string>();
+  for (const char* key : {"rope_type", "type"}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_string()) fail("{}: key 'rope_scaling.{}': expected a string, got {}", source, key, j[key].dump());
+    type = j[key].get<std::string>();
+    break;
+  }
   if (type == "default" || type.empty()) return r;
   if (type == "linear") r.type = RopeScalingType::linear;
   else if (type == "dynamic") r.type = RopeScalingType::dynamic_ntk;
