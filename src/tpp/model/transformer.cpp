@@ -49,20 +49,23 @@ Transformer::Transformer(const Model& model, int max_chunk) : model_(model), max
   row_.resize(d);
 }
 
-const RopeParams& Transformer::rope_for(int l, int64_t seq_len) {
+void Transformer::prepare_rope(int64_t pos0, int64_t n) {
   const ModelConfig& c = model_.config;
-  const bool scaled = !(c.is_local(l) && c.rope_local_theta > 0);
-  if (!scaled) return rope_local_;
-  if (c.rope_scaling.type == RopeScalingType::dynamic_ntk && seq_len > orig_max(c)) {
-    // Dynamic NTK: the base grows with the length being processed (HF semantics).
-    if (seq_len != rope_dynamic_len_) {
-      rope_dynamic_ = make_rope(c.head_dim_resolved(), c.rotary_dim_resolved(), c.rope_layout,
-                                c.rope_theta, c.rope_scaling, orig_max(c), int(seq_len));
-      rope_dynamic_len_ = seq_len;
-    }
-    return rope_dynamic_;
-  }
-  return c.is_local(l) ? rope_local_ : rope_global_;
+  if (c.rotary_dim_resolved() == 0) return;
+  const int64_t seq_len = pos0 + n;
+  // Dynamic NTK: the base grows with the length being processed (HF semantics).
+  dynamic_now_ = c.rope_scaling.type == RopeScalingType::dynamic_ntk && seq_len > orig_max(c);
+  if (dynamic_now_)
+    rope_dynamic_ = make_rope(c.head_dim_resolved(), c.rotary_dim_resolved(), c.rope_layout,
+                              c.rope_theta, c.rope_scaling, orig_max(c), int(seq_len));
+  rope_table(table_global_, dynamic_now_ ? rope_dynamic_ : rope_global_, pos0, n);
+  if (c.rope_local_theta > 0) rope_table(table_local_, rope_local_, pos0, n);
+}
+
+std::pair<const RopeParams*, const RopeTable*> Transformer::rope_for(int l) const {
+  const ModelConfig& c = model_.config;
+  if (c.is_local(l) && c.rope_local_theta > 0) return {&rope_local_, &table_local_};
+  return {dynamic_now_ ? &rope_dynamic_ : &rope_global_, &table_global_};
 }
 
 void Transformer::norm(const std::vector<float>& w, const std::vector<float>& b, const float* in,
@@ -130,6 +133,7 @@ void Transformer::forward_chunk(KvCache& cache, const int32_t* tokens, int64_t n
   const bool post = c.norm_placement == NormPlacement::post;
   const bool sandwich = c.norm_placement == NormPlacement::sandwich;
   embed(tokens, n, pos0);
+  prepare_rope(pos0, n);
   float* x = x_.data();
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = W.layers[size_t(l)];
@@ -186,11 +190,11 @@ void Transformer::attention(int l, KvCache& cache, const float* in, int64_t n, i
   const LayerWeights& L = model_.weights.layers[size_t(l)];
   const int h = c.n_heads, g = c.kv_heads(l), k = c.head_dim_resolved();
   const int src = c.kv_source(l);
-  const RopeParams& rope = rope_for(l, pos0 + n);
+  const auto [rope, table] = rope_for(l);
 
   linear_forward(q_.data(), in, n, L.q, L.q_b, pool);
   if (c.qk_norm) rmsnorm_forward(q_.data(), q_.data(), n * h, k, L.q_norm, float(c.norm_eps), c.norm_one_plus);
-  rope_forward(q_.data(), n, h, rope, pos0);
+  rope_forward(q_.data(), n, h, *rope, *table);
   if (l == src) {
     // This layer computes the K/V its CLA group shares; they stay in kk_/vv_
     // until the last layer of the group has attended, then enter the cache.
@@ -198,7 +202,7 @@ void Transformer::attention(int l, KvCache& cache, const float* in, int64_t n, i
     linear_forward(vv_.data(), in, n, L.v, L.v_b, pool);
     if (c.qk_norm)
       rmsnorm_forward(kk_.data(), kk_.data(), n * g, k, L.k_norm, float(c.norm_eps), c.norm_one_plus);
-    rope_forward(kk_.data(), n, g, rope, pos0);
+    rope_forward(kk_.data(), n, g, *rope, *table);
   }
 
   KvCache::Layer* kv = cache.layer(src);

@@ -42,13 +42,16 @@ class Transformer {
   void attention(int l, KvCache& cache, const float* in, int64_t n, int64_t pos0, float* out,
                  ThreadPool& pool);
   void ffn(int l, const float* in, int64_t n, float* out, ThreadPool& pool);
-  const RopeParams& rope_for(int l, int64_t seq_len);
+  // The RoPE parameters and this chunk's cos/sin table for layer l.
+  std::pair<const RopeParams*, const RopeTable*> rope_for(int l) const;
+  void prepare_rope(int64_t pos0, int64_t n);
 
   const Model& model_;
   int max_chunk_;
   bool naive_attention_ = false;
   RopeParams rope_global_, rope_local_, rope_dynamic_;
-  int64_t rope_dynamic_len_ = -1;
+  RopeTable table_global_, table_local_;
+  bool dynamic_now_ = false;  // this chunk uses the dynamic-NTK base
   // Scratch, sized for max_chunk rows.
   std::vector<float> x_;      // [n, d] residual stream
   std::vector<float> a_;      // [n, d] normed input

@@ -64,34 +64,43 @@ RopeParams make_rope(int head_dim, int rotary_dim, RopeLayout layout, double bas
   return p;
 }
 
-void rope_forward(float* x, int64_t n, int n_heads, const RopeParams& rope, int64_t pos0) {
+void rope_table(RopeTable& table, const RopeParams& rope, int64_t pos0, int64_t n) {
+  const int half = rope.rotary_dim / 2;
+  table.pos0 = pos0;
+  table.n = n;
+  table.half = half;
+  table.cos.resize(size_t(n * half));
+  table.sin.resize(size_t(n * half));
+  for (int64_t t = 0; t < n; ++t)
+    for (int i = 0; i < half; ++i) {
+      const double angle = double(pos0 + t) * rope.inv_freq[size_t(i)];
+      table.cos[size_t(t * half + i)] = float(std::cos(angle) * rope.mscale);
+      table.sin[size_t(t * half + i)] = float(std::sin(angle) * rope.mscale);
+    }
+}
+
+void rope_forward(float* x, int64_t n, int n_heads, const RopeParams& rope, const RopeTable& table) {
   const int half = rope.rotary_dim / 2;
   if (half == 0) return;
+  TPP_CHECK(table.half == half && table.n >= n, "rope: table for {} pairs x {} rows, need {} x {}",
+            table.half, table.n, half, n);
   const int k = rope.head_dim;
-  // cos/sin per pair for one position, shared by all heads; angles in double
-  // so that large positions keep full f32 accuracy.
-  float cos_buf[512], sin_buf[512];
-  TPP_CHECK(half <= 512, "rope: rotary_dim {} exceeds 1024", rope.rotary_dim);
   for (int64_t t = 0; t < n; ++t) {
-    const double pos = double(pos0 + t);
-    for (int i = 0; i < half; ++i) {
-      const double angle = pos * rope.inv_freq[size_t(i)];
-      cos_buf[i] = float(std::cos(angle) * rope.mscale);
-      sin_buf[i] = float(std::sin(angle) * rope.mscale);
-    }
+    const float* cs = table.cos.data() + t * half;
+    const float* sn = table.sin.data() + t * half;
     for (int h = 0; h < n_heads; ++h) {
       float* v = x + (t * n_heads + h) * k;
       if (rope.layout == RopeLayout::half) {
         for (int i = 0; i < half; ++i) {
           const float a = v[i], b = v[i + half];
-          v[i] = a * cos_buf[i] - b * sin_buf[i];
-          v[i + half] = b * cos_buf[i] + a * sin_buf[i];
+          v[i] = a * cs[i] - b * sn[i];
+          v[i + half] = b * cs[i] + a * sn[i];
         }
       } else {
         for (int i = 0; i < half; ++i) {
           const float a = v[2 * i], b = v[2 * i + 1];
-          v[2 * i] = a * cos_buf[i] - b * sin_buf[i];
-          v[2 * i + 1] = b * cos_buf[i] + a * sin_buf[i];
+          v[2 * i] = a * cs[i] - b * sn[i];
+          v[2 * i + 1] = b * cs[i] + a * sn[i];
         }
       }
     }

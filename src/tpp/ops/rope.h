@@ -30,7 +30,17 @@ struct RopeParams {
 RopeParams make_rope(int head_dim, int rotary_dim, RopeLayout layout, double base,
                      const RopeScaling& scaling, int orig_max, int seq_len);
 
-// x: [n, n_heads, head_dim] rotated in place; row t is at position pos0 + t.
-void rope_forward(float* x, int64_t n, int n_heads, const RopeParams& rope, int64_t pos0);
+// cos/sin of every pair for positions pos0 .. pos0+n-1, computed once per
+// chunk and shared by all heads and layers (angles in double, so large
+// positions keep full f32 accuracy).
+struct RopeTable {
+  int64_t pos0 = 0, n = 0;
+  int half = 0;
+  std::vector<float> cos, sin;  // [n, rotary_dim/2]
+};
+void rope_table(RopeTable& table, const RopeParams& rope, int64_t pos0, int64_t n);
+
+// x: [n, n_heads, head_dim] rotated in place; row t is at position table.pos0 + t.
+void rope_forward(float* x, int64_t n, int n_heads, const RopeParams& rope, const RopeTable& table);
 
 }  // namespace tpp
