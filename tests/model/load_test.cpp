@@ -88,7 +88,7 @@ void write_hf(const Model& m, const std::string& tpp_dir, const std::string& hf_
     return;
   }
   json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", json::object()}};
-  std::vector<std::vector<RawTensor>> parts(size_t(shards));
+  std::vector<std::vector<RawTensor>> parts(static_cast<size_t>(shards));
   for (size_t i = 0; i < tensors.size(); ++i) {
     const size_t s = i % size_t(shards);
     const std::string file = fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards);

@@ -17,7 +17,7 @@ std::vector<float> forward_logits(const Model& model, const std::vector<int32_t>
   Transformer tr(model, o.max_chunk);
   tr.set_naive_attention(o.naive_attention);
   KvCache cache(model.config, T, o.rolling);
-  std::vector<float> logits(size_t(T * V));
+  std::vector<float> logits(static_cast<size_t>(T * V));
   const int64_t piece = o.token_by_token ? 1 : (o.chunk > 0 ? o.chunk : T);
   for (int64_t done = 0; done < T; done += piece) {
     const int64_t n = std::min(piece, T - done);
@@ -46,7 +46,7 @@ std::vector<T> read_tensor(const io::SafeTensors& st, const std::string& name, D
     return {};
   }
   if (t->dtype != dtype) fail("{}: '{}' has dtype {}", st.path(), name, dtype_name(t->dtype));
-  std::vector<T> v(size_t(t->numel()));
+  std::vector<T> v(static_cast<size_t>(t->numel()));
   std::memcpy(v.data(), t->data, v.size() * sizeof(T));
   return v;
 }

@@ -54,8 +54,8 @@ TEST_P(ForwardPathTest, ChunkedPrefillEqualsOneShot) {
 
 TEST_P(ForwardPathTest, RollingWindowBufferEqualsFullCacheWithMask) {
   if (length_dependent()) GTEST_SKIP() << "dynamic NTK rescales with the processed length by design";
-  const auto rolling = forward_logits(*model_, tokens_, {.chunk = 3, .rolling = true});
-  const auto full = forward_logits(*model_, tokens_, {.chunk = 3, .rolling = false});
+  const auto rolling = forward_logits(*model_, tokens_, {.rolling = true, .chunk = 3});
+  const auto full = forward_logits(*model_, tokens_, {.rolling = false, .chunk = 3});
   EXPECT_TRUE(all_close(rolling, full, {0, 0}));  // same arithmetic, different storage: bitwise
 }
 
@@ -88,7 +88,7 @@ ModelConfig small_config() {
 }
 
 std::vector<int32_t> some_tokens(int n, int vocab) {
-  std::vector<int32_t> t(size_t(n));
+  std::vector<int32_t> t(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) t[size_t(i)] = (i * 7 + 3) % vocab;
   return t;
 }
@@ -179,7 +179,7 @@ TEST(TransformerTest, RejectsOutOfRangeTokensAndOverflowingCache) {
   ThreadPool pool(1);
   Transformer tr(m);
   KvCache cache(c, 4);
-  std::vector<float> logits(size_t(c.vocab_size) * 8);
+  std::vector<float> logits(static_cast<size_t>(c.vocab_size) * 8);
   std::vector<int32_t> bad = {1, 50};
   EXPECT_THROW(tr.forward(cache, bad, logits.data(), true, pool), Error);
   std::vector<int32_t> too_long = {1, 2, 3, 4, 5};

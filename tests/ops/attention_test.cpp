@@ -1,6 +1,8 @@
 // The fused (online-softmax, tiled) attention against the naive materialised
 // one: odd lengths, GQA/MQA, windows, soft-caps, plus_one, several segments
 // and a rolling buffer; on every SIMD path and thread count.
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include "common/test_util.h"
@@ -30,7 +32,7 @@ void run_case(const Case& c, int threads, kernels::Isa isa) {
   KvSegment chunk{k.data() + c.n_cache * c.k, v.data() + c.n_cache * c.k, T * c.k, c.k, c.n_cache, T, 0};
   const KvSegment segs[2] = {cache, chunk};
   AttentionShape shape{c.h, c.g, c.k, 1.0f / std::sqrt(float(c.k)), c.softcap, c.plus_one, c.window};
-  std::vector<float> fused(size_t(c.n_new * c.h * c.k)), naive(fused.size());
+  std::vector<float> fused(static_cast<size_t>(c.n_new * c.h * c.k)), naive(fused.size());
   ThreadPool pool(threads);
   attention_forward(fused.data(), q.data(), c.n_new, c.n_cache, segs, shape, pool);
   attention_naive(naive.data(), q.data(), c.n_new, c.n_cache, segs, shape);
@@ -58,7 +60,7 @@ TEST(AttentionTest, RollingBufferSegmentEqualsLinearStorage) {
   const int k = 8;
   const int64_t total = 23, ring = 6, window = 6;
   const auto kall = random_floats(size_t(total * k), 4, 1.5f), vall = random_floats(size_t(total * k), 5);
-  std::vector<float> kr(size_t(ring * k)), vr(size_t(ring * k));
+  std::vector<float> kr(static_cast<size_t>(ring * k)), vr(static_cast<size_t>(ring * k));
   for (int64_t p = 0; p < 20; ++p)
     for (int i = 0; i < k; ++i) {
       kr[size_t((p % ring) * k + i)] = kall[size_t(p * k + i)];
@@ -69,7 +71,7 @@ TEST(AttentionTest, RollingBufferSegmentEqualsLinearStorage) {
   const KvSegment chunk{kall.data() + 20 * k, vall.data() + 20 * k, 0, k, 20, 23, 0};
   const KvSegment ring_segs[2] = {{kr.data(), vr.data(), 0, k, 20 - ring, 20, ring}, chunk};
   const KvSegment flat_segs[2] = {{kall.data(), vall.data(), 0, k, 0, 20, 0}, chunk};
-  std::vector<float> a(size_t(3 * k)), b(a.size());
+  std::vector<float> a(static_cast<size_t>(3 * k)), b(a.size());
   ThreadPool pool(1);
   attention_forward(a.data(), q.data(), 3, 20, ring_segs, shape, pool);
   attention_naive(b.data(), q.data(), 3, 20, flat_segs, shape);
@@ -79,7 +81,7 @@ TEST(AttentionTest, RollingBufferSegmentEqualsLinearStorage) {
 TEST(AttentionTest, PlusOneWithNoStrongKeyShrinksOutput) {
   // With every score very negative, plus_one attends to "nothing": output -> 0.
   const int k = 4;
-  std::vector<float> kv(size_t(3 * k), 1.0f), q(size_t(k), -10.0f), out(size_t(k));
+  std::vector<float> kv(static_cast<size_t>(3 * k), 1.0f), q(static_cast<size_t>(k), -10.0f), out(static_cast<size_t>(k));
   const KvSegment seg{kv.data(), kv.data(), 0, k, 0, 3, 0};
   ThreadPool pool(1);
   attention_forward(out.data(), q.data(), 1, 2, std::span(&seg, 1), {1, 1, k, 1.0f, 0, true, 0}, pool);

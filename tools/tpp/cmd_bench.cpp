@@ -61,10 +61,10 @@ Run add_bench(CLI::App& app) {
     Transformer transformer(model, std::min(o->prompt, 512));
     KvCache cache(c, std::min<int64_t>(c.max_seq_len, o->prompt + o->n));
     TPP_CHECK(o->prompt + o->n <= c.max_seq_len, "bench: -p {} + -n {} exceed max_seq_len {}", o->prompt, o->n, c.max_seq_len);
-    std::vector<int32_t> tokens(size_t(o->prompt + o->n));
+    std::vector<int32_t> tokens(static_cast<size_t>(o->prompt + o->n));
     const CounterRng rng(1234, 0);
     for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng.bits(i) % uint64_t(c.vocab_size));
-    std::vector<float> logits(size_t(c.vocab_size));
+    std::vector<float> logits(static_cast<size_t>(c.vocab_size));
 
     double prefill = 0, decode = 0;
     for (int rep = 0; rep < o->reps; ++rep) {

@@ -245,7 +245,7 @@ void save_model(const Model& model, const std::string& dir, DType dtype) {
             else mr = &(w.layers[size_t(spec.layer)].*member);
             t = dtype;
             bytes.resize(size_t(mr->rows * mr->cols * dtype_size(t)));
-            std::vector<float> row(size_t(mr->cols));
+            std::vector<float> row(static_cast<size_t>(mr->cols));
             for (int64_t r = 0; r < mr->rows; ++r) {
               std::byte* dst = bytes.data() + r * mr->cols * dtype_size(t);
               if (mr->dtype == t) {

@@ -1,0 +1,156 @@
+// AVX2 + FMA + F16C kernels (same structure as the AVX-512 ones, 8 lanes).
+// Compiled with AVX2 flags; includes no STL and no shared inline header.
+// K tails are finished in scalar code.
+#include "tpp/kernels/x86/avx2/kernels_avx2.h"
+
+#include <immintrin.h>
+
+namespace tpp::kernels::avx2 {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+struct F32 {
+  using T = float;
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  static float one(float v) { return v; }
+};
+struct Bf16 {
+  using T = uint16_t;
+  static __m256 load(const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static float one(uint16_t v) {
+    const __m128i h = _mm_cvtsi32_si128(int(uint32_t(v) << 16));
+    return _mm_cvtss_f32(_mm_castsi128_ps(h));
+  }
+};
+struct F16 {
+  using T = uint16_t;
+  static __m256 load(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static float one(uint16_t v) { return _cvtsh_ss(v); }
+};
+
+template <class L, int NR, int MR>
+inline __attribute__((always_inline)) void tile(float* y, const float* x, const typename L::T* w, int64_t K,
+                                                int64_t ldy) {
+  __m256 acc[NR][MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < MR; ++j) acc[i][j] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 wv[MR];
+#pragma GCC unroll 8
+    for (int j = 0; j < MR; ++j) wv[j] = L::load(w + j * K + k);
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i) {
+      const __m256 xv = _mm256_loadu_ps(x + i * K + k);
+#pragma GCC unroll 8
+      for (int j = 0; j < MR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < MR; ++j) {
+      float s = hsum(acc[i][j]);
+      for (int64_t t = k; t < K; ++t) s += x[i * K + t] * L::one(w[j * K + t]);
+      y[i * ldy + j] = s;
+    }
+}
+
+constexpr int64_t kRowBlock = 64;
+
+template <class L>
+void matmul(float* y, const float* x, const typename L::T* w, int64_t N, int64_t K, int64_t m0,
+            int64_t m1, int64_t ldy) {
+  if (N < 4) {
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t m = m0;
+      for (; m + 4 <= m1; m += 4) tile<L, 1, 4>(y + n * ldy + m, x + n * K, w + m * K, K, ldy);
+      for (; m < m1; ++m) tile<L, 1, 1>(y + n * ldy + m, x + n * K, w + m * K, K, ldy);
+    }
+    return;
+  }
+  for (int64_t nb = 0; nb < N; nb += kRowBlock) {
+    const int64_t ne = nb + kRowBlock < N ? nb + kRowBlock : N;
+    int64_t m = m0;
+    for (; m + 2 <= m1; m += 2) {
+      int64_t n = nb;
+      for (; n + 4 <= ne; n += 4) tile<L, 4, 2>(y + n * ldy + m, x + n * K, w + m * K, K, ldy);
+      for (; n < ne; ++n) tile<L, 1, 2>(y + n * ldy + m, x + n * K, w + m * K, K, ldy);
+    }
+    for (; m < m1; ++m) {
+      int64_t n = nb;
+      for (; n + 4 <= ne; n += 4) tile<L, 4, 1>(y + n * ldy + m, x + n * K, w + m * K, K, ldy);
+      for (; n < ne; ++n) tile<L, 1, 1>(y + n * ldy + m, x + n * K, w + m * K, K, ldy);
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                int64_t m_end, int64_t ldy) {
+  matmul<F32>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+void matmul_bf16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldy) {
+  matmul<Bf16>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+void matmul_f16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t K, int64_t m_begin,
+                int64_t m_end, int64_t ldy) {
+  matmul<F16>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  float s = hsum(_mm256_add_ps(s0, s1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void axpy_f32(float* y, float alpha, const float* x, int64_t n) {
+  const __m256 a = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void scale_f32(float* y, float alpha, int64_t n) {
+  const __m256 a = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(a, _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] *= alpha;
+}
+
+void bf16_to_f32(float* dst, const uint16_t* src, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, Bf16::load(src + i));
+  for (; i < n; ++i) dst[i] = Bf16::one(src[i]);
+}
+
+void f16_to_f32(float* dst, const uint16_t* src, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, F16::load(src + i));
+  for (; i < n; ++i) dst[i] = F16::one(src[i]);
+}
+
+}  // namespace tpp::kernels::avx2

@@ -1,0 +1,22 @@
+// avx512 kernels: declarations only (this header is shared with the
+// dispatcher, which is compiled without avx512 flags, so it declares and
+// never defines).
+#pragma once
+
+#include <cstdint>
+
+namespace tpp::kernels::avx512 {
+
+void matmul_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                int64_t m_end, int64_t ldy);
+void matmul_bf16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldy);
+void matmul_f16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t K, int64_t m_begin,
+                int64_t m_end, int64_t ldy);
+float dot_f32(const float* a, const float* b, int64_t n);
+void axpy_f32(float* y, float alpha, const float* x, int64_t n);
+void scale_f32(float* y, float alpha, int64_t n);
+void bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
+void f16_to_f32(float* dst, const uint16_t* src, int64_t n);
+
+}  // namespace tpp::kernels::avx512
