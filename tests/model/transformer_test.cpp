@@ -169,7 +169,7 @@ TEST(ConfigIdentityTest, Bf16WeightsTrackF32) {
   const Model bf16 = init_model(c, 2, DType::bf16, 25.0);
   const auto tokens = some_tokens(10, c.vocab_size);
   const auto a = forward_logits(f32, tokens), b = forward_logits(bf16, tokens);
-  EXPECT_LT(nmse(b, a), 1e-4);
+  EXPECT_LT(nmse(b, a), 2e-3);  // bf16 weight rounding (2^-9 relative) through 3 layers at std 0.5
   EXPECT_GT(nmse(b, a), 0.0);  // the weights really are rounded
 }
 

@@ -51,7 +51,9 @@ RopeScaling read_rope_scaling(const json& j, const std::string& where) {
   if (j.is_null()) return r;
   if (!j.is_object()) fail("{}: got {}, expected an object {{\"type\": ...}}", where, show(j));
   for (const auto& [key, value] : j.items()) {
-    const std::string at = where + "." + key;
+    // "file: key 'rope_scaling'" -> "file: key 'rope_scaling.type'"
+    const std::string at = where.ends_with("'") ? where.substr(0, where.size() - 1) + "." + key + "'"
+                                                 : where + "." + key;
     if (key == "type" || key == "rope_type") r.type = read_enum<RopeScalingType>(value, at);
     else if (key == "factor") r.factor = read_double(value, at);
     else if (key == "original_max_position_embeddings") r.original_max_position_embeddings = read_int(value, at);
