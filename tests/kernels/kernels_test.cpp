@@ -1,0 +1,150 @@
+// Every SIMD path against the scalar reference and against float64, on odd
+// shapes (K tails, N and M remainders, offset column ranges, ldy > M).
+#include <cmath>
+#include <cstdlib>
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+#include "tpp/core/dtype.h"
+#include "tpp/core/error.h"
+#include "tpp/kernels/api.h"
+
+namespace tpp::test {
+namespace {
+
+using kernels::Isa;
+
+class KernelsTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  const kernels::Kernels& k() const { return kernels::kernels_for(GetParam()); }
+};
+
+std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
+  return std::string(kernels::isa_name(info.param));
+}
+
+struct Shape {
+  int64_t N, K, m0, m1, M, ldy;
+};
+const Shape kShapes[] = {{1, 1, 0, 1, 1, 1},       {1, 17, 0, 5, 5, 5},      {3, 33, 2, 11, 13, 16},
+                         {4, 64, 0, 8, 8, 8},      {5, 100, 1, 10, 12, 20},  {9, 576, 3, 40, 48, 48},
+                         {67, 129, 0, 37, 37, 41}, {130, 48, 5, 21, 24, 24}, {2, 1000, 0, 9, 9, 9}};
+
+// f64 reference of y = x W^T over the column range; other entries untouched.
+std::vector<double> reference(const std::vector<float>& x, const std::vector<float>& w, const Shape& s) {
+  std::vector<double> y(static_cast<size_t>(s.N * s.ldy), -7.0);
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t m = s.m0; m < s.m1; ++m) {
+      double acc = 0;
+      for (int64_t i = 0; i < s.K; ++i) acc += double(x[size_t(n * s.K + i)]) * w[size_t(m * s.K + i)];
+      y[size_t(n * s.ldy + m)] = acc;
+    }
+  return y;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<double>& ref, int64_t K, const char* what) {
+  std::vector<double> g(got.begin(), got.end());
+  // f32 accumulation over K terms of size ~1: error grows like sqrt(K) ulps.
+  const double atol = 4e-7 * std::sqrt(double(K)) + 1e-6;
+  EXPECT_TRUE(all_close(g, ref, {atol, 1e-5})) << what << " K=" << K;
+}
+
+TEST_P(KernelsTest, MatmulF32MatchesFloat64) {
+  for (const auto& s : kShapes) {
+    const auto x = random_floats(size_t(s.N * s.K), 1), w = random_floats(size_t(s.M * s.K), 2);
+    std::vector<float> y(static_cast<size_t>(s.N * s.ldy), -7.0f);
+    k().matmul_f32(y.data(), x.data(), w.data(), s.N, s.K, s.m0, s.m1, s.ldy);
+    expect_close(y, reference(x, w, s), s.K, "f32");
+  }
+}
+
+TEST_P(KernelsTest, Matmul16BitWeightsMatchFloat64OfRoundedWeights) {
+  for (const auto& s : kShapes) {
+    const auto x = random_floats(size_t(s.N * s.K), 3), wf = random_floats(size_t(s.M * s.K), 4, 3.0f);
+    std::vector<uint16_t> wb(wf.size()), wh(wf.size());
+    std::vector<float> rb(wf.size()), rh(wf.size());
+    for (size_t i = 0; i < wf.size(); ++i) {
+      wb[i] = f32_to_bf16(wf[i]);
+      wh[i] = f32_to_f16(wf[i]);
+      rb[i] = bf16_to_f32(wb[i]);
+      rh[i] = f16_to_f32(wh[i]);
+    }
+    std::vector<float> y(static_cast<size_t>(s.N * s.ldy), -7.0f);
+    k().matmul_bf16(y.data(), x.data(), wb.data(), s.N, s.K, s.m0, s.m1, s.ldy);
+    expect_close(y, reference(x, rb, s), 3 * s.K, "bf16");
+    std::fill(y.begin(), y.end(), -7.0f);
+    k().matmul_f16(y.data(), x.data(), wh.data(), s.N, s.K, s.m0, s.m1, s.ldy);
+    expect_close(y, reference(x, rh, s), 3 * s.K, "f16");
+  }
+}
+
+TEST_P(KernelsTest, VectorKernelsMatchScalar) {
+  const auto& ref = kernels::kernels_for(Isa::scalar);
+  for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 31, 33, 64, 100, 1023}) {
+    const auto a = random_floats(size_t(n) + 1, 5), b = random_floats(size_t(n) + 1, 6);
+    EXPECT_NEAR(k().dot_f32(a.data(), b.data(), n), ref.dot_f32(a.data(), b.data(), n), 1e-5 * (1 + n / 64.0));
+    auto y1 = a, y2 = a;
+    k().axpy_f32(y1.data(), 0.37f, b.data(), n);
+    ref.axpy_f32(y2.data(), 0.37f, b.data(), n);
+    EXPECT_TRUE(all_close(y1, y2, {1e-7, 1e-6})) << n;
+    EXPECT_EQ(y1[size_t(n)], a[size_t(n)]) << "wrote past the end, n=" << n;
+    k().scale_f32(y1.data(), -1.5f, n);
+    ref.scale_f32(y2.data(), -1.5f, n);
+    EXPECT_TRUE(all_close(y1, y2, {1e-7, 1e-6})) << n;
+    std::vector<uint16_t> h(size_t(n) + 1);
+    for (size_t i = 0; i < h.size(); ++i) h[i] = uint16_t(i * 2654435761u >> 7);
+    std::vector<float> w1(h.size(), 5.0f), w2(h.size(), 5.0f);
+    k().bf16_to_f32(w1.data(), h.data(), n);
+    ref.bf16_to_f32(w2.data(), h.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isnan(w2[size_t(i)])) {
+        EXPECT_EQ(w1[size_t(i)], w2[size_t(i)]) << i;
+      }
+    EXPECT_EQ(w1[size_t(n)], 5.0f);
+    k().f16_to_f32(w1.data(), h.data(), n);
+    ref.f16_to_f32(w2.data(), h.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isnan(w2[size_t(i)])) {
+        EXPECT_EQ(w1[size_t(i)], w2[size_t(i)]) << i;
+      }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, KernelsTest, ::testing::ValuesIn(kernels::supported_isas()), isa_param_name);
+
+TEST(DtypeTest, HalfConversionsAreExactForEveryCode) {
+  for (uint32_t code = 0; code < 65536; ++code) {
+    const uint16_t h = uint16_t(code);
+    const float f = f16_to_f32(h);
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f32_to_f16(f), h) << code;  // every half value round-trips
+    const float b = bf16_to_f32(h);
+    if (!std::isnan(b)) {
+      EXPECT_EQ(f32_to_bf16(b), h) << code;
+    }
+  }
+  EXPECT_EQ(f32_to_bf16(1.0f + 1.0f / 256), f32_to_bf16(1.0f));  // ties to even
+  EXPECT_EQ(f16_to_f32(f32_to_f16(65520.0f)), INFINITY);          // rounds past max to inf
+  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));           // smallest subnormal
+}
+
+TEST(DispatchTest, ForcedIsaAndNames) {
+  for (auto isa : kernels::supported_isas()) {
+    kernels::set_isa(isa);
+    EXPECT_EQ(kernels::kernels().isa, isa);
+  }
+  EXPECT_EQ(kernels::supported_isas().front(), Isa::scalar);
+  kernels::set_isa(kernels::supported_isas().back());
+}
+
+TEST(DispatchTest, EnvironmentForcesAPathAndRejectsUnknownOnes) {
+  std::string out;
+  EXPECT_EQ(run_command("TPP_ISA=scalar " + tpp_binary() + " --version", &out), 0);
+  EXPECT_NE(out.find("SIMD: scalar"), std::string::npos) << out;
+  EXPECT_NE(run_command("TPP_ISA=neon " + tpp_binary() + " --version", &out), 0);
+  EXPECT_NE(out.find("TPP_ISA=neon"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace tpp::test
