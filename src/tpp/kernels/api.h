@@ -38,6 +38,14 @@ using AxpyF32Fn = void (*)(float* y, float alpha, const float* x, int64_t n);
 using ScaleF32Fn = void (*)(float* y, float alpha, int64_t n);
 // dst[i] = widen(src[i])
 using WidenU16Fn = void (*)(float* dst, const uint16_t* src, int64_t n);
+// One step of the online softmax for G query vectors that share a KV head
+// (GQA group) over n keys/values, row p at K + p*stride / V + p*stride:
+//   s[g,p] = cap(q_g . K_p * scale);  m_g' = max(m_g, max_p s);  c = exp(m_g - m_g')
+//   l_g = l_g*c + sum_p exp(s - m_g');  acc_g = acc_g*c + sum_p exp(s - m_g') V_p
+// q, acc: [G, k]; m, l: [G]; G <= kAttnMaxGroup; softcap 0 = off.
+inline constexpr int kAttnMaxGroup = 16;
+using AttnStepFn = void (*)(float* acc, float* m, float* l, const float* q, int G, int k, const float* K,
+                            const float* V, int64_t stride, int64_t n, float scale, float softcap);
 
 struct Kernels {
   Isa isa;
@@ -49,6 +57,7 @@ struct Kernels {
   ScaleF32Fn scale_f32;
   WidenU16Fn bf16_to_f32;
   WidenU16Fn f16_to_f32;
+  AttnStepFn attn_step_f32;
 };
 
 // The table in use: resolved once (thread-safe) from CPUID and TPP_ISA.

@@ -10,8 +10,6 @@
 namespace tpp {
 namespace {
 
-// Keys per tile of the online softmax: scores of one tile live on the stack.
-constexpr int64_t kTile = 64;
 constexpr int kMaxHeadDim = 512;
 
 void check_shape(const AttentionShape& s) {
@@ -20,6 +18,9 @@ void check_shape(const AttentionShape& s) {
             s.n_kv_heads);
   TPP_CHECK(s.head_dim > 0 && s.head_dim <= kMaxHeadDim, "attention: head_dim {} not in [1, {}]",
             s.head_dim, kMaxHeadDim);
+  TPP_CHECK(s.n_heads / s.n_kv_heads <= kernels::kAttnMaxGroup,
+            "attention: {} query heads per KV head exceed the kernel's group limit {}",
+            s.n_heads / s.n_kv_heads, kernels::kAttnMaxGroup);
 }
 
 // The visible key range for a query at position qp.
@@ -28,44 +29,35 @@ inline void visible(int64_t qp, int64_t window, const KvSegment& seg, int64_t* l
   *hi = std::min(seg.pos_end, qp + 1);
 }
 
-inline float cap(float s, float c) { return c > 0 ? c * std::tanh(s / c) : s; }
-
-// One (query row, head): online softmax over every visible key, tile by tile.
-void attend_one(float* out, const float* q, int64_t qp, int kv_head,
-                std::span<const KvSegment> segments, const AttentionShape& sh,
-                const kernels::Kernels& kr) {
+// One query row and one KV head: the G = h/g query heads of its group walk
+// every visible key with the online softmax, run by run (a rolling buffer's
+// visible range is at most two contiguous runs of rows).
+void attend_group(float* out, const float* q, int64_t qp, int kv_head, int G,
+                  std::span<const KvSegment> segments, const AttentionShape& sh,
+                  const kernels::Kernels& kr) {
   const int k = sh.head_dim;
-  // plus_one is a phantom key with score 0 and value 0: start from m = 0, l = 1.
-  float m = sh.plus_one ? 0.0f : -INFINITY;
-  float l = sh.plus_one ? 1.0f : 0.0f;
-  std::fill(out, out + k, 0.0f);
-  float scores[kTile];
+  float m[kernels::kAttnMaxGroup], l[kernels::kAttnMaxGroup];
+  for (int g = 0; g < G; ++g) {
+    // plus_one is a phantom key with score 0 and value 0: start from m = 0, l = 1.
+    m[g] = sh.plus_one ? 0.0f : -INFINITY;
+    l[g] = sh.plus_one ? 1.0f : 0.0f;
+  }
+  std::fill(out, out + int64_t(G) * k, 0.0f);
   for (const auto& seg : segments) {
     int64_t lo, hi;
     visible(qp, sh.window, seg, &lo, &hi);
     const float* kb = seg.k + kv_head * seg.head_stride;
     const float* vb = seg.v + kv_head * seg.head_stride;
-    for (int64_t p0 = lo; p0 < hi; p0 += kTile) {
-      const int64_t p1 = std::min(hi, p0 + kTile);
-      float tile_max = -INFINITY;
-      for (int64_t p = p0; p < p1; ++p) {
-        const float s = cap(kr.dot_f32(q, kb + seg.row(p) * seg.pos_stride, k) * sh.scale, sh.softcap);
-        scores[p - p0] = s;
-        tile_max = std::max(tile_max, s);
-      }
-      const float m_new = std::max(m, tile_max);
-      const float correction = std::exp(m - m_new);  // exp(-inf) = 0 on the first tile
-      if (correction != 1.0f) kr.scale_f32(out, correction, k);
-      l *= correction;
-      for (int64_t p = p0; p < p1; ++p) {
-        const float e = std::exp(scores[p - p0] - m_new);
-        l += e;
-        kr.axpy_f32(out, e, vb + seg.row(p) * seg.pos_stride, k);
-      }
-      m = m_new;
+    while (lo < hi) {
+      const int64_t row = seg.row(lo);
+      const int64_t run = seg.ring > 0 ? std::min(hi - lo, seg.ring - row) : hi - lo;
+      kr.attn_step_f32(out, m, l, q, G, k, kb + row * seg.pos_stride, vb + row * seg.pos_stride,
+                       seg.pos_stride, run, sh.scale, sh.softcap);
+      lo += run;
     }
   }
-  if (l > 0) kr.scale_f32(out, 1.0f / l, k);
+  for (int g = 0; g < G; ++g)
+    if (l[g] > 0) kr.scale_f32(out + int64_t(g) * k, 1.0f / l[g], k);
 }
 
 }  // namespace
@@ -76,13 +68,15 @@ void attention_forward(float* out, const float* q, int64_t n, int64_t q_pos0,
   check_shape(sh);
   const int h = sh.n_heads, k = sh.head_dim, group = sh.n_heads / sh.n_kv_heads;
   const auto& kr = kernels::kernels();
-  // Work items are (row, head) pairs: decode (n = 1) still spreads heads over workers.
-  pool.parallel_for(size_t(n * h), 1, [&](size_t begin, size_t end, size_t) {
+  const int g = sh.n_kv_heads;
+  // Work items are (row, KV head) pairs: decode (n = 1) still spreads KV heads
+  // over workers. Query heads of one group are adjacent in q and out.
+  pool.parallel_for(size_t(n * g), 1, [&](size_t begin, size_t end, size_t) {
     for (size_t item = begin; item < end; ++item) {
-      const int64_t t = int64_t(item) / h;
-      const int head = int(int64_t(item) % h);
-      attend_one(out + (t * h + head) * k, q + (t * h + head) * k, q_pos0 + t, head / group,
-                 segments, sh, kr);
+      const int64_t t = int64_t(item) / g;
+      const int j = int(int64_t(item) % g);
+      const int64_t at = (t * h + int64_t(j) * group) * k;
+      attend_group(out + at, q + at, q_pos0 + t, j, group, segments, sh, kr);
     }
   });
 }

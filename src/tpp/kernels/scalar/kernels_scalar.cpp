@@ -1,5 +1,7 @@
 #include "tpp/kernels/scalar/kernels_scalar.h"
 
+#include <cmath>
+
 #include "tpp/core/dtype.h"
 
 namespace tpp::kernels::scalar {
@@ -48,6 +50,39 @@ void bf16_to_f32(float* dst, const uint16_t* src, int64_t n) {
 }
 void f16_to_f32(float* dst, const uint16_t* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = tpp::f16_to_f32(src[i]);
+}
+
+}  // namespace tpp::kernels::scalar
+
+namespace tpp::kernels::scalar {
+
+void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
+                   int64_t stride, int64_t n, float scale, float softcap) {
+  constexpr int64_t kTile = 64;
+  float s[kTile];
+  for (int g = 0; g < G; ++g) {
+    const float* qg = q + g * k;
+    float* ag = acc + g * k;
+    for (int64_t p0 = 0; p0 < n; p0 += kTile) {
+      const int64_t np = n - p0 < kTile ? n - p0 : kTile;
+      float mx = m[g];
+      for (int64_t p = 0; p < np; ++p) {
+        float v = dot_f32(qg, K + (p0 + p) * stride, k) * scale;
+        if (softcap > 0) v = softcap * std::tanh(v / softcap);
+        s[p] = v;
+        mx = v > mx ? v : mx;
+      }
+      const float c = std::exp(m[g] - mx);
+      l[g] *= c;
+      scale_f32(ag, c, k);
+      for (int64_t p = 0; p < np; ++p) {
+        const float e = std::exp(s[p] - mx);
+        l[g] += e;
+        axpy_f32(ag, e, V + (p0 + p) * stride, k);
+      }
+      m[g] = mx;
+    }
+  }
 }
 
 }  // namespace tpp::kernels::scalar

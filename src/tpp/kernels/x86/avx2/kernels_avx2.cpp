@@ -154,3 +154,38 @@ void f16_to_f32(float* dst, const uint16_t* src, int64_t n) {
 }
 
 }  // namespace tpp::kernels::avx2
+
+namespace tpp::kernels::avx2 {
+
+// The attention step is latency-bound on exp; AVX2 reuses its vector dot and
+// axpy through the same loop as the scalar reference, with a local exp.
+void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
+                   int64_t stride, int64_t n, float scale, float softcap) {
+  constexpr int64_t kTile = 64;
+  float s[kTile];
+  for (int g = 0; g < G; ++g) {
+    const float* qg = q + g * k;
+    float* ag = acc + g * k;
+    for (int64_t p0 = 0; p0 < n; p0 += kTile) {
+      const int64_t np = n - p0 < kTile ? n - p0 : kTile;
+      float mx = m[g];
+      for (int64_t p = 0; p < np; ++p) {
+        float v = dot_f32(qg, K + (p0 + p) * stride, k) * scale;
+        if (softcap > 0) v = softcap * __builtin_tanhf(v / softcap);
+        s[p] = v;
+        mx = v > mx ? v : mx;
+      }
+      const float c = __builtin_expf(m[g] - mx);
+      l[g] *= c;
+      scale_f32(ag, c, k);
+      for (int64_t p = 0; p < np; ++p) {
+        const float e = __builtin_expf(s[p] - mx);
+        l[g] += e;
+        axpy_f32(ag, e, V + (p0 + p) * stride, k);
+      }
+      m[g] = mx;
+    }
+  }
+}
+
+}  // namespace tpp::kernels::avx2

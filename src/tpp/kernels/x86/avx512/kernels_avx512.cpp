@@ -167,3 +167,95 @@ void f16_to_f32(float* dst, const uint16_t* src, int64_t n) {
 }
 
 }  // namespace tpp::kernels::avx512
+
+namespace tpp::kernels::avx512 {
+namespace {
+
+// exp(x) for x <= 88: 2^n * e^r, n = round(x / ln 2), |r| <= ln2/2, degree-6
+// polynomial (relative error ~1e-7); inputs below -87 give ~1e-38, never NaN.
+inline __m512 exp_ps(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3f)), _mm512_set1_ps(-87.3f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+constexpr int64_t kAttnTile = 64;
+constexpr int kMaxGroup = 16;
+
+}  // namespace
+
+void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
+                   int64_t stride, int64_t n, float scale, float softcap) {
+  // Scores of one tile for every query of the group: s[g * kAttnTile + p].
+  alignas(64) float s[kMaxGroup * kAttnTile];
+  const int chunks = k / 16;
+  const __mmask16 tail = tail_mask(k - chunks * 16);
+  for (int64_t p0 = 0; p0 < n; p0 += kAttnTile) {
+    const int64_t np = n - p0 < kAttnTile ? n - p0 : kAttnTile;
+    // 1. s = q . K^T (each K row is loaded once for the whole group).
+    for (int64_t p = 0; p < np; ++p) {
+      const float* kr = K + (p0 + p) * stride;
+      for (int g = 0; g < G; ++g) {
+        const float* qg = q + g * k;
+        __m512 d = _mm512_setzero_ps();
+        for (int c = 0; c < chunks; ++c) d = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), _mm512_loadu_ps(kr + 16 * c), d);
+        if (tail) d = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, qg + 16 * chunks), _mm512_maskz_loadu_ps(tail, kr + 16 * chunks), d);
+        float v = _mm512_reduce_add_ps(d) * scale;
+        if (softcap > 0) v = softcap * __builtin_tanhf(v / softcap);
+        s[g * kAttnTile + p] = v;
+      }
+    }
+    // 2. Online softmax update per query: new max, rescale, e = exp(s - max).
+    for (int g = 0; g < G; ++g) {
+      float* sg = s + g * kAttnTile;
+      __m512 mx = _mm512_set1_ps(m[g]);
+      for (int64_t p = 0; p < np; p += 16) {
+        const __mmask16 mk = np - p >= 16 ? __mmask16(0xffff) : tail_mask(np - p);
+        mx = _mm512_mask_max_ps(mx, mk, mx, _mm512_maskz_loadu_ps(mk, sg + p));
+      }
+      const float m_new = _mm512_reduce_max_ps(mx);
+      const float c = __builtin_expf(m[g] - m_new);
+      m[g] = m_new;
+      if (c != 1.0f) scale_f32(acc + g * k, c, k);
+      __m512 sum = _mm512_setzero_ps();
+      const __m512 mv = _mm512_set1_ps(m_new);
+      for (int64_t p = 0; p < np; p += 16) {
+        const __mmask16 mk = np - p >= 16 ? __mmask16(0xffff) : tail_mask(np - p);
+        const __m512 e = _mm512_maskz_mov_ps(mk, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, sg + p), mv)));
+        _mm512_storeu_ps(sg + p, e);
+        sum = _mm512_add_ps(sum, e);
+      }
+      l[g] = l[g] * c + _mm512_reduce_add_ps(sum);
+    }
+    // 3. acc += e . V (each V row is loaded once for the whole group).
+    for (int64_t p = 0; p < np; ++p) {
+      const float* vr = V + (p0 + p) * stride;
+      for (int c = 0; c < chunks; ++c) {
+        const __m512 v = _mm512_loadu_ps(vr + 16 * c);
+        for (int g = 0; g < G; ++g) {
+          float* a = acc + g * k + 16 * c;
+          _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_set1_ps(s[g * kAttnTile + p]), v, _mm512_loadu_ps(a)));
+        }
+      }
+      if (tail) {
+        const __m512 v = _mm512_maskz_loadu_ps(tail, vr + 16 * chunks);
+        for (int g = 0; g < G; ++g) {
+          float* a = acc + g * k + 16 * chunks;
+          _mm512_mask_storeu_ps(a, tail, _mm512_fmadd_ps(_mm512_set1_ps(s[g * kAttnTile + p]), v, _mm512_maskz_loadu_ps(tail, a)));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace tpp::kernels::avx512
