@@ -192,14 +192,17 @@ void Transformer::attention(int l, KvCache& cache, const float* in, int64_t n, i
   const int src = c.kv_source(l);
   const auto [rope, table] = rope_for(l);
 
-  linear_forward(q_.data(), in, n, L.q, L.q_b, pool);
-  if (c.qk_norm) rmsnorm_forward(q_.data(), q_.data(), n * h, k, L.q_norm, float(c.norm_eps), c.norm_one_plus);
-  rope_forward(q_.data(), n, h, *rope, *table);
   if (l == src) {
     // This layer computes the K/V its CLA group shares; they stay in kk_/vv_
     // until the last layer of the group has attended, then enter the cache.
-    linear_forward(kk_.data(), in, n, L.k, L.k_b, pool);
-    linear_forward(vv_.data(), in, n, L.v, L.v_b, pool);
+    const LinearOut outs[3] = {{q_.data(), &L.q, L.q_b}, {kk_.data(), &L.k, L.k_b}, {vv_.data(), &L.v, L.v_b}};
+    linear_forward_multi(in, n, outs, pool);
+  } else {
+    linear_forward(q_.data(), in, n, L.q, L.q_b, pool);
+  }
+  if (c.qk_norm) rmsnorm_forward(q_.data(), q_.data(), n * h, k, L.q_norm, float(c.norm_eps), c.norm_one_plus);
+  rope_forward(q_.data(), n, h, *rope, *table);
+  if (l == src) {
     if (c.qk_norm)
       rmsnorm_forward(kk_.data(), kk_.data(), n * g, k, L.k_norm, float(c.norm_eps), c.norm_one_plus);
     rope_forward(kk_.data(), n, g, *rope, *table);
@@ -256,15 +259,16 @@ void Transformer::ffn(int l, const float* in, int64_t n, float* out, ThreadPool&
   const ModelConfig& c = model_.config;
   const LayerWeights& L = model_.weights.layers[size_t(l)];
   const int64_t F = c.ffn_width();
-  linear_forward(up_.data(), in, n, L.up, L.up_b, pool);
   if (ffn_is_gated(c.ffn)) {
-    linear_forward(gate_.data(), in, n, L.gate, L.gate_b, pool);
+    const LinearOut outs[2] = {{gate_.data(), &L.gate, L.gate_b}, {up_.data(), &L.up, L.up_b}};
+    linear_forward_multi(in, n, outs, pool);
     pool.parallel_for(size_t(n), 1, [&](size_t b, size_t e, size_t) {
       gated_activation_forward(gate_.data() + int64_t(b) * F, up_.data() + int64_t(b) * F,
                                int64_t(e - b) * F, c.ffn, c.gelu_approx);
     });
     linear_forward(out, gate_.data(), n, L.down, L.down_b, pool);
   } else {
+    linear_forward(up_.data(), in, n, L.up, L.up_b, pool);
     pool.parallel_for(size_t(n), 1, [&](size_t b, size_t e, size_t) {
       activation_forward(up_.data() + int64_t(b) * F, int64_t(e - b) * F, c.ffn, c.gelu_approx);
     });

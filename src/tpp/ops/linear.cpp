@@ -1,5 +1,6 @@
 #include "tpp/ops/linear.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "tpp/core/error.h"
@@ -24,32 +25,61 @@ void MatrixRef::row_f32(int64_t r, float* out) const {
   }
 }
 
+namespace {
+
+// y[:, m0:m1] of one matrix.
+void run_rows(float* y, const float* x, int64_t N, const MatrixRef& W, std::span<const float> bias,
+              int64_t m0, int64_t m1, int64_t ldy) {
+  const auto& k = kernels::kernels();
+  const int64_t K = W.cols;
+  switch (W.dtype) {
+    case DType::f32:
+      k.matmul_f32(y, x, static_cast<const float*>(W.data), N, K, m0, m1, ldy);
+      break;
+    case DType::bf16:
+      k.matmul_bf16(y, x, static_cast<const uint16_t*>(W.data), N, K, m0, m1, ldy);
+      break;
+    case DType::f16:
+      k.matmul_f16(y, x, static_cast<const uint16_t*>(W.data), N, K, m0, m1, ldy);
+      break;
+    default:
+      fail("linear: unsupported weight dtype {}", dtype_name(W.dtype));
+  }
+  if (!bias.empty())
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t m = m0; m < m1; ++m) y[n * ldy + m] += bias[size_t(m)];
+}
+
+}  // namespace
+
 void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
                     std::span<const float> bias, ThreadPool& pool, int64_t ldy) {
-  const int64_t M = W.rows, K = W.cols;
+  const int64_t M = W.rows;
   if (ldy == 0) ldy = M;
   TPP_CHECK(bias.empty() || int64_t(bias.size()) == M, "linear: bias has {} elements, expected {}",
             bias.size(), M);
-  const auto& k = kernels::kernels();
   // Grain of 16 output rows keeps each worker's slice a multiple of the
   // kernels' row tile and of a cache line of y.
   pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    switch (W.dtype) {
-      case DType::f32:
-        k.matmul_f32(y, x, static_cast<const float*>(W.data), N, K, int64_t(m0), int64_t(m1), ldy);
-        break;
-      case DType::bf16:
-        k.matmul_bf16(y, x, static_cast<const uint16_t*>(W.data), N, K, int64_t(m0), int64_t(m1), ldy);
-        break;
-      case DType::f16:
-        k.matmul_f16(y, x, static_cast<const uint16_t*>(W.data), N, K, int64_t(m0), int64_t(m1), ldy);
-        break;
-      default:
-        fail("linear: unsupported weight dtype {}", dtype_name(W.dtype));
+    run_rows(y, x, N, W, bias, int64_t(m0), int64_t(m1), ldy);
+  });
+}
+
+void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> outs, ThreadPool& pool) {
+  int64_t total = 0;
+  for (const auto& o : outs) {
+    TPP_CHECK(o.bias.empty() || int64_t(o.bias.size()) == o.w->rows,
+              "linear: bias has {} elements, expected {}", o.bias.size(), o.w->rows);
+    TPP_CHECK(o.w->cols == outs[0].w->cols, "linear: inputs of {} and {} columns", o.w->cols, outs[0].w->cols);
+    total += o.w->rows;
+  }
+  pool.parallel_for(size_t(total), 16, [&](size_t b, size_t e, size_t) {
+    int64_t base = 0;
+    for (const auto& o : outs) {
+      const int64_t lo = std::max<int64_t>(int64_t(b), base), hi = std::min<int64_t>(int64_t(e), base + o.w->rows);
+      if (lo < hi) run_rows(o.y, x, N, *o.w, o.bias, lo - base, hi - base, o.w->rows);
+      base += o.w->rows;
     }
-    if (!bias.empty())
-      for (int64_t n = 0; n < N; ++n)
-        for (size_t m = m0; m < m1; ++m) y[n * ldy + int64_t(m)] += bias[m];
   });
 }
 

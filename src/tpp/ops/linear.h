@@ -27,4 +27,14 @@ struct MatrixRef {
 void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
                     std::span<const float> bias, ThreadPool& pool, int64_t ldy = 0);
 
+// Several projections of the same x in one parallel pass (q/k/v, gate/up):
+// one dispatch instead of one per matrix, and the split balances their rows
+// together. Each output has row stride equal to its W.rows.
+struct LinearOut {
+  float* y;
+  const MatrixRef* w;
+  std::span<const float> bias;
+};
+void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> outs, ThreadPool& pool);
+
 }  // namespace tpp
