@@ -56,7 +56,8 @@ TEST_P(ForwardPathTest, RollingWindowBufferEqualsFullCacheWithMask) {
   if (length_dependent()) GTEST_SKIP() << "dynamic NTK rescales with the processed length by design";
   const auto rolling = forward_logits(*model_, tokens_, {.rolling = true, .chunk = 3});
   const auto full = forward_logits(*model_, tokens_, {.rolling = false, .chunk = 3});
-  EXPECT_TRUE(all_close(rolling, full, {0, 0}));  // same arithmetic, different storage: bitwise
+  // Same keys; the ring splits a run at its wrap point, so tiles (and f32 sums) differ slightly.
+  EXPECT_TRUE(all_close(rolling, full, kPaths));
 }
 
 TEST_P(ForwardPathTest, ThreadsEqualOneThread) {
