@@ -89,3 +89,18 @@ TEST(CliTest, VersionNamesTheSimdPath) {
 
 }  // namespace
 }  // namespace tpp::test
+
+namespace tpp::test {
+namespace {
+
+TEST(CliTest, ConfigDocsAreGeneratedFromTheFieldList) {
+  int code;
+  const auto out = tpp("config --markdown", &code);
+  ASSERT_EQ(code, 0);
+  std::ifstream in(source_path("docs/config.md"));
+  const std::string doc((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(doc, out) << "docs/config.md is stale: regenerate with `tpp config --markdown > docs/config.md`";
+}
+
+}  // namespace
+}  // namespace tpp::test
