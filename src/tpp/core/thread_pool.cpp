@@ -55,7 +55,7 @@ void ThreadPool::run_range(size_t worker) {
   if (begin < end) (*job_)(begin, end, worker);
 }
 
-void ThreadPool::parallel_for(size_t n, size_t grain, const RangeFn& fn) {
+void ThreadPool::parallel_for(size_t n, size_t grain, RangeFn fn) {
   if (n == 0) return;
   const size_t chunks = (n + std::max<size_t>(grain, 1) - 1) / std::max<size_t>(grain, 1);
   const size_t workers = std::min(n_threads_, chunks);

@@ -15,16 +15,29 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 namespace tpp {
 
+// A non-owning reference to a callable fn(begin, end, worker): unlike
+// std::function it never allocates, so a parallel_for per matmul costs no
+// heap traffic on the per-token path.
+class RangeFn {
+ public:
+  template <class F>
+  RangeFn(const F& f)  // NOLINT: implicit by design, like std::function_ref
+      : object_(&f), call_([](const void* o, size_t b, size_t e, size_t w) { (*static_cast<const F*>(o))(b, e, w); }) {}
+  void operator()(size_t begin, size_t end, size_t worker) const { call_(object_, begin, end, worker); }
+
+ private:
+  const void* object_;
+  void (*call_)(const void*, size_t, size_t, size_t);
+};
+
 class ThreadPool {
  public:
-  using RangeFn = std::function<void(size_t begin, size_t end, size_t worker)>;
 
   // n_threads <= 0 means one thread per hardware core.
   explicit ThreadPool(int n_threads = 0);
@@ -34,7 +47,8 @@ class ThreadPool {
 
   size_t size() const { return n_threads_; }
 
-  void parallel_for(size_t n, size_t grain, const RangeFn& fn);
+  // fn must outlive the call (it is referenced, not copied).
+  void parallel_for(size_t n, size_t grain, RangeFn fn);
 
   // The range worker `w` of `n_workers` gets for (n, grain): shared with
   // callers that need to size per-worker scratch consistently.
@@ -47,7 +61,7 @@ class ThreadPool {
 
   size_t n_threads_;
   std::vector<std::thread> threads_;
-  const RangeFn* job_ = nullptr;
+  const RangeFn* job_ = nullptr;  // valid during parallel_for only
   size_t job_n_ = 0, job_grain_ = 1, job_workers_ = 1;
   std::atomic<uint64_t> generation_{0};
   std::atomic<size_t> pending_{0};

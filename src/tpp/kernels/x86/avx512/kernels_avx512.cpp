@@ -30,6 +30,25 @@ struct F16 {
   static __m512 load_tail(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
 };
 
+// Sums of 16 vectors at once: result lane i = sum of a[i]'s 16 lanes.
+inline __attribute__((always_inline)) __m512 reduce16(const __m512* a) {
+  __m512 t[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i)  // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3]
+    t[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  __m512 u[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {  // per 128-bit lane: the lane sums of a[4i .. 4i+3]
+    const __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]));
+    const __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]));
+    u[i] = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
+  }
+  // Add the four 128-bit lanes of each u, gathering u[i]'s total in lane i.
+  const __m512 x0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88), _mm512_shuffle_f32x4(u[0], u[1], 0xdd));
+  const __m512 x1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88), _mm512_shuffle_f32x4(u[2], u[3], 0xdd));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(x0, x1, 0x88), _mm512_shuffle_f32x4(x0, x1, 0xdd));
+}
+
 // y[i*ldy + j] = dot(x row i, w row j) for i < NR, j < MR.
 template <class L, int NR, int MR>
 inline __attribute__((always_inline)) void tile(float* y, const float* x, const typename L::T* w, int64_t K,
@@ -63,10 +82,24 @@ inline __attribute__((always_inline)) void tile(float* y, const float* x, const 
       for (int j = 0; j < MR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
     }
   }
+  if constexpr (NR == 4 && MR == 4) {
+    // One transpose-and-add tree for all 16 sums (45 shuffles and adds
+    // instead of 16 separate horizontal reductions): lane 4i+j = acc[i][j].
+    const __m512 v = reduce16(&acc[0][0]);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m128 r = i == 0 ? _mm512_castps512_ps128(v)
+                     : i == 1 ? _mm512_extractf32x4_ps(v, 1)
+                     : i == 2 ? _mm512_extractf32x4_ps(v, 2)
+                              : _mm512_extractf32x4_ps(v, 3);
+      _mm_storeu_ps(y + i * ldy, r);
+    }
+  } else {
 #pragma GCC unroll 8
-  for (int i = 0; i < NR; ++i)
+    for (int i = 0; i < NR; ++i)
 #pragma GCC unroll 8
-    for (int j = 0; j < MR; ++j) y[i * ldy + j] = _mm512_reduce_add_ps(acc[i][j]);
+      for (int j = 0; j < MR; ++j) y[i * ldy + j] = _mm512_reduce_add_ps(acc[i][j]);
+  }
 }
 
 // Rows of x per block: 64 rows of K <= 2048 floats stay in L2 while the
