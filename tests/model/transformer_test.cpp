@@ -160,8 +160,9 @@ TEST(ConfigIdentityTest, LongSequenceRollingBufferWrapsCorrectly) {
   const Model m = init_model(c, 11, DType::f32, 25.0);
   const auto tokens = some_tokens(40, c.vocab_size);
   const auto reference = forward_logits(m, tokens, {.naive_attention = true, .rolling = false});
+  // 40 positions of std-0.5 weights: logits reach ~10, so allow 1e-4 absolute.
   for (int chunk : {1, 4, 7, 40})
-    EXPECT_TRUE(all_close(forward_logits(m, tokens, {.chunk = chunk}), reference, kPaths)) << "chunk " << chunk;
+    EXPECT_TRUE(all_close(forward_logits(m, tokens, {.chunk = chunk}), reference, {1e-4, 1e-5})) << "chunk " << chunk;
 }
 
 TEST(ConfigIdentityTest, Bf16WeightsTrackF32) {
