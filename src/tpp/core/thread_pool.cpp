@@ -50,12 +50,23 @@ void ThreadPool::partition(size_t n, size_t grain, size_t n_workers, size_t w, s
 }
 
 void ThreadPool::run_range(size_t worker) {
+  if (job_dynamic_) {
+    for (;;) {
+      const size_t b = next_.fetch_add(job_grain_, std::memory_order_relaxed);
+      if (b >= job_n_) return;
+      (*job_)(b, std::min(job_n_, b + job_grain_), worker);
+    }
+  }
   size_t begin, end;
   partition(job_n_, job_grain_, job_workers_, worker, &begin, &end);
   if (begin < end) (*job_)(begin, end, worker);
 }
 
-void ThreadPool::parallel_for(size_t n, size_t grain, RangeFn fn) {
+void ThreadPool::parallel_for(size_t n, size_t grain, RangeFn fn) { dispatch(n, grain, fn, false); }
+
+void ThreadPool::parallel_for_dynamic(size_t n, size_t grain, RangeFn fn) { dispatch(n, grain, fn, true); }
+
+void ThreadPool::dispatch(size_t n, size_t grain, const RangeFn& fn, bool dynamic) {
   if (n == 0) return;
   const size_t chunks = (n + std::max<size_t>(grain, 1) - 1) / std::max<size_t>(grain, 1);
   const size_t workers = std::min(n_threads_, chunks);
@@ -67,6 +78,8 @@ void ThreadPool::parallel_for(size_t n, size_t grain, RangeFn fn) {
   job_n_ = n;
   job_grain_ = grain;
   job_workers_ = workers;
+  job_dynamic_ = dynamic;
+  next_.store(0, std::memory_order_relaxed);
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     // The generation bump publishes the job; sleepers need the lock and a notify.

@@ -50,6 +50,12 @@ class ThreadPool {
   // fn must outlive the call (it is referenced, not copied).
   void parallel_for(size_t n, size_t grain, RangeFn fn);
 
+  // Workers take chunks of `grain` items from a shared counter until none
+  // are left: balances uneven workers (a busy core, a slower one), but which
+  // worker runs which chunk varies, so use it only where each item's result
+  // does not depend on the partition.
+  void parallel_for_dynamic(size_t n, size_t grain, RangeFn fn);
+
   // The range worker `w` of `n_workers` gets for (n, grain): shared with
   // callers that need to size per-worker scratch consistently.
   static void partition(size_t n, size_t grain, size_t n_workers, size_t w, size_t* begin,
@@ -58,11 +64,14 @@ class ThreadPool {
  private:
   void worker_loop(size_t worker);
   void run_range(size_t worker);
+  void dispatch(size_t n, size_t grain, const RangeFn& fn, bool dynamic);
 
   size_t n_threads_;
   std::vector<std::thread> threads_;
   const RangeFn* job_ = nullptr;  // valid during parallel_for only
   size_t job_n_ = 0, job_grain_ = 1, job_workers_ = 1;
+  bool job_dynamic_ = false;
+  std::atomic<size_t> next_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<size_t> pending_{0};
   std::atomic<bool> stop_{false};

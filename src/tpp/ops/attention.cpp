@@ -73,7 +73,10 @@ void attention_forward(float* out, const float* q, int64_t n, int64_t q_pos0,
   // over workers. Query heads of one group are adjacent in q and out.
   pool.parallel_for(size_t(n * g), 1, [&](size_t begin, size_t end, size_t) {
     for (size_t item = begin; item < end; ++item) {
-      const int64_t t = int64_t(item) / g;
+      // Rows in zig-zag order (0, n-1, 1, n-2, ...): a causal row's cost grows
+      // with t, and contiguous static ranges of this order cost the same.
+      const int64_t r = int64_t(item) / g;
+      const int64_t t = r % 2 == 0 ? r / 2 : n - 1 - r / 2;
       const int j = int(int64_t(item) % g);
       const int64_t at = (t * h + int64_t(j) * group) * k;
       attend_group(out + at, q + at, q_pos0 + t, j, group, segments, sh, kr);

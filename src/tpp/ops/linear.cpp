@@ -60,9 +60,12 @@ void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
             bias.size(), M);
   // Grain of 16 output rows keeps each worker's slice a multiple of the
   // kernels' row tile and of a cache line of y.
-  pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    run_rows(y, x, N, W, bias, int64_t(m0), int64_t(m1), ldy);
-  });
+  auto rows = [&](size_t m0, size_t m1, size_t) { run_rows(y, x, N, W, bias, int64_t(m0), int64_t(m1), ldy); };
+  // Decode (N < 4) is memory-bound and sensitive to one slow core: chunks
+  // are handed out dynamically (every row is computed the same way whichever
+  // worker takes it). Larger N keeps static ranges for repeatable results.
+  if (N < 4) pool.parallel_for_dynamic(size_t(M), 64, rows);
+  else pool.parallel_for(size_t(M), 16, rows);
 }
 
 void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> outs, ThreadPool& pool) {
@@ -73,14 +76,16 @@ void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> 
     TPP_CHECK(o.w->cols == outs[0].w->cols, "linear: inputs of {} and {} columns", o.w->cols, outs[0].w->cols);
     total += o.w->rows;
   }
-  pool.parallel_for(size_t(total), 16, [&](size_t b, size_t e, size_t) {
+  auto rows = [&](size_t b, size_t e, size_t) {
     int64_t base = 0;
     for (const auto& o : outs) {
       const int64_t lo = std::max<int64_t>(int64_t(b), base), hi = std::min<int64_t>(int64_t(e), base + o.w->rows);
       if (lo < hi) run_rows(o.y, x, N, *o.w, o.bias, lo - base, hi - base, o.w->rows);
       base += o.w->rows;
     }
-  });
+  };
+  if (N < 4) pool.parallel_for_dynamic(size_t(total), 64, rows);
+  else pool.parallel_for(size_t(total), 16, rows);
 }
 
 }  // namespace tpp

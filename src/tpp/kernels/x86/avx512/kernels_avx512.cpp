@@ -63,6 +63,12 @@ inline __attribute__((always_inline)) void tile(float* y, const float* x, const 
     __m512 wv[MR];
 #pragma GCC unroll 8
     for (int j = 0; j < MR; ++j) wv[j] = L::load(w + j * K + k);
+    if constexpr (NR == 1 && MR == 8) {
+      // Decode streams many short rows (K of a few hundred): prefetch the
+      // next tile's rows so the memory system sees them early.
+#pragma GCC unroll 8
+      for (int j = 0; j < MR; ++j) _mm_prefetch(reinterpret_cast<const char*>(w + (MR + j) * K + k), _MM_HINT_T0);
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i) {
       const __m512 xv = _mm512_loadu_ps(x + i * K + k);
