@@ -231,6 +231,42 @@ inline __m512 exp_ps(__m512 x) {
 constexpr int64_t kAttnTile = 64;
 constexpr int kMaxGroup = 16;
 
+// acc[g, :] += sum_p e[g, p] * V_p for a group of GN queries (GN <= 8 known at
+// compile time, so the accumulators stay in registers).
+template <int GN>
+void pv_block(float* acc, const float* e, int k, const float* V, int64_t stride, int64_t np) {
+  for (int c = 0; c < k; c += 16) {
+    const __mmask16 m = k - c >= 16 ? __mmask16(0xffff) : tail_mask(k - c);
+    __m512 a[GN];
+#pragma GCC unroll 8
+    for (int g = 0; g < GN; ++g) a[g] = _mm512_maskz_loadu_ps(m, acc + g * k + c);
+    for (int64_t p = 0; p < np; ++p) {
+      const __m512 v = _mm512_maskz_loadu_ps(m, V + p * stride + c);
+#pragma GCC unroll 8
+      for (int g = 0; g < GN; ++g) a[g] = _mm512_fmadd_ps(_mm512_set1_ps(e[g * kAttnTile + p]), v, a[g]);
+    }
+#pragma GCC unroll 8
+    for (int g = 0; g < GN; ++g) _mm512_mask_storeu_ps(acc + g * k + c, m, a[g]);
+  }
+}
+
+void pv_dispatch(float* acc, const float* e, int G, int k, const float* V, int64_t stride, int64_t np) {
+  for (int g0 = 0; g0 < G; g0 += 8) {
+    float* a = acc + g0 * k;
+    const float* eg = e + g0 * kAttnTile;
+    switch (G - g0 < 8 ? G - g0 : 8) {
+      case 1: pv_block<1>(a, eg, k, V, stride, np); break;
+      case 2: pv_block<2>(a, eg, k, V, stride, np); break;
+      case 3: pv_block<3>(a, eg, k, V, stride, np); break;
+      case 4: pv_block<4>(a, eg, k, V, stride, np); break;
+      case 5: pv_block<5>(a, eg, k, V, stride, np); break;
+      case 6: pv_block<6>(a, eg, k, V, stride, np); break;
+      case 7: pv_block<7>(a, eg, k, V, stride, np); break;
+      default: pv_block<8>(a, eg, k, V, stride, np); break;
+    }
+  }
+}
+
 }  // namespace
 
 void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
@@ -241,18 +277,39 @@ void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k,
   const __mmask16 tail = tail_mask(k - chunks * 16);
   for (int64_t p0 = 0; p0 < n; p0 += kAttnTile) {
     const int64_t np = n - p0 < kAttnTile ? n - p0 : kAttnTile;
-    // 1. s = q . K^T (each K row is loaded once for the whole group).
-    for (int64_t p = 0; p < np; ++p) {
-      const float* kr = K + (p0 + p) * stride;
-      for (int g = 0; g < G; ++g) {
-        const float* qg = q + g * k;
+    // 1. s = q . K^T * scale: 16 keys at a time into 16 accumulators, summed
+    // by one transpose-and-add tree; the last < 16 keys one by one.
+    const int64_t full = np / 16 * 16;
+    for (int g = 0; g < G; ++g) {
+      const float* qg = q + g * k;
+      float* sg = s + g * kAttnTile;
+      for (int64_t pb = 0; pb < full; pb += 16) {
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+        for (int c = 0; c < chunks; ++c) {
+          const __m512 qv = _mm512_loadu_ps(qg + 16 * c);
+#pragma GCC unroll 16
+          for (int i = 0; i < 16; ++i)
+            acc[i] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(K + (p0 + pb + i) * stride + 16 * c), acc[i]);
+        }
+        if (tail) {
+          const __m512 qv = _mm512_maskz_loadu_ps(tail, qg + 16 * chunks);
+#pragma GCC unroll 16
+          for (int i = 0; i < 16; ++i)
+            acc[i] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(tail, K + (p0 + pb + i) * stride + 16 * chunks), acc[i]);
+        }
+        _mm512_storeu_ps(sg + pb, _mm512_mul_ps(reduce16(acc), _mm512_set1_ps(scale)));
+      }
+      for (int64_t p = full; p < np; ++p) {
+        const float* kr = K + (p0 + p) * stride;
         __m512 d = _mm512_setzero_ps();
         for (int c = 0; c < chunks; ++c) d = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), _mm512_loadu_ps(kr + 16 * c), d);
         if (tail) d = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, qg + 16 * chunks), _mm512_maskz_loadu_ps(tail, kr + 16 * chunks), d);
-        float v = _mm512_reduce_add_ps(d) * scale;
-        if (softcap > 0) v = softcap * __builtin_tanhf(v / softcap);
-        s[g * kAttnTile + p] = v;
+        sg[p] = _mm512_reduce_add_ps(d) * scale;
       }
+      if (softcap > 0)
+        for (int64_t p = 0; p < np; ++p) sg[p] = softcap * __builtin_tanhf(sg[p] / softcap);
     }
     // 2. Online softmax update per query: new max, rescale, e = exp(s - max).
     for (int g = 0; g < G; ++g) {
@@ -276,24 +333,9 @@ void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k,
       }
       l[g] = l[g] * c + _mm512_reduce_add_ps(sum);
     }
-    // 3. acc += e . V (each V row is loaded once for the whole group).
-    for (int64_t p = 0; p < np; ++p) {
-      const float* vr = V + (p0 + p) * stride;
-      for (int c = 0; c < chunks; ++c) {
-        const __m512 v = _mm512_loadu_ps(vr + 16 * c);
-        for (int g = 0; g < G; ++g) {
-          float* a = acc + g * k + 16 * c;
-          _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_set1_ps(s[g * kAttnTile + p]), v, _mm512_loadu_ps(a)));
-        }
-      }
-      if (tail) {
-        const __m512 v = _mm512_maskz_loadu_ps(tail, vr + 16 * chunks);
-        for (int g = 0; g < G; ++g) {
-          float* a = acc + g * k + 16 * chunks;
-          _mm512_mask_storeu_ps(a, tail, _mm512_fmadd_ps(_mm512_set1_ps(s[g * kAttnTile + p]), v, _mm512_maskz_loadu_ps(tail, a)));
-        }
-      }
-    }
+    // 3. acc += e . V, one 16-wide column block at a time with the group's
+    // accumulators in registers across all keys of the tile.
+    pv_dispatch(acc, s, G, k, V + p0 * stride, stride, np);
   }
 }
 
