@@ -85,7 +85,11 @@ class RatioReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
-    for (const auto& r : runs) seconds_per_iter()[r.benchmark_name()] = r.GetAdjustedRealTime();
+    for (const auto& r : runs) {
+      std::string name = r.benchmark_name();
+      if (auto at = name.find("/iterations:"); at != std::string::npos) name.erase(at);
+      seconds_per_iter()[name] = r.GetAdjustedRealTime();
+    }
   }
   void Finalize() override {
     ConsoleReporter::Finalize();
