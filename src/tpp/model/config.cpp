@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tpp/core/error.h"
-#include "tpp/io/mapped_file.h"
+#include "tpp/io/json_file.h"
 
 namespace tpp {
 namespace {
@@ -202,14 +202,7 @@ json config_to_json(const ModelConfig& c) {
 std::string config_to_string(const ModelConfig& c) { return config_to_json(c).dump(2) + "\n"; }
 
 ModelConfig load_config_file(const std::string& path) {
-  const std::string text = io::read_text_file(path);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail("{}: malformed JSON at byte {}: {}", path, e.byte, e.what());
-  }
-  return config_from_json(j, path);
+  return config_from_json(io::read_json_file(path), path);
 }
 
 std::vector<ConfigKeyDoc> config_key_docs() {

@@ -10,6 +10,7 @@
 
 #include "tpp/core/error.h"
 #include "tpp/core/rng.h"
+#include "tpp/io/json_file.h"
 #include "tpp/io/mapped_file.h"
 #include "tpp/io/safetensors.h"
 #include "tpp/model/hf_config.h"
@@ -86,13 +87,7 @@ Model load_model(const std::string& dir) {
   namespace fs = std::filesystem;
   const std::string config_path = (fs::path(dir) / "config.json").string();
   if (!fs::is_directory(dir)) fail("{}: not a model directory (expected config.json and model.safetensors)", dir);
-  const std::string text = io::read_text_file(config_path);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail("{}: malformed JSON at byte {}: {}", config_path, e.byte, e.what());
-  }
+  const json j = io::read_json_file(config_path);
   Model m;
   m.source = dir;
   m.naming = is_hf_config(j) ? NameStyle::hf : NameStyle::tpp;
@@ -106,12 +101,7 @@ Model load_model(const std::string& dir) {
   if (fs::exists(single) || !fs::exists(index_path)) {
     files.push_back(std::make_shared<io::SafeTensors>(io::SafeTensors::open(single)));
   } else {
-    json index;
-    try {
-      index = json::parse(io::read_text_file(index_path));
-    } catch (const json::parse_error& e) {
-      fail("{}: malformed JSON at byte {}: {}", index_path, e.byte, e.what());
-    }
+    const json index = io::read_json_file(index_path);
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
       fail("{}: key 'weight_map': missing or not an object of tensor name -> shard file", index_path);
     std::map<std::string, std::shared_ptr<io::SafeTensors>> shards;
