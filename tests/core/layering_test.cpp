@@ -1,0 +1,47 @@
+// Dependencies run one way: core -> kernels -> ops -> model -> infer, with io
+// and tokenizer on core only. Every #include "tpp/<dir>/..." is checked.
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+
+namespace tpp::test {
+namespace {
+
+TEST(LayeringTest, IncludesOnlyPointDown) {
+  const std::map<std::string, std::set<std::string>> allowed = {
+      {"core", {"core"}},
+      {"kernels", {"core", "kernels"}},
+      {"io", {"core", "io"}},
+      {"tokenizer", {"core", "tokenizer"}},
+      {"ops", {"core", "kernels", "ops"}},
+      {"model", {"core", "kernels", "io", "ops", "model"}},
+      {"infer", {"core", "kernels", "io", "ops", "model", "tokenizer", "infer"}},
+  };
+  const std::regex include(R"re(#include "tpp/([a-z_]+)/)re");
+  namespace fs = std::filesystem;
+  int checked = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(source_path("src/tpp"))) {
+    if (!entry.is_regular_file()) continue;
+    const auto rel = fs::relative(entry.path(), source_path("src/tpp"));
+    const std::string layer = rel.begin()->string();
+    ASSERT_TRUE(allowed.count(layer)) << "unknown layer directory " << layer;
+    std::ifstream in(entry.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      std::smatch m;
+      if (!std::regex_search(line, m, include)) continue;
+      ++checked;
+      EXPECT_TRUE(allowed.at(layer).count(m[1].str())) << rel.string() << " includes tpp/" << m[1] << "/ (upward)";
+    }
+  }
+  EXPECT_GT(checked, 20);
+}
+
+}  // namespace
+}  // namespace tpp::test
