@@ -12,7 +12,7 @@ echo "== tpp config --check configs/tiny.json"
 $tpp config --check configs/tiny.json
 echo "== tpp init"
 $tpp init --config configs/tiny.json --out "$out/tiny" --seed 1
-echo "== tpp generate (greedy, token ids)"
+echo "== tpp generate (greedy, token ids; the model is untrained, so expect repetition)"
 $tpp generate -m "$out/tiny" --prompt-ids 72,101,108,108,111 -n 16 --temp 0 --ids --stats
 echo "== tpp kv-cache: the seeds' figures (1,024 tokens, 16-bit)"
 for c in llama2_7b mistral_7b llama2_7b_mqa; do

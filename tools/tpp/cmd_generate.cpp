@@ -91,6 +91,7 @@ Run add_generate(CLI::App& app) {
       return true;
     }, &stats);
     std::fputc('\n', stdout);
+    std::fflush(stdout);
     if (o->stats)
       fmt::print(stderr, "prefill {} tokens in {:.3f} s ({:.1f} tok/s); decode {} tokens in {:.3f} s ({:.1f} tok/s)\n",
                  stats.prompt_tokens, stats.prefill_seconds, stats.prompt_tokens / stats.prefill_seconds,
