@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -23,7 +22,7 @@ TEST(LayeringTest, IncludesOnlyPointDown) {
       {"model", {"core", "kernels", "io", "ops", "model"}},
       {"infer", {"core", "kernels", "io", "ops", "model", "tokenizer", "infer"}},
   };
-  const std::regex include(R"re(#include "tpp/([a-z_]+)/)re");
+  const std::string prefix = "#include \"tpp/";
   namespace fs = std::filesystem;
   int checked = 0;
   for (const auto& entry : fs::recursive_directory_iterator(source_path("src/tpp"))) {
@@ -34,10 +33,10 @@ TEST(LayeringTest, IncludesOnlyPointDown) {
     std::ifstream in(entry.path());
     std::string line;
     while (std::getline(in, line)) {
-      std::smatch m;
-      if (!std::regex_search(line, m, include)) continue;
+      if (line.rfind(prefix, 0) != 0) continue;
+      const std::string target = line.substr(prefix.size(), line.find('/', prefix.size()) - prefix.size());
       ++checked;
-      EXPECT_TRUE(allowed.at(layer).count(m[1].str())) << rel.string() << " includes tpp/" << m[1] << "/ (upward)";
+      EXPECT_TRUE(allowed.at(layer).count(target)) << rel.string() << " includes tpp/" << target << "/ (upward)";
     }
   }
   EXPECT_GT(checked, 20);
