@@ -48,6 +48,8 @@ TEST(AttentionTest, FusedEqualsNaive) {
       {8, 2, 64, 0, 131, 0, 0, false},   {8, 2, 64, 100, 31, 17, 0, false}, {6, 3, 24, 0, 70, 0, 5.0f, false},
       {4, 2, 8, 3, 9, 4, 0, true},       {2, 1, 40, 65, 1, 0, 0, true},   {4, 4, 12, 129, 3, 64, 3.0f, true},
       {9, 3, 64, 200, 1, 0, 0, false},   {4, 2, 8, 0, 200, 1, 0, false},
+      // Decode over long caches: the keys are split across work items and merged.
+      {4, 2, 16, 700, 1, 0, 0, true},    {8, 2, 64, 1000, 1, 600, 2.0f, false}, {9, 3, 64, 2500, 1, 0, 0, false},
   };
   for (auto isa : kernels::supported_isas())
     for (const auto& c : cases)
