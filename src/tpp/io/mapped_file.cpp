@@ -1,9 +1,8 @@
 #include "tpp/io/mapped_file.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -13,9 +12,29 @@
 #include "tpp/core/error.h"
 
 namespace tpp::io {
+namespace {
 
-std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// An open file descriptor that is closed on every path out.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Opens `path` read-only and checks that it is a regular file; returns its size.
+int open_regular(const std::string& path, uint64_t* size) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
   if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -25,22 +44,27 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail("{}: not a regular file", path);
+    fail("{}: not a regular file (a {})", path, S_ISDIR(st.st_mode) ? "directory" : "special file");
   }
+  *size = uint64_t(st.st_size);
+  return fd;
+}
+
+}  // namespace
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+  uint64_t size = 0;
+  const Fd fd(open_regular(path, &size));
+  if (size > uint64_t(SIZE_MAX)) fail("{}: {} bytes do not fit the address space", path, size);
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
-  f->size_ = size_t(st.st_size);
-  if (f->size_ > 0) {
-    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      fail("{}: cannot map {} bytes: {}", path, f->size_, std::strerror(err));
-    }
+  f->size_ = size_t(size);
+  if (f->size_ > 0) {  // mmap of length 0 is an error (EINVAL): an empty file maps to no bytes
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    if (p == MAP_FAILED) fail("{}: cannot map {} bytes: {}", path, f->size_, std::strerror(errno));
     f->data_ = static_cast<const std::byte*>(p);
   }
-  ::close(fd);
-  return f;
+  return f;  // the mapping outlives the descriptor
 }
 
 MappedFile::~MappedFile() {
@@ -48,12 +72,23 @@ MappedFile::~MappedFile() {
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open: {}", path, std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail("{}: read error", path);
-  return ss.str();
+  uint64_t size = 0;
+  const Fd fd(open_regular(path, &size));
+  std::string out;
+  out.reserve(size_t(size));
+  // Read to end of file rather than trusting the size (it may change, and
+  // some files report 0).
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("{}: read error after {} bytes: {}", path, out.size(), std::strerror(errno));
+    }
+    if (n == 0) break;
+    out.append(buf, size_t(n));
+  }
+  return out;
 }
 
 }  // namespace tpp::io

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include <fcntl.h>
@@ -18,8 +19,15 @@ namespace {
 
 using json = nlohmann::json;
 
-// Headers above this size are refused before parsing (real ones are < 10 MB).
-constexpr uint64_t kMaxHeader = 100ull << 20;
+// Headers above this size are refused before parsing; the reference reader
+// has the same limit (MAX_HEADER_SIZE = 100'000'000). Real ones are < 10 MB.
+constexpr uint64_t kMaxHeader = 100'000'000;
+// A valid header nests three deep ({"t": {"shape": [..]}}); anything much
+// deeper is refused while parsing, which also bounds every recursive walk
+// (dump in an error message) over the parsed value.
+constexpr size_t kMaxDepth = 8;
+// Untrusted text quoted in an error message is cut to this many bytes.
+constexpr size_t kMaxQuoted = 200;
 
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "[";
@@ -27,39 +35,59 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
+std::string supported_dtypes() {
+  std::string out;
+  for (const auto& info : kDTypes) out += (out.empty() ? "" : ", ") + std::string(info.safetensors);
+  return out;
+}
+
+// A name or key from the header, fit for an error message: control bytes are
+// escaped (no terminal escapes from a hostile file), long names are cut at a
+// UTF-8 boundary. Names come from parsed JSON, so they are valid UTF-8.
+std::string safe_name(std::string_view s) {
+  std::string out;
+  size_t n = s.size();
+  if (n > kMaxQuoted) {
+    n = kMaxQuoted;
+    while (n > 0 && (uint8_t(s[n]) & 0xc0) == 0x80) --n;  // do not split a sequence
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = uint8_t(s[i]);
+    if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += char(c);
+  }
+  if (n < s.size()) out += "...";
+  return out;
+}
+
+// Arbitrary bytes (a parser's "last read" excerpt) as printable ASCII.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (const char ch : s) {
+    const auto c = uint8_t(ch);
+    if (c < 0x20 || c >= 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += ch;
+  }
+  return out;
+}
+
+// A JSON value for an error message: compact, ASCII only, at most ~60 bytes.
 std::string show(const json& j) {
-  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string s = j.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
 
-// nlohmann keeps the last of duplicate keys silently; this SAX pass finds
-// duplicates among the top-level keys first.
-struct DuplicateKeyFinder : json::json_sax_t {
-  int depth = 0;
-  std::set<std::string> keys;
-  std::string duplicate;
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return ++depth, true; }
-  bool end_object() override { return --depth, true; }
-  bool start_array(std::size_t) override { return ++depth, true; }
-  bool end_array() override { return --depth, true; }
-  bool key(string_t& k) override {
-    if (depth == 1 && !keys.insert(k).second) {
-      duplicate = k;
-      return false;
-    }
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
-  }
-};
+std::string type_of(const json& j) {
+  if (j.is_number_unsigned()) return "an unsigned integer";
+  if (j.is_number_integer()) return "a negative integer";
+  if (j.is_number_float()) return "a floating-point number";
+  const std::string name = j.type_name();
+  return (name == "object" || name == "array" ? "an " : "a ") + name;
+}
 
 uint64_t read_u64_le(const std::byte* p) {
   uint64_t v = 0;
@@ -67,26 +95,178 @@ uint64_t read_u64_le(const std::byte* p) {
   return v;
 }
 
-void fsync_dir(const std::string& path) {
-  const auto dir = std::filesystem::path(path).parent_path();
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+// Parses the header text. nlohmann's DOM parser keeps the last of duplicate
+// keys silently, so a parser callback tracks the keys of every open object
+// and refuses a repeat; it also refuses deep nesting and records the order
+// of the top-level keys (the DOM's std::map sorts them).
+json parse_header(std::string_view text, const std::string& path, std::vector<std::string>* order) {
+  std::vector<std::set<std::string>> open_objects;  // keys seen, per open object
+  size_t depth = 0;                                 // open objects and arrays
+  std::string top_key;                              // the entry being parsed
+  bool have_top_key = false;                        // top_key is set
+  auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) -> bool {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (++depth > kMaxDepth) {
+          if (!have_top_key)
+            fail("{}: header nests deeper than {} levels; a valid header nests 3", path, kMaxDepth);
+          fail("{}: tensor '{}': header nests deeper than {} levels; a valid header nests 3", path,
+               safe_name(top_key), kMaxDepth);
+        }
+        if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        --depth;
+        open_objects.pop_back();
+        break;
+      case json::parse_event_t::array_end:
+        --depth;
+        break;
+      case json::parse_event_t::key: {
+        const auto& key = parsed.get_ref<const std::string&>();
+        const bool top = open_objects.size() == 1 && depth == 1;
+        if (top) {
+          top_key = key;
+          have_top_key = true;
+        }
+        if (!open_objects.back().insert(key).second) {
+          if (top && key == "__metadata__") fail("{}: '__metadata__' appears twice in the header", path);
+          if (top) fail("{}: tensor '{}' appears twice in the header", path, safe_name(key));
+          if (top_key == "__metadata__")
+            fail("{}: __metadata__ key '{}' appears twice", path, safe_name(key));
+          fail("{}: tensor '{}': field '{}' appears twice", path, safe_name(top_key), safe_name(key));
+        }
+        if (top) order->push_back(key);
+        break;
+      }
+      case json::parse_event_t::value:
+        break;
+    }
+    return true;
+  };
+  try {
+    return json::parse(text.begin(), text.end(), callback);
+  } catch (const json::parse_error& e) {
+    const size_t at = e.byte > 0 ? e.byte - 1 : 0;  // e.byte counts from 1; size() = end of input
+    fail("{}: header is not valid JSON (at byte {} of the {}-byte header, file offset {}): {}", path, at,
+         text.size(), at + 8, printable(e.what()));
+  } catch (const json::exception& e) {
+    fail("{}: header is not valid JSON: {}", path, printable(e.what()));
   }
 }
 
+// One tensor entry of the header, every field checked.
+TensorEntry parse_entry(const std::string& name, const json& entry, uint64_t data_size,
+                        const std::string& path) {
+  const std::string where = fmt::format("{}: tensor '{}'", path, safe_name(name));
+  if (!entry.is_object())
+    fail("{}: entry is {} ({}), expected an object with dtype, shape, data_offsets", where,
+         type_of(entry), show(entry));
+  for (const auto& [key, value] : entry.items())
+    if (key != "dtype" && key != "shape" && key != "data_offsets")
+      fail("{}: unknown field '{}' (expected only dtype, shape, data_offsets)", where, safe_name(key));
+  for (const char* field : {"dtype", "shape", "data_offsets"})
+    if (!entry.contains(field)) fail("{}: field '{}' is missing", where, field);
+
+  TensorEntry t;
+  t.name = name;
+
+  const json& dtype = entry.at("dtype");
+  if (!dtype.is_string())
+    fail("{}: field 'dtype' is {} ({}), expected a string", where, type_of(dtype), show(dtype));
+  const auto& dtype_text = dtype.get_ref<const std::string&>();
+  const auto parsed = parse_safetensors_dtype(dtype_text);
+  if (!parsed)
+    fail("{}: dtype \"{}\" is not supported (expected one of {})", where, safe_name(dtype_text),
+         supported_dtypes());
+  t.dtype = *parsed;
+  const auto elem = uint64_t(dtype_size(t.dtype));
+
+  const json& shape = entry.at("shape");
+  if (!shape.is_array())
+    fail("{}: field 'shape' is {} ({}), expected an array of non-negative integers", where,
+         type_of(shape), show(shape));
+  // numel = product of the dimensions, every partial product within int64
+  // (as the reference reader's checked multiply), so numel() never overflows.
+  uint64_t numel = 1;
+  t.shape.reserve(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) {
+    const json& dim = shape[i];
+    if (!dim.is_number_unsigned())
+      fail("{}: shape {}: dimension {} is {} ({}), expected non-negative integers", where, show(shape),
+           i, type_of(dim), show(dim));
+    const uint64_t d = dim.get<uint64_t>();
+    constexpr auto kMax = uint64_t(std::numeric_limits<int64_t>::max());
+    if (d > kMax || (d != 0 && numel > kMax / d))
+      fail("{}: shape {} is too large: its element count overflows 64 bits", where, show(shape));
+    numel *= d;
+    t.shape.push_back(int64_t(d));
+  }
+  if (numel > std::numeric_limits<uint64_t>::max() / elem)
+    fail("{}: shape {} is too large: {} elements x {} bytes overflows 64 bits", where, shape_str(t.shape),
+         numel, elem);
+  const uint64_t expected = numel * elem;
+
+  const json& offsets = entry.at("data_offsets");
+  if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+      !offsets[1].is_number_unsigned())
+    fail("{}: field 'data_offsets' is {}, expected [begin, end] of two non-negative integers", where,
+         show(offsets));
+  t.begin = offsets[0].get<uint64_t>();
+  t.end = offsets[1].get<uint64_t>();
+  if (t.end < t.begin)
+    fail("{}: data_offsets [{}, {}]: end before begin, expected begin <= end", where, t.begin, t.end);
+  if (t.end > data_size)
+    fail("{}: data_offsets [{}, {}] exceed the data section of {} bytes", where, t.begin, t.end, data_size);
+  if (t.end - t.begin != expected)
+    fail("{}: data_offsets [{}, {}] span {} bytes, expected {} (shape {} x {})", where, t.begin, t.end,
+         t.end - t.begin, expected, shape_str(t.shape), dtype_info(t.dtype).safetensors);
+  return t;
+}
+
+void parse_metadata(const json& meta, std::map<std::string, std::string>* out, const std::string& path) {
+  if (!meta.is_object())
+    fail("{}: '__metadata__' is {} ({}), expected an object of string values", path, type_of(meta),
+         show(meta));
+  for (const auto& [key, value] : meta.items()) {
+    if (!value.is_string())
+      fail("{}: __metadata__ key '{}' is {} ({}), expected a string", path, safe_name(key), type_of(value),
+           show(value));
+    (*out)[key] = value.get<std::string>();
+  }
+}
+
+// ---- writing ----
+
+void fsync_dir(const std::string& path) {
+  auto dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("{}: written, but cannot open directory {} to sync it: {}", path, dir, std::strerror(errno));
+  // Some file systems cannot sync a directory (EINVAL); the rename stands.
+  if (::fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP) {
+    const int err = errno;
+    ::close(fd);
+    fail("{}: written, but fsync of directory {} failed: {}", path, dir, std::strerror(err));
+  }
+  ::close(fd);
+}
+
+// Writes the concatenation of `parts` to `path`.tmp.<pid>, syncs it, renames it
+// over `path` and syncs the directory. On failure the temporary file is gone
+// and `path` is untouched.
 void write_atomic(const std::string& path, const std::vector<std::span<const std::byte>>& parts) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
   if (fd < 0) fail("{}: cannot create temporary file {}: {}", path, tmp, std::strerror(errno));
   auto bail = [&](const char* what) {
     const int err = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
-    fail("{}: {} failed: {}", path, what, std::strerror(err));
+    fail("{}: {} of temporary file {} failed: {}", path, what, tmp, std::strerror(err));
   };
-  for (auto part : parts) {
+  for (const auto part : parts) {
     const std::byte* p = part.data();
     size_t left = part.size();
     while (left > 0) {
@@ -103,7 +283,7 @@ void write_atomic(const std::string& path, const std::vector<std::span<const std
   if (::close(fd) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    fail("{}: close failed: {}", path, std::strerror(err));
+    fail("{}: close of temporary file {} failed: {}", path, tmp, std::strerror(err));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
@@ -111,6 +291,15 @@ void write_atomic(const std::string& path, const std::vector<std::span<const std
     fail("{}: rename from {} failed: {}", path, tmp, std::strerror(err));
   }
   fsync_dir(path);
+}
+
+// A JSON string literal; throws tpp::Error when `s` is not valid UTF-8.
+std::string json_string(const std::string& s, const std::string& path, std::string_view what) {
+  try {
+    return json(s).dump();
+  } catch (const json::exception&) {
+    fail("{}: {} \"{}\" is not valid UTF-8", path, what, printable(s));
+  }
 }
 
 }  // namespace
@@ -131,90 +320,53 @@ SafeTensors SafeTensors::open(const std::string& path) {
 SafeTensors SafeTensors::parse(std::span<const std::byte> bytes, const std::string& path) {
   SafeTensors st;
   st.path_ = path;
-  if (bytes.size() < 8)
-    fail("{}: file is {} bytes, expected at least 8 (the header length)", path, bytes.size());
+  const uint64_t size = bytes.size();
+  if (size < 8) fail("{}: file is {} bytes, expected at least 8 (the header length)", path, size);
   const uint64_t header_len = read_u64_le(bytes.data());
-  if (header_len > bytes.size() - 8)
-    fail("{}: header length {} exceeds the file size {} - 8", path, header_len, bytes.size());
-  if (header_len > kMaxHeader) fail("{}: header length {} exceeds the limit of {}", path, header_len, kMaxHeader);
-  if (header_len < 2) fail("{}: header length {}, expected a JSON object", path, header_len);
-  const char* text = reinterpret_cast<const char*>(bytes.data() + 8);
-  const std::string_view header(text, size_t(header_len));
+  if (header_len > size - 8)
+    fail("{}: header length {} exceeds the file size {} minus the 8-byte length prefix", path, header_len,
+         size);
+  if (header_len > kMaxHeader)
+    fail("{}: header length {} exceeds the limit of {} bytes", path, header_len, kMaxHeader);
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data() + 8), size_t(header_len));
 
-  DuplicateKeyFinder dup;
-  json::sax_parse(header.begin(), header.end(), &dup);
-  if (!dup.duplicate.empty()) fail("{}: tensor '{}' appears twice in the header", path, dup.duplicate);
-  json j;
-  try {
-    j = json::parse(header.begin(), header.end());
-  } catch (const json::exception& e) {
-    fail("{}: header is not valid JSON: {}", path, e.what());
-  }
-  if (!j.is_object()) fail("{}: header is {}, expected a JSON object", path, show(j));
+  // nlohmann's lexer takes a NUL byte for the end of input, so "{}\0junk"
+  // would pass; NUL is never valid JSON text (escaped as \u0000 in strings).
+  if (const size_t nul = text.find('\0'); nul != std::string_view::npos)
+    fail("{}: header byte {} (file offset {}) is NUL, expected JSON text ({}-byte header)", path, nul,
+         nul + 8, header_len);
+
+  std::vector<std::string> order;  // top-level keys in file order
+  const json j = parse_header(text, path, &order);
+  if (!j.is_object()) fail("{}: header is {} ({}), expected a JSON object", path, type_of(j), show(j));
 
   const std::byte* data = bytes.data() + 8 + header_len;
-  const uint64_t data_size = bytes.size() - 8 - header_len;
-  for (const auto& [name, entry] : j.items()) {
+  const uint64_t data_size = size - 8 - header_len;
+  st.tensors_.reserve(order.size());
+  for (const auto& name : order) {
+    const json& entry = j.at(name);
     if (name == "__metadata__") {
-      if (!entry.is_object()) fail("{}: '__metadata__' is {}, expected an object of strings", path, show(entry));
-      for (const auto& [k, v] : entry.items()) {
-        if (!v.is_string()) fail("{}: __metadata__['{}'] is {}, expected a string", path, k, show(v));
-        st.metadata_[k] = v.get<std::string>();
-      }
+      parse_metadata(entry, &st.metadata_, path);
       continue;
     }
-    const std::string where = fmt::format("{}: tensor '{}'", path, name);
-    if (!entry.is_object()) fail("{}: entry is {}, expected an object", where, show(entry));
-    for (const auto& [k, v] : entry.items())
-      if (k != "dtype" && k != "shape" && k != "data_offsets")
-        fail("{}: unknown field '{}' (expected dtype, shape, data_offsets)", where, k);
-    TensorEntry t;
-    t.name = name;
-    auto dt = entry.find("dtype");
-    if (dt == entry.end() || !dt->is_string()) fail("{}: field 'dtype' missing or not a string", where);
-    const auto parsed = parse_safetensors_dtype(dt->get<std::string>());
-    if (!parsed) fail("{}: dtype \"{}\" is not supported (expected F32, F16, BF16, F64, I32, I64, U8)", where, dt->get<std::string>());
-    t.dtype = *parsed;
-    auto sh = entry.find("shape");
-    if (sh == entry.end() || !sh->is_array()) fail("{}: field 'shape' missing or not an array", where);
-    uint64_t numel = 1;
-    bool overflow = false;
-    for (const auto& dim : *sh) {
-      if (!dim.is_number_unsigned() && !(dim.is_number_integer() && dim.get<int64_t>() >= 0))
-        fail("{}: shape {} has {}, expected non-negative integers", where, show(*sh), show(dim));
-      const uint64_t dv = dim.get<uint64_t>();
-      if (dv > uint64_t(INT64_MAX)) overflow = true;
-      else if (dv != 0 && numel > UINT64_MAX / dv) overflow = true;
-      else numel *= dv;
-      t.shape.push_back(int64_t(std::min<uint64_t>(dv, uint64_t(INT64_MAX))));
-    }
-    if (overflow || numel > UINT64_MAX / 8) fail("{}: shape {} is too large", where, show(*sh));
-    auto off = entry.find("data_offsets");
-    if (off == entry.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
-        !(*off)[1].is_number_unsigned())
-      fail("{}: field 'data_offsets' is {}, expected [begin, end] of unsigned integers", where,
-           off == entry.end() ? std::string("missing") : show(*off));
-    t.begin = (*off)[0].get<uint64_t>();
-    t.end = (*off)[1].get<uint64_t>();
-    if (t.end < t.begin) fail("{}: data_offsets [{}, {}] end before begin", where, t.begin, t.end);
-    if (t.end > data_size)
-      fail("{}: data_offsets [{}, {}] exceed the data section of {} bytes", where, t.begin, t.end, data_size);
-    const uint64_t expected = numel * uint64_t(dtype_size(t.dtype));
-    if (t.end - t.begin != expected)
-      fail("{}: data_offsets [{}, {}] span {} bytes, expected {} (shape {} x {})", where, t.begin, t.end,
-           t.end - t.begin, expected, shape_str(t.shape), dtype_info(t.dtype).safetensors);
+    TensorEntry t = parse_entry(name, entry, data_size, path);
     t.data = data + t.begin;
     st.tensors_.push_back(std::move(t));
   }
-  // No two tensors may share bytes.
+
+  // No two tensors may share a byte. Zero-size tensors hold none.
   std::vector<const TensorEntry*> by_offset;
-  for (const auto& t : st.tensors_) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
+  for (const auto& t : st.tensors_)
+    if (t.nbytes() > 0) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(), [](const TensorEntry* a, const TensorEntry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
   for (size_t i = 1; i < by_offset.size(); ++i) {
-    const auto *a = by_offset[i - 1], *b = by_offset[i];
-    if (b->begin < a->end && b->nbytes() > 0 && a->nbytes() > 0)
-      fail("{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", path, a->name, a->begin, a->end, b->name,
-           b->begin, b->end);
+    const TensorEntry *a = by_offset[i - 1], *b = by_offset[i];
+    if (b->begin < a->end)
+      fail("{}: tensors '{}' data_offsets [{}, {}] and '{}' data_offsets [{}, {}] overlap, expected disjoint "
+           "byte ranges",
+           path, safe_name(a->name), a->begin, a->end, safe_name(b->name), b->begin, b->end);
   }
   for (size_t i = 0; i < st.tensors_.size(); ++i) st.index_[st.tensors_[i].name] = i;
   return st;
@@ -227,34 +379,55 @@ const TensorEntry* SafeTensors::find(const std::string& name) const {
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  json header = json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  uint64_t offset = 0;
-  std::set<std::string> names;
-  for (const auto& t : tensors) {
-    if (!names.insert(t.name).second) fail("{}: tensor '{}' given twice", path, t.name);
-    if (t.name == "__metadata__") fail("{}: '__metadata__' is not a valid tensor name", path);
-    uint64_t numel = 1;
-    for (auto s : t.shape) {
-      if (s < 0) fail("{}: tensor '{}': negative dimension in shape {}", path, t.name, shape_str(t.shape));
-      numel *= uint64_t(s);
+  // The header is built as text so the tensors keep the caller's order
+  // (nlohmann's object would sort them); the layout is the reference writer's:
+  // compact JSON, __metadata__ first, data packed in header order.
+  std::string text = "{";
+  if (!metadata.empty()) {
+    text += "\"__metadata__\":{";
+    bool first = true;
+    for (const auto& [key, value] : metadata) {
+      if (!first) text += ',';
+      first = false;
+      text += json_string(key, path, "__metadata__ key");
+      text += ':';
+      text += json_string(value, path, fmt::format("__metadata__ value for key '{}'", printable(key)));
     }
-    const uint64_t nbytes = numel * uint64_t(dtype_size(t.dtype));
+    text += "}";
+  }
+  uint64_t offset = 0;
+  std::set<std::string_view> names;
+  for (const auto& t : tensors) {
+    const std::string where = fmt::format("{}: tensor '{}'", path, safe_name(t.name));
+    if (t.name == "__metadata__") fail("{}: the name is reserved for metadata", where);
+    if (!names.insert(t.name).second) fail("{}: given twice, expected unique names", where);
+    uint64_t numel = 1;
+    for (const auto d : t.shape) {
+      if (d < 0) fail("{}: shape {} has a negative dimension", where, shape_str(t.shape));
+      if (d != 0 && numel > uint64_t(std::numeric_limits<int64_t>::max()) / uint64_t(d))
+        fail("{}: shape {} is too large: its element count overflows 64 bits", where, shape_str(t.shape));
+      numel *= uint64_t(d);
+    }
+    const auto elem = uint64_t(dtype_size(t.dtype));
+    if (numel > std::numeric_limits<uint64_t>::max() / elem)
+      fail("{}: shape {} is too large", where, shape_str(t.shape));
+    const uint64_t nbytes = numel * elem;
     if (t.bytes.size() != nbytes)
-      fail("{}: tensor '{}': {} bytes given, expected {} (shape {} x {})", path, t.name, t.bytes.size(), nbytes,
-           shape_str(t.shape), dtype_name(t.dtype));
-    header[t.name] = {{"dtype", std::string(dtype_info(t.dtype).safetensors)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + nbytes}}};
+      fail("{}: {} bytes given, expected {} (shape {} x {})", where, t.bytes.size(), nbytes,
+           shape_str(t.shape), dtype_info(t.dtype).safetensors);
+    if (text.size() > 1) text += ',';
+    text += json_string(t.name, path, "tensor name");
+    text += fmt::format(R"(:{{"dtype":"{}","shape":{},"data_offsets":[{},{}]}})",
+                        dtype_info(t.dtype).safetensors, json(t.shape).dump(), offset, offset + nbytes);
     offset += nbytes;
   }
-  // Keys in the given order would be nicer to read, but nlohmann sorts
-  // them; offsets carry the order, which is all readers need.
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // pad so the data section is 8-aligned
+  text += "}";
+  // Pad with spaces (JSON whitespace) so the data section starts 8-aligned.
+  text.append((8 - text.size() % 8) % 8, ' ');
   std::byte len[8];
   for (int i = 0; i < 8; ++i) len[i] = std::byte((uint64_t(text.size()) >> (8 * i)) & 0xff);
   std::vector<std::span<const std::byte>> parts;
+  parts.reserve(tensors.size() + 2);
   parts.push_back(len);
   parts.push_back(std::as_bytes(std::span(text.data(), text.size())));
   for (const auto& t : tensors) parts.push_back(t.bytes);
