@@ -79,6 +79,42 @@ TEST_P(KernelsTest, Matmul16BitWeightsMatchFloat64OfRoundedWeights) {
   }
 }
 
+// y[n, m] (+)= sum_k x[n, k] w[k, m] with row strides larger than the
+// widths, column ranges that start and end off the vector width, K blocks.
+TEST_P(KernelsTest, GemmNnMatchesFloat64AndAccumulates) {
+  struct NnShape {
+    int64_t N, K, m0, m1, ldx, ldw, ldy;
+  };
+  const NnShape shapes[] = {{1, 1, 0, 1, 1, 1, 1},      {3, 0, 0, 5, 1, 5, 5},        {7, 5, 2, 19, 6, 20, 21},
+                            {8, 32, 0, 32, 32, 32, 32}, {13, 300, 3, 50, 301, 64, 55}, {9, 17, 0, 16, 17, 16, 16},
+                            {17, 600, 5, 77, 600, 80, 80}};
+  for (const auto& s : shapes) {
+    for (bool accumulate : {false, true}) {
+      const auto x = random_floats(size_t(s.N * s.ldx) + 1, 11), w = random_floats(size_t(std::max<int64_t>(s.K, 1) * s.ldw), 12);
+      const auto y0 = random_floats(size_t(s.N * s.ldy), 13);
+      auto y = y0;
+      k().gemm_nn_f32(y.data(), x.data(), w.data(), s.N, s.K, s.m0, s.m1, s.ldx, s.ldw, s.ldy, accumulate);
+      for (int64_t n = 0; n < s.N; ++n)
+        for (int64_t m = 0; m < s.ldy; ++m) {
+          const size_t at = size_t(n * s.ldy + m);
+          if (m < s.m0 || m >= s.m1) {
+            EXPECT_EQ(y[at], y0[at]) << "wrote outside the column range at n=" << n << " m=" << m;
+            continue;
+          }
+          double ref = accumulate ? y0[at] : 0.0, magnitude = std::abs(ref);
+          for (int64_t i = 0; i < s.K; ++i) {
+            const double term = double(x[size_t(n * s.ldx + i)]) * w[size_t(i * s.ldw + m)];
+            ref += term;
+            magnitude += std::abs(term);
+          }
+          // Sequential f32 sums: rounding grows like eps * sqrt(K) * sum |terms|.
+          EXPECT_NEAR(y[at], ref, 1e-7 * magnitude * std::sqrt(double(s.K)) + 1e-6)
+              << "N=" << s.N << " K=" << s.K << " m=" << m;
+        }
+    }
+  }
+}
+
 TEST_P(KernelsTest, VectorKernelsMatchScalar) {
   const auto& ref = kernels::kernels_for(Isa::scalar);
   for (int64_t n : {0, 1, 7, 8, 15, 16, 17, 31, 33, 64, 100, 1023}) {

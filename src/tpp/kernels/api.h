@@ -30,6 +30,12 @@ using MatmulF32Fn = void (*)(float* y, const float* x, const float* w, int64_t N
 // Activations stay f32: weights are widened in registers, never converted in memory.
 using MatmulU16Fn = void (*)(float* y, const float* x, const uint16_t* w, int64_t N, int64_t K,
                              int64_t m_begin, int64_t m_end, int64_t ldy);
+// "NN" form, for training's backward passes and attention:
+//   y[n*ldy + m] (+)= sum_k x[n*ldx + k] * w[k*ldw + m]   for n < N, m_begin <= m < m_end
+// w is read row by row along m (broadcast-FMA); accumulate adds into y.
+using GemmNnF32Fn = void (*)(float* y, const float* x, const float* w, int64_t N, int64_t K,
+                             int64_t m_begin, int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy,
+                             bool accumulate);
 // sum_i a[i] * b[i]
 using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
 // y[i] += alpha * x[i]
@@ -52,6 +58,7 @@ struct Kernels {
   MatmulF32Fn matmul_f32;
   MatmulU16Fn matmul_bf16;
   MatmulU16Fn matmul_f16;
+  GemmNnF32Fn gemm_nn_f32;
   DotF32Fn dot_f32;
   AxpyF32Fn axpy_f32;
   ScaleF32Fn scale_f32;

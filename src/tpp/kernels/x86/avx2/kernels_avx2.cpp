@@ -113,6 +113,74 @@ void matmul_f16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t 
   matmul<F16>(y, x, w, N, K, m_begin, m_end, ldy);
 }
 
+// NN form (see the AVX-512 version): NR rows by NV 8-wide column vectors in
+// registers; columns past the last multiple of 8 are finished in scalar code.
+namespace {
+
+constexpr int64_t kNnKBlock = 256;
+constexpr int kNnRows = 6;
+
+template <int NR, int NV>
+inline __attribute__((always_inline)) void nn_tile(float* y, const float* x, const float* w, int64_t K,
+                                                   int64_t ldx, int64_t ldw, int64_t ldy, bool load_y) {
+  __m256 acc[NR][NV];
+#pragma GCC unroll 6
+  for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) acc[i][j] = load_y ? _mm256_loadu_ps(y + i * ldy + 8 * j) : _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    __m256 wv[NV];
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) wv[j] = _mm256_loadu_ps(w + k * ldw + 8 * j);
+#pragma GCC unroll 6
+    for (int i = 0; i < NR; ++i) {
+      const __m256 xb = _mm256_broadcast_ss(x + i * ldx + k);
+#pragma GCC unroll 2
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm256_fmadd_ps(xb, wv[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) _mm256_storeu_ps(y + i * ldy + 8 * j, acc[i][j]);
+}
+
+template <int NV>
+void nn_columns(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t ldx, int64_t ldw,
+                int64_t ldy, bool load_y) {
+  int64_t n = 0;
+  for (; n + kNnRows <= N; n += kNnRows) nn_tile<kNnRows, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y);
+  switch (N - n) {
+    case 5: nn_tile<5, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    case 4: nn_tile<4, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    case 3: nn_tile<3, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    case 2: nn_tile<2, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    case 1: nn_tile<1, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+  const int64_t m_vec = m_begin + (m_end - m_begin) / 8 * 8;
+  for (int64_t kb = 0; kb < K || kb == 0; kb += kNnKBlock) {
+    const int64_t kn = K - kb < kNnKBlock ? K - kb : kNnKBlock;
+    const bool load_y = accumulate || kb > 0;
+    int64_t m = m_begin;
+    for (; m + 16 <= m_vec; m += 16) nn_columns<2>(y + m, x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, load_y);
+    for (; m < m_vec; m += 8) nn_columns<1>(y + m, x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, load_y);
+    for (int64_t n = 0; n < N; ++n)
+      for (m = m_vec; m < m_end; ++m) {
+        float acc = load_y ? y[n * ldy + m] : 0.0f;
+        for (int64_t k = 0; k < kn; ++k) acc += x[n * ldx + kb + k] * w[(kb + k) * ldw + m];
+        y[n * ldy + m] = acc;
+      }
+    if (K == 0) break;
+  }
+}
+
 float dot_f32(const float* a, const float* b, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   int64_t i = 0;

@@ -157,6 +157,86 @@ void matmul_f16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t 
   matmul<F16>(y, x, w, N, K, m_begin, m_end, ldy);
 }
 
+// NN form: a tile of NR rows of y by NV 16-wide column vectors stays in
+// registers; each step over k loads NV vectors of one w row and broadcasts NR
+// x values. K runs in blocks so the w panel (kNnKBlock x 32) stays in L1/L2.
+namespace {
+
+constexpr int64_t kNnKBlock = 256;
+constexpr int kNnRows = 8;
+
+template <int NR, int NV>
+inline __attribute__((always_inline)) void nn_tile(float* y, const float* x, const float* w, int64_t K,
+                                                   int64_t ldx, int64_t ldw, int64_t ldy, __mmask16 last,
+                                                   bool load_y) {
+  __mmask16 mask[NV];
+#pragma GCC unroll 2
+  for (int j = 0; j < NV; ++j) mask[j] = j == NV - 1 ? last : __mmask16(0xffff);
+  __m512 acc[NR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j)
+      acc[i][j] = load_y ? _mm512_maskz_loadu_ps(mask[j], y + i * ldy + 16 * j) : _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 wv[NV];
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) wv[j] = _mm512_maskz_loadu_ps(mask[j], w + k * ldw + 16 * j);
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i) {
+      const __m512 xb = _mm512_set1_ps(x[i * ldx + k]);
+#pragma GCC unroll 2
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(xb, wv[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) _mm512_mask_storeu_ps(y + i * ldy + 16 * j, mask[j], acc[i][j]);
+}
+
+template <int NV>
+void nn_columns(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t ldx, int64_t ldw,
+                int64_t ldy, __mmask16 last, bool load_y) {
+  int64_t n = 0;
+  for (; n + kNnRows <= N; n += kNnRows) nn_tile<kNnRows, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y);
+  switch (N - n) {
+    case 7: nn_tile<7, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 6: nn_tile<6, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 5: nn_tile<5, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 4: nn_tile<4, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 3: nn_tile<3, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 2: nn_tile<2, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 1: nn_tile<1, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+  if (K == 0) {
+    if (!accumulate)
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t m = m_begin; m < m_end; ++m) y[n * ldy + m] = 0;
+    return;
+  }
+  for (int64_t kb = 0; kb < K; kb += kNnKBlock) {
+    const int64_t kn = K - kb < kNnKBlock ? K - kb : kNnKBlock;
+    const bool load_y = accumulate || kb > 0;
+    for (int64_t m = m_begin; m < m_end; m += 32) {
+      const int64_t width = m_end - m < 32 ? m_end - m : 32;
+      const int64_t rem = width > 16 ? width - 16 : width;
+      const __mmask16 last = __mmask16((1u << rem) - 1);
+      if (width > 16)
+        nn_columns<2>(y + m, x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, last, load_y);
+      else
+        nn_columns<1>(y + m, x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, last, load_y);
+    }
+  }
+}
+
 float dot_f32(const float* a, const float* b, int64_t n) {
   __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
   int64_t i = 0;
