@@ -1,5 +1,5 @@
-// Dependencies run one way: core -> kernels -> ops -> model -> infer, with io
-// and tokenizer on core only. Every #include "tpp/<dir>/..." is checked.
+// Dependencies run one way: core -> kernels -> ops -> model -> infer / train,
+// with io and tokenizer on core only. Every #include "tpp/<dir>/..." is checked.
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -21,6 +21,7 @@ TEST(LayeringTest, IncludesOnlyPointDown) {
       {"ops", {"core", "kernels", "ops"}},
       {"model", {"core", "kernels", "io", "ops", "model"}},
       {"infer", {"core", "kernels", "io", "ops", "model", "tokenizer", "infer"}},
+      {"train", {"core", "kernels", "io", "ops", "model", "tokenizer", "train"}},
   };
   const std::string prefix = "#include \"tpp/";
   namespace fs = std::filesystem;

@@ -31,9 +31,9 @@ bool is_matrix(const Slot& slot) {
          std::holds_alternative<MatrixRef LayerWeights::*>(slot);
 }
 
-// Place one tensor (raw bytes in `dtype`) into its slot: matrices are
-// borrowed, vectors are widened into f32 copies.
-void place(ModelWeights& w, const TensorSpec& spec, DType dtype, const std::byte* data) {
+}  // namespace
+
+void place_tensor(ModelWeights& w, const TensorSpec& spec, DType dtype, const std::byte* data) {
   const int64_t numel = spec.shape.empty() ? 1 : [&] {
     int64_t n = 1;
     for (auto s : spec.shape) n *= s;
@@ -63,6 +63,8 @@ void place(ModelWeights& w, const TensorSpec& spec, DType dtype, const std::byte
       },
       spec.row->slot);
 }
+
+namespace {
 
 void finish(Model& m) {
   if (m.config.tie_embeddings) m.weights.output = m.weights.tok_embd;
@@ -155,7 +157,7 @@ Model load_model(const std::string& dir) {
       data = copy->data();
       m.weights.storage.push_back(std::move(copy));
     }
-    place(m.weights, spec, t->dtype, data);
+    place_tensor(m.weights, spec, t->dtype, data);
     m.weight_bytes += int64_t(t->nbytes());
     used.insert(spec.name);
   }
@@ -202,7 +204,7 @@ Model init_model(const ModelConfig& config, uint64_t seed, DType dtype, double s
         std::memcpy(p, &h, 2);
       }
     }
-    place(m.weights, spec, t, buf->data());
+    place_tensor(m.weights, spec, t, buf->data());
     m.weight_bytes += int64_t(buf->size());
     m.weights.storage.push_back(std::move(buf));
   }

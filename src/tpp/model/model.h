@@ -35,6 +35,10 @@ Model load_model(const std::string& dir);
 Model init_model(const ModelConfig& config, uint64_t seed, DType dtype = DType::f32,
                  double scale = 1.0);
 
+// Places one tensor (raw bytes in `dtype`, kept alive by the caller) into its
+// slot of `w`: matrices are borrowed, vectors are widened into f32 copies.
+void place_tensor(ModelWeights& w, const TensorSpec& spec, DType dtype, const std::byte* data);
+
 // Writes dir/config.json and dir/model.safetensors in tpp naming, atomically.
 // Matrices are written in `dtype` (f32, bf16, f16); vectors in f32.
 void save_model(const Model& model, const std::string& dir, DType dtype = DType::f32);

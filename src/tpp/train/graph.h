@@ -1,0 +1,58 @@
+// The training graph: a batched forward pass over whole sequences that keeps
+// what the backward pass needs, and the backward pass of every op of the
+// Transformer++ (every switch of SPEC §1 that inference supports).
+//
+// Templated on the scalar type: float is what training runs (SIMD kernels,
+// thread pool); double exists so every backward can be checked against central
+// finite differences with the same code (tests/train/gradcheck_test.cpp).
+//
+// Shapes: B sequences of T tokens, N = B*T rows; every sequence starts at
+// position 0. Loss = mean cross-entropy of the N targets.
+// Attention keeps no T x T matrix between passes: the backward recomputes each
+// head's scores block by block (as FlashAttention's backward does).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "tpp/core/thread_pool.h"
+#include "tpp/model/config.h"
+#include "tpp/ops/rope.h"
+#include "tpp/train/params.h"
+
+namespace tpp::train {
+
+struct Batch {
+  int64_t B = 0, T = 0;
+  const int32_t* tokens = nullptr;   // [B, T]
+  const int32_t* targets = nullptr;  // [B, T]: the token after each input token
+};
+
+template <class R>
+class Graph {
+ public:
+  Graph(const ModelConfig& config, const ParamLayout& layout);
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  // Mean cross-entropy of the batch; keeps the activations for backward().
+  double forward(const R* params, const Batch& batch, ThreadPool& pool);
+  // grads += scale * d(loss)/d(params), for the last forward's batch.
+  void backward(const R* params, R* grads, R scale, ThreadPool& pool);
+
+  // Logits of the last forward, [N, V] (after the final soft-cap).
+  const std::vector<R>& logits() const { return logits_; }
+  // Bytes held for activations and scratch (after the first step).
+  int64_t bytes() const;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+  std::vector<R> logits_;
+};
+
+extern template class Graph<float>;
+extern template class Graph<double>;
+
+}  // namespace tpp::train

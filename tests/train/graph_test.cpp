@@ -1,0 +1,124 @@
+// The training graph against the inference engine (forward) and against
+// central finite differences in double precision (backward), for every golden
+// configuration: together they cover every switch of SPEC §1 the engine runs.
+#include <cmath>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+#include "model/model_test_util.h"
+#include "tpp/core/rng.h"
+#include "tpp/train/graph.h"
+#include "tpp/train/params.h"
+
+namespace tpp::test {
+namespace {
+
+using train::Batch;
+using train::Graph;
+using train::ParamLayout;
+
+std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
+  return std::filesystem::path(info.param).filename().string();
+}
+
+// B sequences of T tokens and their next-token targets, from a fixed stream.
+struct TokenBatch {
+  std::vector<int32_t> tokens, targets;
+  Batch batch(int64_t B, int64_t T) const { return {B, T, tokens.data(), targets.data()}; }
+};
+TokenBatch make_batch(int64_t B, int64_t T, int vocab, uint64_t seed) {
+  TokenBatch b;
+  const CounterRng rng(seed, 1);
+  for (int64_t i = 0; i < B * T; ++i) {
+    b.tokens.push_back(int32_t(rng.bits(uint64_t(2 * i)) % uint64_t(vocab)));
+    b.targets.push_back(int32_t(rng.bits(uint64_t(2 * i + 1)) % uint64_t(vocab)));
+  }
+  return b;
+}
+
+// Longest sequence the case allows, capped for speed.
+int64_t seq_len(const ModelConfig& c, int64_t cap) { return std::min<int64_t>(cap, c.max_seq_len); }
+
+class TrainGraphTest : public ::testing::TestWithParam<std::string> {};
+
+// Training forward (batched, whole sequences) = inference forward (KV cache).
+TEST_P(TrainGraphTest, ForwardLogitsMatchInference) {
+  const Model model = load_model(GetParam());
+  const ModelConfig& c = model.config;
+  const ParamLayout layout = train::make_layout(c);
+  const auto params = train::params_from_model(model, layout);
+  const int64_t B = 2, T = seq_len(c, 11);
+  const TokenBatch tb = make_batch(B, T, c.vocab_size, 7);
+  ThreadPool pool(2);
+  Graph<float> graph(c, layout);
+  const double loss = graph.forward(params.data(), tb.batch(B, T), pool);
+  double expect_loss = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const std::vector<int32_t> seq(tb.tokens.begin() + b * T, tb.tokens.begin() + (b + 1) * T);
+    const auto ref = forward_logits(model, seq);
+    const std::vector<float> got(graph.logits().begin() + b * T * c.vocab_size,
+                                 graph.logits().begin() + (b + 1) * T * c.vocab_size);
+    EXPECT_TRUE(all_close(got, ref, kModelLogitsF32)) << "sequence " << b;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* z = ref.data() + t * c.vocab_size;
+      double mx = z[0], sum = 0;
+      for (int i = 1; i < c.vocab_size; ++i) mx = std::max(mx, double(z[i]));
+      for (int i = 0; i < c.vocab_size; ++i) sum += std::exp(double(z[i]) - mx);
+      expect_loss += std::log(sum) + mx - z[tb.targets[size_t(b * T + t)]];
+    }
+  }
+  EXPECT_NEAR(loss, expect_loss / double(B * T), 1e-4);
+}
+
+// Every parameter tensor's gradient against central differences in double.
+TEST_P(TrainGraphTest, GradientsMatchFiniteDifferences) {
+  const Model model = load_model(GetParam());
+  const ModelConfig& c = model.config;
+  const ParamLayout layout = train::make_layout(c);
+  const auto pf = train::params_from_model(model, layout);
+  std::vector<double> params(pf.begin(), pf.end());
+  const int64_t B = 2, T = seq_len(c, 9);
+  const TokenBatch tb = make_batch(B, T, c.vocab_size, 11);
+  ThreadPool pool(2);
+  Graph<double> graph(c, layout);
+  const double f0 = graph.forward(params.data(), tb.batch(B, T), pool);
+  std::vector<double> grads(params.size(), 0.0);
+  graph.backward(params.data(), grads.data(), 1.0, pool);
+  const double eps = 1e-5;
+  int checked = 0, kinks = 0;
+  for (const auto& e : layout.entries) {
+    // A few entries of every tensor, spread over it (the first, the last and some between).
+    const CounterRng pick(3, hash_name(e.name));
+    std::vector<int64_t> at = {0, e.size - 1};
+    for (int i = 0; i < 4; ++i) at.push_back(int64_t(pick.bits(uint64_t(i)) % uint64_t(e.size)));
+    for (int64_t i : at) {
+      double& p = params[size_t(e.offset + i)];
+      const double saved = p;
+      p = saved + eps;
+      const double up = graph.forward(params.data(), tb.batch(B, T), pool);
+      p = saved - eps;
+      const double down = graph.forward(params.data(), tb.batch(B, T), pool);
+      p = saved;
+      const double fd = (up - down) / (2 * eps);
+      const double an = grads[size_t(e.offset + i)];
+      // A ReLU kink inside [p - eps, p + eps] makes the one-sided slopes
+      // disagree; the central difference is meaningless there.
+      const double right = (up - f0) / eps, left = (f0 - down) / eps;
+      if (std::abs(right - left) > 1e-3 * (1e-4 + std::abs(fd))) {
+        ++kinks;
+        continue;
+      }
+      EXPECT_NEAR(an, fd, 1e-7 + 1e-5 * std::abs(fd)) << e.name << "[" << i << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 0);
+  EXPECT_LE(kinks, checked / 20) << "too many non-smooth points to trust the check";
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, TrainGraphTest, ::testing::ValuesIn(golden_cases()), case_name);
+
+}  // namespace
+}  // namespace tpp::test
