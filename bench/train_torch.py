@@ -22,9 +22,10 @@ weight_decay 0.1, applied to every parameter), zero_grad(set_to_none=True).
 Input: one fixed batch of random token ids (torch.randint with --seed), reused every step.
 
 Output: one JSON line on stdout, e.g.
-  {"framework": "pytorch", "torch": "1.13.0", "params": ..., "batch": 16, "seq": 256, "threads": 2,
-   "step_s_median": ..., "step_s_min": ..., "tokens_per_s": ..., "loss_first": ..., "loss_last": ...,
-   "peak_rss_mb": ..., "train_flops_per_token": ..., "gflops": ...}
+  {"framework": "pytorch", "torch": "1.13.0", "params": ..., "batch": 16, "seq": 256,
+   "threads": 2, "step_s_median": ..., "step_s_min": ..., "tokens_per_s": ...,
+   "loss_first": ..., "loss_last": ..., "peak_rss_mb": ..., "train_flops_per_token": ...,
+   "gflops": ...}
 
 Example (small model, 2 threads):
   python3 bench/train_torch.py --d-model 256 --n-layers 6 --n-heads 8 --n-kv-heads 4 \
@@ -78,7 +79,8 @@ def causal_attention(q, k, v, mask):
     sdpa = getattr(F, "scaled_dot_product_attention", None)
     if sdpa is not None:
         return sdpa(q, k, v, is_causal=True)
-    scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+    q = q * (1.0 / math.sqrt(q.shape[-1]))  # scale q rather than the T x T scores: cheaper
+    scores = torch.matmul(q, k.transpose(-2, -1))
     scores = scores.masked_fill(mask, float("-inf"))
     return torch.matmul(torch.softmax(scores, dim=-1), v)
 
@@ -104,8 +106,9 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         group = self.n_heads // self.n_kv_heads
         if group > 1:  # HF repeat_kv: KV head j serves query heads j*group .. (j+1)*group-1
-            k = k.repeat_interleave(group, dim=1)
-            v = v.repeat_interleave(group, dim=1)
+            shape = (B, self.n_kv_heads, group, T, hd)
+            k = k[:, :, None].expand(shape).reshape(B, self.n_heads, T, hd)
+            v = v[:, :, None].expand(shape).reshape(B, self.n_heads, T, hd)
         y = causal_attention(q, k, v, mask)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * hd))
 

@@ -15,5 +15,7 @@ Run add_generate(CLI::App& app);
 Run add_kv_cache(CLI::App& app);
 Run add_bench(CLI::App& app);
 Run add_config(CLI::App& app);
+Run add_train(CLI::App& app);
+Run add_eval(CLI::App& app);
 
 }  // namespace tpp::cli

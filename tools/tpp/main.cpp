@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   add("generate", "generate text or token ids with a KV cache", tpp::cli::add_generate);
   add("kv-cache", "print the KV-cache bytes per sequence (SPEC formula)", tpp::cli::add_kv_cache);
   add("bench", "measure prefill and decode speed and the decode memory roofline", tpp::cli::add_bench);
+  add("train", "train a model on text files (from scratch, from a model, or resuming)", tpp::cli::add_train);
+  add("eval", "held-out loss, perplexity and bits per byte of a model on text files", tpp::cli::add_eval);
   add("config", "list every config key with its default, or check a config file", tpp::cli::add_config);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,413 @@
+#include "tpp/train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "tpp/core/dtype.h"
+#include "tpp/core/error.h"
+#include "tpp/io/safetensors.h"
+#include "tpp/model/model.h"
+#include "tpp/tokenizer/byte_tokenizer.h"
+#include "tpp/train/checkpoint.h"
+#include "tpp/train/optim.h"
+
+namespace tpp::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The fields that define a run (saved in every checkpoint; a resumed run uses them).
+nlohmann::json options_to_json(const TrainOptions& o) {
+  return {{"config", o.config},         {"init", o.init},
+          {"data", o.data},             {"val", o.val},
+          {"steps", o.steps},           {"tokens", o.tokens},
+          {"batch", o.batch},           {"seq", o.seq},
+          {"grad_accum", o.grad_accum}, {"lr", o.lr},
+          {"min_lr", o.min_lr},         {"warmup", o.warmup},
+          {"weight_decay", o.weight_decay}, {"clip", o.clip},
+          {"beta1", o.beta1},           {"beta2", o.beta2},
+          {"decay_embeddings", o.decay_embeddings}, {"bf16", o.bf16},
+          {"seed", o.seed},             {"eval_every", o.eval_every},
+          {"eval_tokens", o.eval_tokens}, {"save_every", o.save_every}};
+}
+
+TrainOptions options_from_json(const nlohmann::json& j, const std::string& source) {
+  TrainOptions o;
+  try {
+    o.config = j.at("config").get<std::string>();
+    o.init = j.at("init").get<std::string>();
+    o.data = j.at("data").get<std::vector<std::string>>();
+    o.val = j.at("val").get<std::vector<std::string>>();
+    o.steps = j.at("steps").get<int64_t>();
+    o.tokens = j.at("tokens").get<int64_t>();
+    o.batch = j.at("batch").get<int64_t>();
+    o.seq = j.at("seq").get<int64_t>();
+    o.grad_accum = j.at("grad_accum").get<int64_t>();
+    o.lr = j.at("lr").get<double>();
+    o.min_lr = j.at("min_lr").get<double>();
+    o.warmup = j.at("warmup").get<int64_t>();
+    o.weight_decay = j.at("weight_decay").get<double>();
+    o.clip = j.at("clip").get<double>();
+    o.beta1 = j.at("beta1").get<double>();
+    o.beta2 = j.at("beta2").get<double>();
+    o.decay_embeddings = j.at("decay_embeddings").get<bool>();
+    o.bf16 = j.at("bf16").get<bool>();
+    o.seed = j.at("seed").get<uint64_t>();
+    o.eval_every = j.at("eval_every").get<int64_t>();
+    o.eval_tokens = j.at("eval_tokens").get<int64_t>();
+    o.save_every = j.at("save_every").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: field 'options' is incomplete or mistyped: {}", source, e.what());
+  }
+  return o;
+}
+
+void check_options(const TrainOptions& o, const ModelConfig& c) {
+  TPP_CHECK(o.batch > 0, "train: --batch {} must be positive", o.batch);
+  TPP_CHECK(o.seq > 0, "train: --seq {} must be positive", o.seq);
+  TPP_CHECK(o.grad_accum > 0, "train: --grad-accum {} must be positive", o.grad_accum);
+  TPP_CHECK(o.steps > 0 || o.tokens > 0, "train: give the run's length with --steps N or --tokens N");
+  TPP_CHECK(o.lr > 0 && std::isfinite(o.lr), "train: --lr {} must be a positive number", o.lr);
+  TPP_CHECK(o.weight_decay >= 0, "train: --weight-decay {} must be >= 0", o.weight_decay);
+  TPP_CHECK(o.clip >= 0, "train: --clip {} must be >= 0 (0 = no clipping)", o.clip);
+  TPP_CHECK(o.stop_after >= 0, "train: --stop-after {} must be >= 0", o.stop_after);
+  if (c.pos_encoding == PosEncoding::learned)
+    TPP_CHECK(o.seq <= c.max_seq_len, "train: --seq {} exceeds the model's max_seq_len {} (learned positions)",
+              o.seq, c.max_seq_len);
+  TPP_CHECK(c.vocab_size >= ByteTokenizer::kVocabSize,
+            "train: the model's vocab_size is {}, the byte-level tokenizer needs at least {}", c.vocab_size,
+            ByteTokenizer::kVocabSize);
+}
+
+std::string human(double v) {
+  if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
+  if (v >= 1e3) return fmt::format("{:.1f}k", v / 1e3);
+  return fmt::format("{:.0f}", v);
+}
+
+std::string duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const int64_t t = int64_t(s + 0.5);
+  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (t / 60) % 60);
+  if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+// The first tensor holding a non-finite value, for the error message.
+std::string first_non_finite(const ParamLayout& layout, const std::vector<float>& v) {
+  for (const auto& e : layout.entries)
+    for (int64_t i = 0; i < e.size; ++i)
+      if (!std::isfinite(v[size_t(e.offset + i)])) return e.name;
+  return "";
+}
+
+class Metrics {
+ public:
+  // Keeps the records of steps <= keep_through (those the checkpoint covers).
+  Metrics(const std::string& path, int64_t keep_through) : path_(path) {
+    if (keep_through > 0) {
+      std::ifstream in(path);
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.contains("step")) continue;
+        if (j["step"].get<int64_t>() <= keep_through) records_.push_back(std::move(j));
+      }
+    }
+    std::string text;
+    for (const auto& r : records_) text += r.dump() + "\n";
+    io::write_file_atomic(path_, text);
+    out_ = std::fopen(path_.c_str(), "a");
+    if (!out_) fail("{}: cannot open the metrics file for appending", path_);
+  }
+  ~Metrics() {
+    if (out_) std::fclose(out_);
+  }
+  void add(nlohmann::json record) {
+    const std::string line = record.dump() + "\n";
+    std::fwrite(line.data(), 1, line.size(), out_);
+    std::fflush(out_);
+    records_.push_back(std::move(record));
+  }
+  const std::vector<nlohmann::json>& records() const { return records_; }
+
+ private:
+  std::string path_;
+  std::FILE* out_ = nullptr;
+  std::vector<nlohmann::json> records_;
+};
+
+}  // namespace
+
+int64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& data, int64_t T, int64_t B,
+                    int64_t max_tokens, ThreadPool& pool) {
+  const int64_t n = int64_t(data.tokens.size());
+  TPP_CHECK(n >= 2, "eval: the evaluation text has {} tokens; at least 2 are needed", n);
+  T = std::min(T, n - 1);
+  EvalResult r;
+  double nats = 0;
+  int64_t bytes = 0;
+  std::vector<int32_t> in, tg;
+  for (int64_t start = 0; start + T + 1 <= n && r.tokens < max_tokens;) {
+    in.clear();
+    tg.clear();
+    int64_t rows = 0;
+    for (; rows < B && start + T + 1 <= n && r.tokens + (rows + 1) * T <= std::max(max_tokens, T); ++rows, start += T)
+      for (int64_t t = 0; t < T; ++t) {
+        in.push_back(data.tokens[size_t(start + t)]);
+        tg.push_back(data.tokens[size_t(start + t + 1)]);
+        bytes += data.tokens[size_t(start + t + 1)] < 256 ? 1 : 0;
+      }
+    if (rows == 0) break;
+    nats += graph.forward(params, {rows, T, in.data(), tg.data()}, pool) * double(rows * T);
+    r.tokens += rows * T;
+  }
+  r.loss = nats / double(r.tokens);
+  r.bits_per_byte = nats / std::log(2.0) / double(std::max<int64_t>(bytes, 1));
+  return r;
+}
+
+TrainResult train(const TrainOptions& options, bool resume) {
+  TrainOptions o = options;
+  TPP_CHECK(!o.out.empty(), "train: --out DIR is required");
+  Checkpoint ck;
+  if (resume) {
+    ck = load_checkpoint(o.out);
+    TrainOptions saved = options_from_json(ck.state.value("options", nlohmann::json::object()),
+                                           (fs::path(o.out) / "checkpoint.json").string());
+    saved.out = o.out;
+    saved.threads = o.threads;
+    saved.stop_after = o.stop_after;
+    saved.progress = o.progress;
+    o = saved;
+  } else {
+    TPP_CHECK(o.config.empty() != o.init.empty(), "train: give exactly one of --config FILE or --init DIR");
+    Model m = o.init.empty() ? init_model(load_config_file(o.config), o.seed) : load_model(o.init);
+    ck.config = m.config;
+    ck.params = params_from_model(m, make_layout(m.config));
+  }
+  const ModelConfig& config = ck.config;
+  check_options(o, config);
+  const ParamLayout layout = make_layout(config);
+  ThreadPool pool(o.threads);
+
+  // Data.
+  TextData all = load_text_files(o.data), train_data, val_data;
+  if (o.val.empty()) split_train_val(all, train_data, val_data);
+  else {
+    train_data = std::move(all);
+    val_data = load_text_files(o.val);
+  }
+  TPP_CHECK(int64_t(train_data.tokens.size()) > o.seq,
+            "train: the training text has {} tokens, fewer than --seq {} + 1", train_data.tokens.size(), o.seq);
+  const BatchSampler sampler(train_data.tokens, o.seed);
+
+  // Schedule.
+  const int64_t B = o.batch, T = o.seq, K = o.grad_accum, step_tokens = B * T * K;
+  const int64_t steps = o.steps > 0 ? o.steps : (o.tokens + step_tokens - 1) / step_tokens;
+  const int64_t warmup = o.warmup >= 0 ? o.warmup : steps / 20;
+  const double min_lr = o.min_lr >= 0 ? o.min_lr : o.lr / 10;
+  const int64_t eval_every = o.eval_every >= 0 ? o.eval_every : std::max<int64_t>(1, steps / 10);
+  const int64_t save_every = o.save_every >= 0 ? o.save_every : std::max<int64_t>(1, steps / 10);
+
+  std::vector<uint8_t> decay(size_t(layout.total), 0);
+  const auto mask = decay_mask(layout, o.decay_embeddings);
+  for (size_t i = 0; i < layout.entries.size(); ++i)
+    if (mask[i])
+      std::fill(decay.begin() + layout.entries[i].offset,
+                decay.begin() + layout.entries[i].offset + layout.entries[i].size, uint8_t(1));
+  AdamW adam(layout.total, std::move(decay), {o.beta1, o.beta2, 1e-8, o.weight_decay});
+  std::vector<float>& params = ck.params;
+  if (resume) {
+    adam.m() = ck.m;
+    adam.v() = ck.v;
+    adam.set_steps(ck.adam_steps);
+  }
+  const int64_t start = resume ? ck.step : 0;
+  double elapsed_before = resume ? ck.state.value("elapsed_s", 0.0) : 0.0;
+
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec) fail("{}: cannot create the output directory: {}", o.out, ec.message());
+  Metrics metrics((fs::path(o.out) / "metrics.jsonl").string(), start);
+
+  Graph<float> graph(config, layout);
+  std::vector<float> grads(size_t(layout.total)), compute;
+  std::vector<int32_t> inputs, targets;
+  const bool tty = ::isatty(2);
+  if (o.progress)
+    std::fprintf(stderr, "training %s parameters for %lld steps of %lld tokens (%lld x %lld x %lld)%s\n",
+                 human(double(layout.total)).c_str(), (long long)steps, (long long)step_tokens, (long long)B,
+                 (long long)T, (long long)K, resume ? fmt::format(", resuming at step {}", start).c_str() : "");
+
+  auto save = [&](int64_t done, double elapsed) {
+    ck.step = done;
+    ck.adam_steps = adam.steps();
+    ck.m = adam.m();
+    ck.v = adam.v();
+    ck.state = {{"options", options_to_json(o)}, {"elapsed_s", elapsed}, {"tokens", done * step_tokens}};
+    save_checkpoint(o.out, layout, ck);
+  };
+
+  TrainResult result;
+  const auto t0 = Clock::now();
+  double timed_s = 0;
+  int64_t timed_steps = 0;
+  int64_t s = start;
+  for (; s < steps; ++s) {
+    if (o.stop_after > 0 && s - start >= o.stop_after) break;
+    const auto ts = Clock::now();
+    const float* p = params.data();
+    if (o.bf16) {
+      // bf16 compute: the step runs on bf16-rounded matrices; the f32 master
+      // weights and the optimizer state receive the update.
+      compute = params;
+      for (const auto& e : layout.entries)
+        if (e.matrix)
+          for (int64_t i = e.offset; i < e.offset + e.size; ++i) compute[size_t(i)] = bf16_to_f32(f32_to_bf16(compute[size_t(i)]));
+      p = compute.data();
+    }
+    std::fill(grads.begin(), grads.end(), 0.0f);
+    double loss = 0;
+    for (int micro = 0; micro < K; ++micro) {
+      sampler.sample(s, micro, B, T, inputs, targets);
+      const double l = graph.forward(p, {B, T, inputs.data(), targets.data()}, pool);
+      if (!std::isfinite(l)) {
+        const std::string bad = first_non_finite(layout, params);
+        fail("train: step {}: the loss is {}{}", s + 1, l,
+             bad.empty() ? std::string(" (all parameters are finite: the activations overflowed)")
+                         : fmt::format("; parameter '{}' holds a non-finite value", bad));
+      }
+      graph.backward(p, grads.data(), 1.0f / float(K), pool);
+      loss += l / double(K);
+    }
+    const double gnorm = clip_global_norm(grads, o.clip, pool);
+    if (!std::isfinite(gnorm))
+      fail("train: step {}: the gradient norm is {}; gradient of '{}' is non-finite", s + 1, gnorm,
+           first_non_finite(layout, grads));
+    const double lr = lr_at(s, steps, warmup, o.lr, min_lr);
+    adam.step(params.data(), grads.data(), lr, pool);
+    const double dt = std::chrono::duration<double>(Clock::now() - ts).count();
+    if (s > start) {  // the first step pays for allocations
+      timed_s += dt;
+      ++timed_steps;
+    }
+    const double tps = timed_steps > 0 ? double(timed_steps * step_tokens) / timed_s : double(step_tokens) / dt;
+    const double elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - t0).count();
+    metrics.add({{"step", s + 1}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
+                 {"tokens", (s + 1) * step_tokens}, {"tokens_per_s", tps}, {"elapsed_s", elapsed}});
+    result.loss = loss;
+    result.tokens_per_s = tps;
+
+    const bool last = s + 1 == steps;
+    if ((eval_every > 0 && (s + 1) % eval_every == 0) || last) {
+      const EvalResult ev = evaluate(graph, params.data(), val_data, T, B, o.eval_tokens, pool);
+      metrics.add({{"step", s + 1}, {"val_loss", ev.loss}, {"val_bpb", ev.bits_per_byte}, {"val_tokens", ev.tokens}});
+      result.val_loss = ev.loss;
+      result.val_bpb = ev.bits_per_byte;
+      if (o.progress)
+        std::fprintf(stderr, "%sstep %lld: validation loss %.4f, %.4f bits per byte\n", tty ? "\r\033[K" : "",
+                     (long long)(s + 1), ev.loss, ev.bits_per_byte);
+    }
+    if (o.progress) {
+      const int64_t every = std::max<int64_t>(1, steps / 20);
+      if (tty || (s + 1) % every == 0 || last) {
+        const int width = 24, filled = int(double(width) * double(s + 1) / double(steps));
+        const double eta = double(steps - s - 1) * double(step_tokens) / std::max(tps, 1e-9);
+        std::fprintf(stderr, "%s[%s%s] step %lld/%lld  loss %.4f  lr %.2e  %s tok/s  ETA %s%s",
+                     tty ? "\r\033[K" : "", std::string(size_t(filled), '#').c_str(),
+                     std::string(size_t(width - filled), '.').c_str(), (long long)(s + 1), (long long)steps, loss, lr,
+                     human(tps).c_str(), duration(eta).c_str(), tty ? "" : "\n");
+        std::fflush(stderr);
+      }
+    }
+    if (save_every > 0 && (s + 1) % save_every == 0 && !last) save(s + 1, elapsed);
+  }
+  if (o.progress && tty) std::fprintf(stderr, "\n");
+  result.step = s;
+  result.graph_bytes = graph.bytes();
+  result.peak_rss = peak_rss_bytes();
+  if (s == steps) {
+    const double elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - t0).count();
+    save(s, elapsed);
+    save_model(model_from_params(config, layout, params), o.out);
+    io::write_file_atomic((fs::path(o.out) / "loss.svg").string(), loss_curve_svg(metrics.records()));
+  }
+  return result;
+}
+
+std::string loss_curve_svg(const std::vector<nlohmann::json>& records) {
+  std::vector<std::pair<double, double>> train, val;
+  for (const auto& r : records) {
+    if (r.contains("loss")) train.emplace_back(r["step"].get<double>(), r["loss"].get<double>());
+    if (r.contains("val_loss")) val.emplace_back(r["step"].get<double>(), r["val_loss"].get<double>());
+  }
+  const double W = 720, H = 420, left = 64, right = 20, top = 36, bottom = 48;
+  double x_max = 1, y_min = 1e30, y_max = -1e30;
+  for (const auto* series : {&train, &val})
+    for (const auto& [x, y] : *series) {
+      x_max = std::max(x_max, x);
+      y_min = std::min(y_min, y);
+      y_max = std::max(y_max, y);
+    }
+  if (y_min > y_max) y_min = 0, y_max = 1;
+  if (y_max - y_min < 1e-9) y_max = y_min + 1;
+  const double pad = 0.05 * (y_max - y_min);
+  y_min -= pad;
+  y_max += pad;
+  auto X = [&](double x) { return left + (W - left - right) * x / x_max; };
+  auto Y = [&](double y) { return top + (H - top - bottom) * (y_max - y) / (y_max - y_min); };
+  std::ostringstream s;
+  s << fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" "
+                   "font-size=\"12\">\n",
+                   W, H);
+  s << fmt::format("<rect width=\"{}\" height=\"{}\" fill=\"white\"/>\n", W, H);
+  s << fmt::format("<text x=\"{}\" y=\"22\" font-size=\"15\">Loss (nats per token)</text>\n", left);
+  for (int i = 0; i <= 5; ++i) {
+    const double y = y_min + (y_max - y_min) * i / 5, x = x_max * i / 5;
+    s << fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n", left, Y(y),
+                     W - right, Y(y));
+    s << fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{:.2f}</text>\n", left - 6, Y(y) + 4, y);
+    s << fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{:.0f}</text>\n", X(x), H - bottom + 18,
+                     x);
+  }
+  s << fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">step</text>\n", (W + left) / 2, H - 10);
+  s << fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444\"/>\n", left, top,
+                   W - left - right, H - top - bottom);
+  auto polyline = [&](const std::vector<std::pair<double, double>>& pts, const char* color, double width) {
+    if (pts.empty()) return;
+    s << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"" << width << "\" points=\"";
+    for (const auto& [x, y] : pts) s << fmt::format("{:.1f},{:.1f} ", X(x), Y(y));
+    s << "\"/>\n";
+  };
+  polyline(train, "#1f77b4", 1.2);
+  polyline(val, "#d62728", 2);
+  for (const auto& [x, y] : val)
+    s << fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"#d62728\"/>\n", X(x), Y(y));
+  s << fmt::format("<text x=\"{:.1f}\" y=\"22\" fill=\"#1f77b4\">train</text>\n", W - right - 130);
+  s << fmt::format("<text x=\"{:.1f}\" y=\"22\" fill=\"#d62728\">validation</text>\n", W - right - 80);
+  s << "</svg>\n";
+  return s.str();
+}
+
+}  // namespace tpp::train
