@@ -59,7 +59,7 @@ Run add_train(CLI::App& app) {
     } else {
       TPP_CHECK(!opts.data.empty(), "train: --data FILE is required");
     }
-    const auto r = train::train(opts, resume);
+    const auto r = train::run_training(opts, resume);
     if (!o->quiet) {
       if (r.val_loss > 0)
         fmt::print("step {}: train loss {:.4f}, validation loss {:.4f}, {:.4f} bits per byte\n", r.step, r.loss,

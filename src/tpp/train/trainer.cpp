@@ -187,7 +187,7 @@ EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& da
   return r;
 }
 
-TrainResult train(const TrainOptions& options, bool resume) {
+TrainResult run_training(const TrainOptions& options, bool resume) {
   TrainOptions o = options;
   TPP_CHECK(!o.out.empty(), "train: --out DIR is required");
   Checkpoint ck;

@@ -47,7 +47,7 @@ struct TrainResult {
 };
 
 // Trains (or, with resume, continues the run in options.out).
-TrainResult train(const TrainOptions& options, bool resume);
+TrainResult run_training(const TrainOptions& options, bool resume);
 
 struct EvalResult {
   double loss = 0, bits_per_byte = 0;

@@ -1,0 +1,292 @@
+// The training loop: schedule, data, gradient accumulation, bf16 compute,
+// resumption that reproduces the uninterrupted loss curve, checkpoints that
+// survive interrupted writes, and a clear stop on a non-finite loss.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/test_util.h"
+#include "tpp/core/error.h"
+#include "tpp/model/model.h"
+#include "tpp/train/checkpoint.h"
+#include "tpp/train/optim.h"
+#include "tpp/train/trainer.h"
+
+namespace tpp::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace tpp::train;
+
+std::string write_corpus(const std::string& dir) {
+  fs::create_directories(dir);
+  std::string text;
+  for (int i = 0; i < 400; ++i)
+    text += "The quick brown fox jumps over the lazy dog " + std::to_string(i % 37) + ". Pack my box.\n";
+  const std::string path = dir + "/corpus.txt";
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string write_config(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  std::ofstream(path) << R"({"d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 64,
+                             "vocab_size": 260, "max_seq_len": 64, "rope_theta": 10000.0, "tie_embeddings": true})";
+  return path;
+}
+
+TrainOptions small_run(const std::string& dir, const std::string& out) {
+  TrainOptions o;
+  o.config = write_config(dir);
+  o.data = {write_corpus(dir)};
+  o.out = out;
+  o.steps = 12;
+  o.batch = 3;
+  o.seq = 24;
+  o.lr = 3e-3;
+  o.eval_every = 4;
+  o.eval_tokens = 256;
+  o.save_every = 4;
+  o.threads = 2;
+  o.progress = false;
+  return o;
+}
+
+std::vector<nlohmann::json> read_metrics(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(out + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+std::vector<double> losses(const std::vector<nlohmann::json>& metrics, const char* key) {
+  std::vector<double> out;
+  for (const auto& m : metrics)
+    if (m.contains(key)) out.push_back(m[key].get<double>());
+  return out;
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(ScheduleTest, WarmupThenCosineToTheFloor) {
+  EXPECT_DOUBLE_EQ(lr_at(0, 100, 10, 1.0, 0.1), 0.1);
+  EXPECT_DOUBLE_EQ(lr_at(9, 100, 10, 1.0, 0.1), 1.0);
+  EXPECT_DOUBLE_EQ(lr_at(10, 100, 10, 1.0, 0.1), 1.0);
+  EXPECT_NEAR(lr_at(99, 100, 10, 1.0, 0.1), 0.1, 1e-12);
+  EXPECT_NEAR(lr_at(54, 100, 10, 1.0, 0.1), 0.55 + 0.45 * std::cos(M_PI * 44 / 89.0), 1e-12);
+  for (int s = 11; s < 100; ++s) EXPECT_LE(lr_at(s, 100, 10, 1.0, 0.1), lr_at(s - 1, 100, 10, 1.0, 0.1));
+}
+
+TEST(ClipTest, ScalesToTheMaximumNormOnlyWhenAbove) {
+  ThreadPool pool(2);
+  std::vector<float> g = {3, 4};
+  EXPECT_DOUBLE_EQ(clip_global_norm(g, 10, pool), 5);
+  EXPECT_EQ(g[0], 3);
+  EXPECT_DOUBLE_EQ(clip_global_norm(g, 1, pool), 5);
+  EXPECT_NEAR(g[0], 0.6, 1e-6);
+  EXPECT_NEAR(g[1], 0.8, 1e-6);
+}
+
+TEST(DataTest, SplitIsDeterministicDisjointAndCoversTheCorpus) {
+  TextData all;
+  for (int i = 0; i < 100000; ++i) all.tokens.push_back(i % 251);
+  all.bytes = int64_t(all.tokens.size());
+  TextData a, b, c, d;
+  split_train_val(all, a, b);
+  split_train_val(all, c, d);
+  EXPECT_EQ(a.tokens, c.tokens);
+  EXPECT_EQ(b.tokens, d.tokens);
+  EXPECT_EQ(a.tokens.size() + b.tokens.size(), all.tokens.size());
+  EXPECT_GT(b.tokens.size(), all.tokens.size() / 20);
+  EXPECT_LT(b.tokens.size(), all.tokens.size() / 5);
+}
+
+TEST(DataTest, BatchesArePureFunctionsOfSeedAndStep) {
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 5000; ++i) tokens.push_back(i % 200);
+  const BatchSampler s1(tokens, 5), s2(tokens, 5), s3(tokens, 6);
+  std::vector<int32_t> a, at, b, bt;
+  s1.sample(17, 0, 4, 16, a, at);
+  s2.sample(17, 0, 4, 16, b, bt);
+  EXPECT_EQ(a, b);
+  for (size_t i = 0; i + 1 < 16; ++i) EXPECT_EQ(at[i], a[i + 1]);  // targets are the next tokens
+  s3.sample(17, 0, 4, 16, b, bt);
+  EXPECT_NE(a, b);
+  s1.sample(18, 0, 4, 16, b, bt);
+  EXPECT_NE(a, b);
+}
+
+TEST(DataTest, MissingOrEmptyFilesAreNamed) {
+  const std::string dir = temp_dir("train_data_errors");
+  std::ofstream(dir + "/empty.txt").close();
+  try {
+    load_text_files({dir + "/empty.txt"});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("empty.txt: the file is empty"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_text_files({dir + "/nope.txt"}), Error);
+}
+
+// Two micro-batches of 2 accumulate to the gradient of one batch of 4.
+TEST(GradAccumTest, MicroBatchesSumToTheFullBatch) {
+  ModelConfig c;
+  c.d_model = 16;
+  c.n_layers = 1;
+  c.n_heads = 2;
+  c.d_ff = 24;
+  c.vocab_size = 50;
+  const Model m = init_model(c, 3, DType::f32, 4.0);
+  const ParamLayout layout = make_layout(m.config);
+  const auto pf = params_from_model(m, layout);
+  const std::vector<double> p(pf.begin(), pf.end());
+  std::vector<int32_t> tok, tgt;
+  for (int i = 0; i < 4 * 6; ++i) {
+    tok.push_back((i * 7) % 50);
+    tgt.push_back((i * 11 + 3) % 50);
+  }
+  ThreadPool pool(2);
+  Graph<double> g(m.config, layout);
+  std::vector<double> full(p.size()), acc(p.size());
+  g.forward(p.data(), {4, 6, tok.data(), tgt.data()}, pool);
+  g.backward(p.data(), full.data(), 1.0, pool);
+  g.forward(p.data(), {2, 6, tok.data(), tgt.data()}, pool);
+  g.backward(p.data(), acc.data(), 0.5, pool);
+  g.forward(p.data(), {2, 6, tok.data() + 12, tgt.data() + 12}, pool);
+  g.backward(p.data(), acc.data(), 0.5, pool);
+  EXPECT_TRUE(all_close(acc, full, {1e-12, 1e-9}));
+}
+
+TEST(TrainerTest, LossFallsAndTheRunWritesItsOutputs) {
+  const std::string dir = temp_dir("train_basic");
+  TrainOptions o = small_run(dir, dir + "/out");
+  o.steps = 30;
+  const TrainResult r = run_training(o, false);
+  EXPECT_EQ(r.step, 30);
+  const auto m = read_metrics(o.out);
+  const auto train_losses = losses(m, "loss");
+  ASSERT_EQ(train_losses.size(), 30u);
+  EXPECT_LT(train_losses.back(), train_losses.front() - 1.0);
+  EXPECT_EQ(losses(m, "val_loss").size(), 8u);  // every 4 steps and at the end
+  EXPECT_GT(r.val_bpb, 0);
+  EXPECT_NEAR(r.val_bpb, r.val_loss / std::log(2.0), 0.05 * r.val_bpb);  // byte tokens: ~1 byte each
+  for (const char* f : {"config.json", "model.safetensors", "metrics.jsonl", "loss.svg", "checkpoint.json"})
+    EXPECT_TRUE(fs::exists(o.out + "/" + f)) << f;
+  EXPECT_NE(file_bytes(o.out + "/loss.svg").find("<polyline"), std::string::npos);
+  // The saved model evaluates to the loss the run reported.
+  const Model saved = load_model(o.out);
+  const ParamLayout layout = make_layout(saved.config);
+  const auto params = params_from_model(saved, layout);
+  TextData all = load_text_files(o.data), tr, va;
+  split_train_val(all, tr, va);
+  ThreadPool pool(2);
+  Graph<float> g(saved.config, layout);
+  EXPECT_NEAR(evaluate(g, params.data(), va, o.seq, o.batch, o.eval_tokens, pool).loss, r.val_loss, 1e-9);
+}
+
+TEST(TrainerTest, ResumedRunReproducesTheUninterruptedCurve) {
+  const std::string dir = temp_dir("train_resume");
+  const TrainOptions full = small_run(dir, dir + "/full");
+  run_training(full, false);
+  TrainOptions part = small_run(dir, dir + "/part");
+  part.stop_after = 6;  // checkpoint at 4, interrupted at 6
+  EXPECT_EQ(run_training(part, false).step, 6);
+  EXPECT_FALSE(fs::exists(part.out + "/model.safetensors"));  // no final model yet
+  // Debris of a save interrupted mid-write must be ignored.
+  fs::create_directories(part.out + "/ckpt-00000008");
+  std::ofstream(part.out + "/ckpt-00000008/model.safetensors") << "partial";
+  std::ofstream(part.out + "/checkpoint.json.tmp.12345") << "{\"dir\": \"ckpt-000";
+  TrainOptions resume;
+  resume.out = part.out;
+  resume.threads = 2;
+  resume.progress = false;
+  EXPECT_EQ(run_training(resume, true).step, 12);
+  const auto a = read_metrics(full.out), b = read_metrics(part.out);
+  EXPECT_EQ(losses(a, "loss"), losses(b, "loss"));  // bitwise, step for step
+  EXPECT_EQ(losses(a, "val_loss"), losses(b, "val_loss"));
+  EXPECT_EQ(file_bytes(full.out + "/model.safetensors"), file_bytes(part.out + "/model.safetensors"));
+}
+
+TEST(TrainerTest, CheckpointIsAtomicAndValidated) {
+  const std::string dir = temp_dir("train_ckpt");
+  TrainOptions o = small_run(dir, dir + "/out");
+  o.stop_after = 5;
+  run_training(o, false);
+  const Checkpoint c = load_checkpoint(o.out);
+  EXPECT_EQ(c.step, 4);
+  EXPECT_EQ(c.adam_steps, 4);
+  EXPECT_EQ(c.state["options"]["steps"], 12);
+  // A pointer to a missing directory, or a corrupted optimizer file, is a clear error.
+  const std::string opt = o.out + "/ckpt-00000004/optimizer.safetensors";
+  const std::string saved = file_bytes(opt);
+  std::ofstream(opt, std::ios::binary) << saved.substr(0, saved.size() / 2);
+  try {
+    load_checkpoint(o.out);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("optimizer.safetensors"), std::string::npos) << e.what();
+  }
+  std::ofstream(o.out + "/checkpoint.json") << R"({"dir": "../elsewhere", "step": 4})";
+  EXPECT_THROW(load_checkpoint(o.out), Error);
+  EXPECT_FALSE(has_checkpoint(dir + "/none"));
+  EXPECT_THROW(load_checkpoint(dir + "/none"), Error);
+}
+
+TEST(TrainerTest, NonFiniteLossStopsWithTheStepAndTensor) {
+  const std::string dir = temp_dir("train_nan");
+  TrainOptions o = small_run(dir, dir + "/out");
+  o.lr = 1e30;
+  o.warmup = 0;
+  o.clip = 0;
+  try {
+    run_training(o, false);
+    FAIL() << "a diverging run must stop";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("step "), std::string::npos) << msg;
+    EXPECT_TRUE(msg.find("non-finite") != std::string::npos || msg.find("overflowed") != std::string::npos) << msg;
+  }
+}
+
+TEST(TrainerTest, Bf16ComputeTracksF32) {
+  const std::string dir = temp_dir("train_bf16");
+  TrainOptions a = small_run(dir, dir + "/f32"), b = small_run(dir, dir + "/bf16");
+  b.bf16 = true;
+  const double la = run_training(a, false).val_loss, lb = run_training(b, false).val_loss;
+  EXPECT_NEAR(la, lb, 0.05 * la);
+  EXPECT_NE(la, lb);  // the switch is live
+}
+
+TEST(TrainerTest, BadOptionsAreRefusedByName) {
+  const std::string dir = temp_dir("train_bad");
+  TrainOptions o = small_run(dir, dir + "/out");
+  o.seq = 0;
+  EXPECT_THROW(run_training(o, false), Error);
+  o = small_run(dir, dir + "/out");
+  o.steps = 0;
+  try {
+    run_training(o, false);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--steps"), std::string::npos) << e.what();
+  }
+  o = small_run(dir, dir + "/out");
+  std::ofstream(dir + "/v100.json") << R"({"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64, "vocab_size": 100})";
+  o.config = dir + "/v100.json";
+  try {
+    run_training(o, false);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vocab_size is 100"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace tpp::test
