@@ -1,4 +1,5 @@
 // End-to-end: the tpp binary as a user runs it.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -100,6 +101,68 @@ TEST(CliTest, ConfigDocsAreGeneratedFromTheFieldList) {
   std::ifstream in(source_path("docs/config.md"));
   const std::string doc((std::istreambuf_iterator<char>(in)), {});
   EXPECT_EQ(doc, out) << "docs/config.md is stale: regenerate with `tpp config --markdown > docs/config.md`";
+}
+
+// A run killed with SIGKILL at arbitrary moments (checkpoints are written
+// every step, so some kills land mid-write) resumes from its last good
+// checkpoint and ends with the uninterrupted run's exact losses and model.
+TEST(CliTest, TrainKilledAnywhereResumesToTheSameResult) {
+  const std::string dir = temp_dir("cli_train_kill");
+  std::string text;
+  for (int i = 0; i < 300; ++i) text += "It was the best of times, it was the worst of times " + std::to_string(i) + ".\n";
+  write(dir + "/corpus.txt", text);
+  write(dir + "/cfg.json", R"({"d_model": 48, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_ff": 96,
+                               "vocab_size": 260, "max_seq_len": 64, "tie_embeddings": true})");
+  const std::string common = "train --config " + dir + "/cfg.json --data " + dir +
+                             "/corpus.txt --steps 40 --batch 4 --seq 32 --save-every 1 --eval-every 0 -t 2 -q";
+  int code;
+  auto out = tpp(common + " --out " + dir + "/full", &code);
+  ASSERT_EQ(code, 0) << out;
+  out = tpp(common + " --out " + dir + "/killed --stop-after 2", &code);  // a first checkpoint
+  ASSERT_EQ(code, 0) << out;
+  for (const char* after : {"0.15", "0.3", "0.45"})
+    run_command("timeout -s KILL " + std::string(after) + " " + tpp_binary() + " train --resume " + dir + "/killed -q -t 2",
+                &out);
+  out = tpp("train --resume " + dir + "/killed -q -t 2", &code);
+  ASSERT_EQ(code, 0) << out;
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  EXPECT_EQ(read(dir + "/full/model.safetensors"), read(dir + "/killed/model.safetensors"));
+  // The metrics keep one line per step, with the same losses.
+  auto losses = [&](const std::string& path) {
+    std::vector<std::string> out;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto at = line.find("\"loss\":");
+      if (at != std::string::npos) out.push_back(line.substr(at, line.find(',', at) - at));
+    }
+    return out;
+  };
+  const auto a = losses(dir + "/full/metrics.jsonl"), b = losses(dir + "/killed/metrics.jsonl");
+  EXPECT_EQ(a.size(), 40u);
+  EXPECT_EQ(a, b);
+}
+
+TEST(CliTest, EvalPrintsLossPerplexityAndBitsPerByte) {
+  const std::string dir = temp_dir("cli_eval");
+  int code;
+  auto out = tpp("init --config " + source_path("configs/tiny.json") + " --out " + dir + "/m", &code);
+  ASSERT_EQ(code, 0) << out;
+  write(dir + "/text.txt", "A short held-out text, evaluated in windows of a few bytes each.\n");
+  out = tpp("eval -m " + dir + "/m --data " + dir + "/text.txt --seq 16 -t 2", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("bits per byte"), std::string::npos) << out;
+  EXPECT_NE(out.find("perplexity"), std::string::npos) << out;
+  // An untrained byte model is near uniform over 260 ids: ~8 bits per byte.
+  const auto at = out.find("bpb");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_NEAR(std::stod(out.substr(at + 3)), std::log2(260.0), 0.3) << out;
+  out = tpp("eval -m " + dir + "/m --data " + dir + "/missing.txt", &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("missing.txt"), std::string::npos) << out;
 }
 
 }  // namespace
