@@ -81,7 +81,7 @@ TEST_P(KernelsTest, Matmul16BitWeightsMatchFloat64OfRoundedWeights) {
 
 // y[n, m] (+)= sum_k x[n, k] w[k, m] with row strides larger than the
 // widths, column ranges that start and end off the vector width, K blocks.
-TEST_P(KernelsTest, GemmNnMatchesFloat64AndAccumulates) {
+TEST_P(KernelsTest, GemmNnAndTnMatchFloat64AndAccumulate) {
   struct NnShape {
     int64_t N, K, m0, m1, ldx, ldw, ldy;
   };
@@ -89,11 +89,16 @@ TEST_P(KernelsTest, GemmNnMatchesFloat64AndAccumulates) {
                             {8, 32, 0, 32, 32, 32, 32}, {13, 300, 3, 50, 301, 64, 55}, {9, 17, 0, 16, 17, 16, 16},
                             {17, 600, 5, 77, 600, 80, 80}};
   for (const auto& s : shapes) {
+    for (bool transposed : {false, true})
     for (bool accumulate : {false, true}) {
-      const auto x = random_floats(size_t(s.N * s.ldx) + 1, 11), w = random_floats(size_t(std::max<int64_t>(s.K, 1) * s.ldw), 12);
+      // TN reads element (n, k) of x at x[k*ldx + n]: ldx is then at least N.
+      const int64_t ldx = transposed ? s.N + 3 : s.ldx;
+      auto xat = [&](int64_t n, int64_t i) { return transposed ? size_t(i * ldx + n) : size_t(n * ldx + i); };
+      const auto x = random_floats(size_t(std::max<int64_t>(s.N, s.K) * (ldx + 1)) + 1, 11), w = random_floats(size_t(std::max<int64_t>(s.K, 1) * s.ldw), 12);
       const auto y0 = random_floats(size_t(s.N * s.ldy), 13);
       auto y = y0;
-      k().gemm_nn_f32(y.data(), x.data(), w.data(), s.N, s.K, s.m0, s.m1, s.ldx, s.ldw, s.ldy, accumulate);
+      (transposed ? k().gemm_tn_f32 : k().gemm_nn_f32)(y.data(), x.data(), w.data(), s.N, s.K, s.m0, s.m1, ldx,
+                                                       s.ldw, s.ldy, accumulate);
       for (int64_t n = 0; n < s.N; ++n)
         for (int64_t m = 0; m < s.ldy; ++m) {
           const size_t at = size_t(n * s.ldy + m);
@@ -103,13 +108,13 @@ TEST_P(KernelsTest, GemmNnMatchesFloat64AndAccumulates) {
           }
           double ref = accumulate ? y0[at] : 0.0, magnitude = std::abs(ref);
           for (int64_t i = 0; i < s.K; ++i) {
-            const double term = double(x[size_t(n * s.ldx + i)]) * w[size_t(i * s.ldw + m)];
+            const double term = double(x[xat(n, i)]) * w[size_t(i * s.ldw + m)];
             ref += term;
             magnitude += std::abs(term);
           }
           // Sequential f32 sums: rounding grows like eps * sqrt(K) * sum |terms|.
           EXPECT_NEAR(y[at], ref, 1e-7 * magnitude * std::sqrt(double(s.K)) + 1e-6)
-              << "N=" << s.N << " K=" << s.K << " m=" << m;
+              << "N=" << s.N << " K=" << s.K << " m=" << m << (transposed ? " TN" : " NN");
         }
     }
   }

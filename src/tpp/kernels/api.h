@@ -36,6 +36,9 @@ using MatmulU16Fn = void (*)(float* y, const float* x, const uint16_t* w, int64_
 using GemmNnF32Fn = void (*)(float* y, const float* x, const float* w, int64_t N, int64_t K,
                              int64_t m_begin, int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy,
                              bool accumulate);
+// The same with x given transposed ("TN"): element (n, k) of x is x[k*ldx + n].
+// Weight gradients dW += dY^T X need no transposed copy of dY.
+using GemmTnF32Fn = GemmNnF32Fn;
 // sum_i a[i] * b[i]
 using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
 // y[i] += alpha * x[i]
@@ -59,6 +62,7 @@ struct Kernels {
   MatmulU16Fn matmul_bf16;
   MatmulU16Fn matmul_f16;
   GemmNnF32Fn gemm_nn_f32;
+  GemmTnF32Fn gemm_tn_f32;
   DotF32Fn dot_f32;
   AxpyF32Fn axpy_f32;
   ScaleF32Fn scale_f32;

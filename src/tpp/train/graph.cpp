@@ -41,6 +41,26 @@ void mm_nn(R* y, const R* x, const R* w, int64_t N, int64_t K, int64_t M, int64_
   }
 }
 
+// y[n, m] (+)= sum_k x[k*ldx + n] * w[k*ldw + m]: x read transposed.
+template <class R>
+void mm_tn(R* y, const R* x, const R* w, int64_t N, int64_t K, int64_t M, int64_t ldx, int64_t ldw,
+           int64_t ldy, bool accumulate) {
+  if (N <= 0 || M <= 0) return;
+  if constexpr (kFloat<R>) {
+    kernels::kernels().gemm_tn_f32(y, x, w, N, K, 0, M, ldx, ldw, ldy, accumulate);
+  } else {
+    for (int64_t n = 0; n < N; ++n) {
+      R* yr = y + n * ldy;
+      if (!accumulate) std::fill(yr, yr + M, R(0));
+      for (int64_t k = 0; k < K; ++k) {
+        const R xv = x[k * ldx + n];
+        const R* wr = w + k * ldw;
+        for (int64_t m = 0; m < M; ++m) yr[m] += xv * wr[m];
+      }
+    }
+  }
+}
+
 // dst[c*ldd + r] = src[r*lds + c] for r < rows, c < cols.
 template <class R>
 void transpose(R* dst, const R* src, int64_t rows, int64_t cols, int64_t lds, int64_t ldd) {
@@ -72,26 +92,20 @@ void linear_fwd(R* y, const R* x, int64_t N, const R* W, int64_t M, int64_t K, c
 }
 
 // Backward of y = x W^T + b:  dx (+)= dy W,  dW += dy^T x,  db += colsum(dy).
-// dx or db may be null. scratch holds dy^T ([M, N]).
+// dx or db may be null.
 template <class R>
 void linear_bwd(R* dx, bool dx_accumulate, R* dW, R* db, const R* dy, const R* x, const R* W, int64_t N,
-                int64_t M, int64_t K, std::vector<R>& scratch, ThreadPool& pool) {
+                int64_t M, int64_t K, ThreadPool& pool) {
   if (dx)
     pool.parallel_for(size_t(N), 8, [&](size_t n0, size_t n1, size_t) {
       mm_nn(dx + int64_t(n0) * K, dy + int64_t(n0) * M, W, int64_t(n1 - n0), M, K, M, K, K, dx_accumulate);
     });
-  if (scratch.size() < size_t(M * N)) scratch.resize(size_t(M * N));
-  R* dyT = scratch.data();
   pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    transpose(dyT + int64_t(m0) * N, dy + m0, N, int64_t(m1 - m0), M, N);
-  });
-  pool.parallel_for(size_t(M), 4, [&](size_t m0, size_t m1, size_t) {
-    mm_nn(dW + int64_t(m0) * K, dyT + int64_t(m0) * N, x, int64_t(m1 - m0), N, K, N, K, K, true);
+    mm_tn(dW + int64_t(m0) * K, dy + m0, x, int64_t(m1 - m0), N, K, M, K, K, true);
     if (db)
-      for (size_t m = m0; m < m1; ++m) {
-        R acc = 0;
-        for (int64_t n = 0; n < N; ++n) acc += dyT[int64_t(m) * N + n];
-        db[m] += acc;
+      for (int64_t n = 0; n < N; ++n) {
+        const R* row = dy + n * M;
+        for (size_t m = m0; m < m1; ++m) db[m] += row[m];
       }
   });
 }
@@ -285,10 +299,10 @@ struct AttnSpec {
 
 template <class R>
 struct AttnScratch {
-  std::vector<R> S, P, dS, tmp, KT, VT;  // [T, T] x 4, [k, T] x 2
+  std::vector<R> S, P, dS, KT, VT;  // [T, T] x 3, [k, T] x 2
   void ensure(int64_t T, int k) {
     const size_t tt = size_t(T * T);
-    for (auto* v : {&S, &P, &dS, &tmp})
+    for (auto* v : {&S, &P, &dS})
       if (v->size() < tt) v->resize(tt);
     if (KT.size() < size_t(k * T)) KT.resize(size_t(k * T));
     if (VT.size() < size_t(k * T)) VT.resize(size_t(k * T));
@@ -391,17 +405,11 @@ void attn_bwd_pair(R* dq, R* dk, R* dv, const R* datt, const R* q, const R* k, c
       mm_nn(dQ + t0 * hk, s.dS.data() + t0 * T + c0, K + c0 * gk, t1 - t0, t1 - c0, a.k, T, gk, hk, false);
     }
     // dK += dS^T Q and dV += P^T dO: key row p gets queries t >= p.
-    transpose(s.tmp.data(), s.dS.data(), T, T, T, T);
     for (int64_t p0 = 0; p0 < T; p0 += kRowBlock) {
       const int64_t p1 = std::min(T, p0 + kRowBlock);
       const int64_t t_end = a.window > 0 ? std::min(T, p1 + a.window - 1) : T;
-      mm_nn(dK + p0 * gk, s.tmp.data() + p0 * T + p0, Q + p0 * hk, p1 - p0, t_end - p0, a.k, T, hk, gk, true);
-    }
-    transpose(s.tmp.data(), s.P.data(), T, T, T, T);
-    for (int64_t p0 = 0; p0 < T; p0 += kRowBlock) {
-      const int64_t p1 = std::min(T, p0 + kRowBlock);
-      const int64_t t_end = a.window > 0 ? std::min(T, p1 + a.window - 1) : T;
-      mm_nn(dV + p0 * gk, s.tmp.data() + p0 * T + p0, dO + p0 * hk, p1 - p0, t_end - p0, a.k, T, hk, gk, true);
+      mm_tn(dK + p0 * gk, s.dS.data() + p0 * T + p0, Q + p0 * hk, p1 - p0, t_end - p0, a.k, T, hk, gk, true);
+      mm_tn(dV + p0 * gk, s.P.data() + p0 * T + p0, dO + p0 * hk, p1 - p0, t_end - p0, a.k, T, hk, gk, true);
     }
   }
 }
@@ -436,7 +444,7 @@ struct Graph<R>::Impl {
   std::vector<R> ao, fo, din;     // a layer's attention and FFN outputs; their input gradient
 
   // Backward buffers.
-  std::vector<R> dx, dA, dB, dq, dkv_k, dkv_v, datt, dgate, dup, scratch, partial;
+  std::vector<R> dx, dA, dB, dq, dkv_k, dkv_v, datt, dgate, dup, partial;
   std::vector<AttnScratch<R>> attn_scratch;
 
   Impl(const ModelConfig& config, const ParamLayout& layout) : c(config), L(layout) {
@@ -708,7 +716,7 @@ struct Graph<R>::Impl {
       dkv_v.assign(size_t(N * gk(src)), R(0));
     }
     resize(datt, N * hk);
-    linear_bwd(datt.data(), false, grads + o.o, P(grads, o.o_b), dout, s.att.data(), params + o.o, N, d, hk, scratch,
+    linear_bwd(datt.data(), false, grads + o.o, P(grads, o.o_b), dout, s.att.data(), params + o.o, N, d, hk,
                pool);
     resize(dq, N * hk);
     const AttnSpec a = attn_spec(l);
@@ -727,7 +735,7 @@ struct Graph<R>::Impl {
                (R*)nullptr, qk, partial, pool);
       dq.swap(dqr);
     }
-    linear_bwd(din, din_acc, grads + o.q, P(grads, o.q_b), dq.data(), in, params + o.q, N, hk, d, scratch, pool);
+    linear_bwd(din, din_acc, grads + o.q, P(grads, o.q_b), dq.data(), in, params + o.q, N, hk, d, pool);
     if (src == l) {
       rope(dkv_k.data(), l, g, true, pool);
       if (c.qk_norm) {
@@ -736,8 +744,8 @@ struct Graph<R>::Impl {
                  (R*)nullptr, qk, partial, pool);
         dkv_k.swap(dkr);
       }
-      linear_bwd(din, true, grads + o.k, P(grads, o.k_b), dkv_k.data(), in, params + o.k, N, gk(l), d, scratch, pool);
-      linear_bwd(din, true, grads + o.v, P(grads, o.v_b), dkv_v.data(), in, params + o.v, N, gk(l), d, scratch, pool);
+      linear_bwd(din, true, grads + o.k, P(grads, o.k_b), dkv_k.data(), in, params + o.k, N, gk(l), d, pool);
+      linear_bwd(din, true, grads + o.v, P(grads, o.v_b), dkv_v.data(), in, params + o.v, N, gk(l), d, pool);
     }
   }
 
@@ -746,8 +754,7 @@ struct Graph<R>::Impl {
     const LayerOffsets& o = L.layers[size_t(l)];
     const bool gated = ffn_is_gated(c.ffn);
     resize(dup, N * F);
-    linear_bwd(dup.data(), false, grads + o.down, P(grads, o.down_b), dout, s.hact.data(), params + o.down, N, d, F,
-               scratch, pool);
+    linear_bwd(dup.data(), false, grads + o.down, P(grads, o.down_b), dout, s.hact.data(), params + o.down, N, d, F, pool);
     // dup holds dh; turn it into d(up) and d(gate).
     if (gated) resize(dgate, N * F);
     pool.parallel_for(size_t(N), 16, [&](size_t n0, size_t n1, size_t) {
@@ -764,9 +771,9 @@ struct Graph<R>::Impl {
         }
       }
     });
-    linear_bwd(din, din_acc, grads + o.up, P(grads, o.up_b), dup.data(), in, params + o.up, N, F, d, scratch, pool);
+    linear_bwd(din, din_acc, grads + o.up, P(grads, o.up_b), dup.data(), in, params + o.up, N, F, d, pool);
     if (gated)
-      linear_bwd(din, true, grads + o.gate, P(grads, o.gate_b), dgate.data(), in, params + o.gate, N, F, d, scratch,
+      linear_bwd(din, true, grads + o.gate, P(grads, o.gate_b), dgate.data(), in, params + o.gate, N, F, d,
                  pool);
   }
 
@@ -868,8 +875,7 @@ struct Graph<R>::Impl {
       }
     });
     resize(dx, N * d);
-    linear_bwd(dx.data(), false, grads + L.output, (R*)nullptr, logits.data(), hN.data(), params + L.output, N, V, d,
-               scratch, pool);
+    linear_bwd(dx.data(), false, grads + L.output, (R*)nullptr, logits.data(), hN.data(), params + L.output, N, V, d, pool);
     if (c.has_final_norm()) {
       resize(dA, N * d);
       norm_bwd(dA.data(), false, dx.data(), x_final.data(), N, d, params + L.output_norm_w, grads + L.output_norm_w,
@@ -899,11 +905,10 @@ struct Graph<R>::Impl {
       for (const auto* v : {&s.x0, &s.a1, &s.qr, &s.kr, &s.q, &s.k, &s.v, &s.att, &s.o_raw, &s.x1, &s.a2, &s.gate,
                             &s.up, &s.hact, &s.f_raw, &s.y})
         add_v(*v);
-    for (const auto* v : {&x, &x_final, &hN, &ao, &fo, &din, &dx, &dA, &dB, &dq, &dkv_k, &dkv_v, &datt, &dgate, &dup, &scratch,
-                          &partial})
+    for (const auto* v : {&x, &x_final, &hN, &ao, &fo, &din, &dx, &dA, &dB, &dq, &dkv_k, &dkv_v, &datt, &dgate, &dup, &partial})
       add_v(*v);
     for (const auto& s : attn_scratch)
-      for (const auto* v : {&s.S, &s.P, &s.dS, &s.tmp, &s.KT, &s.VT}) add_v(*v);
+      for (const auto* v : {&s.S, &s.P, &s.dS, &s.KT, &s.VT}) add_v(*v);
     return total;
   }
 };

@@ -34,18 +34,32 @@ void matmul_f16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t 
                 int64_t m_end, int64_t ldy) {
   matmul(y, x, w, N, K, m_begin, m_end, ldy, [](uint16_t v) { return tpp::f16_to_f32(v); });
 }
-void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
-                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+namespace {
+
+template <bool XT>
+void gemm(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+          int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
   for (int64_t n = 0; n < N; ++n) {
     float* yr = y + n * ldy;
     if (!accumulate)
       for (int64_t m = m_begin; m < m_end; ++m) yr[m] = 0;
     for (int64_t k = 0; k < K; ++k) {
-      const float xv = x[n * ldx + k];
+      const float xv = XT ? x[k * ldx + n] : x[n * ldx + k];
       const float* wr = w + k * ldw;
       for (int64_t m = m_begin; m < m_end; ++m) yr[m] += xv * wr[m];
     }
   }
+}
+
+}  // namespace
+
+void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+  gemm<false>(y, x, w, N, K, m_begin, m_end, ldx, ldw, ldy, accumulate);
+}
+void gemm_tn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+  gemm<true>(y, x, w, N, K, m_begin, m_end, ldx, ldw, ldy, accumulate);
 }
 float dot_f32(const float* a, const float* b, int64_t n) {
   float acc = 0;

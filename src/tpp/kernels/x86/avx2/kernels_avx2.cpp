@@ -120,7 +120,7 @@ namespace {
 constexpr int64_t kNnKBlock = 256;
 constexpr int kNnRows = 6;
 
-template <int NR, int NV>
+template <bool XT, int NR, int NV>
 inline __attribute__((always_inline)) void nn_tile(float* y, const float* x, const float* w, int64_t K,
                                                    int64_t ldx, int64_t ldw, int64_t ldy, bool load_y) {
   __m256 acc[NR][NV];
@@ -134,7 +134,7 @@ inline __attribute__((always_inline)) void nn_tile(float* y, const float* x, con
     for (int j = 0; j < NV; ++j) wv[j] = _mm256_loadu_ps(w + k * ldw + 8 * j);
 #pragma GCC unroll 6
     for (int i = 0; i < NR; ++i) {
-      const __m256 xb = _mm256_broadcast_ss(x + i * ldx + k);
+      const __m256 xb = _mm256_broadcast_ss(XT ? x + k * ldx + i : x + i * ldx + k);
 #pragma GCC unroll 2
       for (int j = 0; j < NV; ++j) acc[i][j] = _mm256_fmadd_ps(xb, wv[j], acc[i][j]);
     }
@@ -145,18 +145,39 @@ inline __attribute__((always_inline)) void nn_tile(float* y, const float* x, con
     for (int j = 0; j < NV; ++j) _mm256_storeu_ps(y + i * ldy + 8 * j, acc[i][j]);
 }
 
-template <int NV>
+template <bool XT, int NV>
 void nn_columns(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t ldx, int64_t ldw,
                 int64_t ldy, bool load_y) {
   int64_t n = 0;
-  for (; n + kNnRows <= N; n += kNnRows) nn_tile<kNnRows, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y);
+  for (; n + kNnRows <= N; n += kNnRows) nn_tile<XT, kNnRows, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, load_y);
   switch (N - n) {
-    case 5: nn_tile<5, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
-    case 4: nn_tile<4, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
-    case 3: nn_tile<3, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
-    case 2: nn_tile<2, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
-    case 1: nn_tile<1, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    case 5: nn_tile<XT, 5, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    case 4: nn_tile<XT, 4, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    case 3: nn_tile<XT, 3, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    case 2: nn_tile<XT, 2, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
+    case 1: nn_tile<XT, 1, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, load_y); break;
     default: break;
+  }
+}
+
+
+template <bool XT>
+void gemm(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+          int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+  const int64_t m_vec = m_begin + (m_end - m_begin) / 8 * 8;
+  for (int64_t kb = 0; kb < K || kb == 0; kb += kNnKBlock) {
+    const int64_t kn = K - kb < kNnKBlock ? K - kb : kNnKBlock;
+    const bool load_y = accumulate || kb > 0;
+    int64_t m = m_begin;
+    for (; m + 16 <= m_vec; m += 16) nn_columns<XT, 2>(y + m, XT ? x + kb * ldx : x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, load_y);
+    for (; m < m_vec; m += 8) nn_columns<XT, 1>(y + m, XT ? x + kb * ldx : x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, load_y);
+    for (int64_t n = 0; n < N; ++n)
+      for (m = m_vec; m < m_end; ++m) {
+        float acc = load_y ? y[n * ldy + m] : 0.0f;
+        for (int64_t k = 0; k < kn; ++k) acc += (XT ? x[(kb + k) * ldx + n] : x[n * ldx + kb + k]) * w[(kb + k) * ldw + m];
+        y[n * ldy + m] = acc;
+      }
+    if (K == 0) break;
   }
 }
 
@@ -164,21 +185,11 @@ void nn_columns(float* y, const float* x, const float* w, int64_t N, int64_t K, 
 
 void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
                  int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
-  const int64_t m_vec = m_begin + (m_end - m_begin) / 8 * 8;
-  for (int64_t kb = 0; kb < K || kb == 0; kb += kNnKBlock) {
-    const int64_t kn = K - kb < kNnKBlock ? K - kb : kNnKBlock;
-    const bool load_y = accumulate || kb > 0;
-    int64_t m = m_begin;
-    for (; m + 16 <= m_vec; m += 16) nn_columns<2>(y + m, x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, load_y);
-    for (; m < m_vec; m += 8) nn_columns<1>(y + m, x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, load_y);
-    for (int64_t n = 0; n < N; ++n)
-      for (m = m_vec; m < m_end; ++m) {
-        float acc = load_y ? y[n * ldy + m] : 0.0f;
-        for (int64_t k = 0; k < kn; ++k) acc += x[n * ldx + kb + k] * w[(kb + k) * ldw + m];
-        y[n * ldy + m] = acc;
-      }
-    if (K == 0) break;
-  }
+  gemm<false>(y, x, w, N, K, m_begin, m_end, ldx, ldw, ldy, accumulate);
+}
+void gemm_tn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+  gemm<true>(y, x, w, N, K, m_begin, m_end, ldx, ldw, ldy, accumulate);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {

@@ -15,6 +15,8 @@ void matmul_f16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t 
                 int64_t m_end, int64_t ldy);
 void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
                  int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate);
+void gemm_tn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate);
 float dot_f32(const float* a, const float* b, int64_t n);
 void axpy_f32(float* y, float alpha, const float* x, int64_t n);
 void scale_f32(float* y, float alpha, int64_t n);

@@ -165,7 +165,7 @@ namespace {
 constexpr int64_t kNnKBlock = 256;
 constexpr int kNnRows = 8;
 
-template <int NR, int NV>
+template <bool XT, int NR, int NV>
 inline __attribute__((always_inline)) void nn_tile(float* y, const float* x, const float* w, int64_t K,
                                                    int64_t ldx, int64_t ldw, int64_t ldy, __mmask16 last,
                                                    bool load_y) {
@@ -184,7 +184,7 @@ inline __attribute__((always_inline)) void nn_tile(float* y, const float* x, con
     for (int j = 0; j < NV; ++j) wv[j] = _mm512_maskz_loadu_ps(mask[j], w + k * ldw + 16 * j);
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i) {
-      const __m512 xb = _mm512_set1_ps(x[i * ldx + k]);
+      const __m512 xb = _mm512_set1_ps(XT ? x[k * ldx + i] : x[i * ldx + k]);
 #pragma GCC unroll 2
       for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(xb, wv[j], acc[i][j]);
     }
@@ -195,27 +195,27 @@ inline __attribute__((always_inline)) void nn_tile(float* y, const float* x, con
     for (int j = 0; j < NV; ++j) _mm512_mask_storeu_ps(y + i * ldy + 16 * j, mask[j], acc[i][j]);
 }
 
-template <int NV>
+template <bool XT, int NV>
 void nn_columns(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t ldx, int64_t ldw,
                 int64_t ldy, __mmask16 last, bool load_y) {
   int64_t n = 0;
-  for (; n + kNnRows <= N; n += kNnRows) nn_tile<kNnRows, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y);
+  for (; n + kNnRows <= N; n += kNnRows) nn_tile<XT, kNnRows, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, last, load_y);
   switch (N - n) {
-    case 7: nn_tile<7, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
-    case 6: nn_tile<6, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
-    case 5: nn_tile<5, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
-    case 4: nn_tile<4, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
-    case 3: nn_tile<3, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
-    case 2: nn_tile<2, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
-    case 1: nn_tile<1, NV>(y + n * ldy, x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 7: nn_tile<XT, 7, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 6: nn_tile<XT, 6, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 5: nn_tile<XT, 5, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 4: nn_tile<XT, 4, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 3: nn_tile<XT, 3, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 2: nn_tile<XT, 2, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
+    case 1: nn_tile<XT, 1, NV>(y + n * ldy, XT ? x + n : x + n * ldx, w, K, ldx, ldw, ldy, last, load_y); break;
     default: break;
   }
 }
 
-}  // namespace
 
-void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
-                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+template <bool XT>
+void gemm(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+          int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
   if (K == 0) {
     if (!accumulate)
       for (int64_t n = 0; n < N; ++n)
@@ -230,11 +230,22 @@ void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K,
       const int64_t rem = width > 16 ? width - 16 : width;
       const __mmask16 last = __mmask16((1u << rem) - 1);
       if (width > 16)
-        nn_columns<2>(y + m, x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, last, load_y);
+        nn_columns<XT, 2>(y + m, XT ? x + kb * ldx : x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, last, load_y);
       else
-        nn_columns<1>(y + m, x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, last, load_y);
+        nn_columns<XT, 1>(y + m, XT ? x + kb * ldx : x + kb, w + kb * ldw + m, N, kn, ldx, ldw, ldy, last, load_y);
     }
   }
+}
+
+}  // namespace
+
+void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+  gemm<false>(y, x, w, N, K, m_begin, m_end, ldx, ldw, ldy, accumulate);
+}
+void gemm_tn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
+                 int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
+  gemm<true>(y, x, w, N, K, m_begin, m_end, ldx, ldw, ldy, accumulate);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {
