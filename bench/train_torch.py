@@ -22,7 +22,7 @@ weight_decay 0.1, applied to every parameter), zero_grad(set_to_none=True).
 Input: one fixed batch of random token ids (torch.randint with --seed), reused every step.
 
 Output: one JSON line on stdout, e.g.
-  {"framework": "pytorch", "torch": "1.13.0", "params": ..., "batch": 16, "seq": 256,
+  {"framework": "pytorch", "torch": "1.13.0a0", "params": ..., "batch": 16, "seq": 256,
    "threads": 2, "step_s_median": ..., "step_s_min": ..., "tokens_per_s": ...,
    "loss_first": ..., "loss_last": ..., "peak_rss_mb": ..., "train_flops_per_token": ...,
    "gflops": ...}
@@ -149,7 +149,7 @@ class Transformer(nn.Module):
         self.register_buffer("sin", sin, persistent=False)
         mask = torch.triu(torch.ones(max_seq, max_seq, dtype=torch.bool), diagonal=1)
         self.register_buffer("mask", mask, persistent=False)  # True = masked (future key)
-        for name, p in self.named_parameters():
+        for p in self.parameters():
             if p.dim() == 2:  # embedding and all projections; RMSNorm weights stay 1
                 nn.init.normal_(p, mean=0.0, std=0.02)
 

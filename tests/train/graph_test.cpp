@@ -118,6 +118,55 @@ TEST_P(TrainGraphTest, GradientsMatchFiniteDifferences) {
   EXPECT_LE(kinks, checked / 20) << "too many non-smooth points to trust the check";
 }
 
+// Sequences longer than the attention row blocks (64), with a window that
+// straddles them, local and global layers, soft-cap and plus-one softmax:
+// forward against inference, a sample of gradients against finite differences.
+TEST(TrainGraphLongTest, BlockedAttentionOverLongSequences) {
+  ModelConfig c;
+  c.d_model = 16;
+  c.n_layers = 2;
+  c.n_heads = 2;
+  c.n_kv_heads = {1};
+  c.d_ff = 24;
+  c.vocab_size = 40;
+  c.max_seq_len = 256;
+  c.sliding_window = 70;
+  c.layer_types = {LayerType::local, LayerType::global};
+  c.attn_softcap = 3.0;
+  c.softmax = Softmax::plus_one;
+  const Model model = init_model(c, 5, DType::f32, 3.0);
+  const ParamLayout layout = train::make_layout(model.config);
+  const auto pf = train::params_from_model(model, layout);
+  const int64_t T = 150;
+  const TokenBatch tb = make_batch(1, T, c.vocab_size, 3);
+  ThreadPool pool(2);
+  Graph<float> gf(model.config, layout);
+  gf.forward(pf.data(), tb.batch(1, T), pool);
+  EXPECT_TRUE(all_close(gf.logits(), forward_logits(model, tb.tokens), kModelLogitsF32));
+
+  std::vector<double> p(pf.size()), grads(pf.size(), 0.0);
+  std::copy(pf.begin(), pf.end(), p.begin());
+  Graph<double> g(model.config, layout);
+  g.forward(p.data(), tb.batch(1, T), pool);
+  g.backward(p.data(), grads.data(), 1.0, pool);
+  for (const char* name : {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.1.attn_v.weight", "tok_embd.weight"}) {
+    const auto* e = layout.find(name);
+    ASSERT_NE(e, nullptr);
+    const int64_t picks[3] = {0, e->size / 3, e->size - 1};
+    for (int64_t i : picks) {
+      double& v = p[size_t(e->offset + i)];
+      const double saved = v;
+      v = saved + 1e-5;
+      const double up = g.forward(p.data(), tb.batch(1, T), pool);
+      v = saved - 1e-5;
+      const double down = g.forward(p.data(), tb.batch(1, T), pool);
+      v = saved;
+      const double fd = (up - down) / 2e-5;
+      EXPECT_NEAR(grads[size_t(e->offset + i)], fd, 1e-7 + 1e-5 * std::abs(fd)) << name << "[" << i << "]";
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cases, TrainGraphTest, ::testing::ValuesIn(golden_cases()), case_name);
 
 }  // namespace

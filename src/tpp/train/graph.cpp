@@ -312,6 +312,11 @@ struct AttnScratch {
 // First key row t may see.
 inline int64_t key_lo(int64_t t, int64_t window) { return window > 0 ? std::max<int64_t>(0, t - window + 1) : 0; }
 
+// The blocked products read row t of P / dS over [lo - kRowBlock, end of
+// t's row block): entries there outside [lo, t] must be zero.
+inline int64_t zero_lo(int64_t lo) { return std::max<int64_t>(0, lo - kRowBlock); }
+inline int64_t zero_hi(int64_t t, int64_t T) { return std::min(T, (t / kRowBlock + 1) * kRowBlock); }
+
 // Scores S (after scale and soft-cap) and probabilities P of one head, rows
 // [0, T); P is zero outside each row's visible keys.
 template <class R>
@@ -332,11 +337,11 @@ void head_probs(AttnScratch<R>& s, const R* Q, int64_t ldq, const R* KT, int64_t
       mx = std::max(mx, v);
     }
     R sum = a.plus_one ? std::exp(-mx) : R(0);
-    std::fill(P, P + lo, R(0));
+    std::fill(P + zero_lo(lo), P + lo, R(0));
     for (int64_t p = lo; p <= t; ++p) sum += (P[p] = std::exp(S[p] - mx));
     const R inv = R(1) / sum;
     for (int64_t p = lo; p <= t; ++p) P[p] *= inv;
-    std::fill(P + t + 1, P + T, R(0));
+    std::fill(P + t + 1, P + zero_hi(t, T), R(0));
   }
 }
 
@@ -388,7 +393,7 @@ void attn_bwd_pair(R* dq, R* dk, R* dv, const R* datt, const R* q, const R* k, c
       const int64_t lo = key_lo(t, a.window);
       R D = 0;
       for (int64_t p = lo; p <= t; ++p) D += P[p] * dS[p];
-      std::fill(dS, dS + lo, R(0));
+      std::fill(dS + zero_lo(lo), dS + lo, R(0));
       for (int64_t p = lo; p <= t; ++p) {
         R g = P[p] * (dS[p] - D);
         if (a.softcap > 0) {
@@ -397,7 +402,7 @@ void attn_bwd_pair(R* dq, R* dk, R* dv, const R* datt, const R* q, const R* k, c
         }
         dS[p] = g * R(a.scale);
       }
-      std::fill(dS + t + 1, dS + T, R(0));
+      std::fill(dS + t + 1, dS + zero_hi(t, T), R(0));
     }
     R* dQ = dq + b * T * hk + i * a.k;
     for (int64_t t0 = 0; t0 < T; t0 += kRowBlock) {
