@@ -73,14 +73,17 @@ int main(int argc, char** argv) {
   c.max_seq_len = int(seq);
   c.rope_theta = 10000;
   c.tie_embeddings = true;
-  const tpp::Model model = tpp::init_model(c, 1);
-  const auto layout = tpp::train::make_layout(model.config);
-  auto params = tpp::train::params_from_model(model, layout);
+  c.validate();
+  const auto layout = tpp::train::make_layout(c);
+  // The initialised model is dropped once its weights are in the flat vector,
+  // so peak memory counts what training holds: parameters, gradients, AdamW
+  // moments, activations and scratch.
+  auto params = tpp::train::params_from_model(tpp::init_model(c, 1), layout);
   std::vector<float> grads(params.size());
   std::vector<uint8_t> decay(params.size(), 1);
   tpp::train::AdamW adam(layout.total, decay, {0.9, 0.95, 1e-8, 0.1});
   tpp::ThreadPool pool(threads);
-  tpp::train::Graph<float> graph(model.config, layout);
+  tpp::train::Graph<float> graph(c, layout);
   std::vector<int32_t> tokens(size_t(batch * seq)), targets(tokens.size());
   const tpp::CounterRng rng(7, 0);
   for (size_t i = 0; i < tokens.size(); ++i) {
@@ -114,9 +117,11 @@ int main(int argc, char** argv) {
       "{{\"framework\": \"tpp\", \"params\": {}, \"batch\": {}, \"seq\": {}, \"threads\": {}, "
       "\"step_s_median\": {:.4f}, \"tokens_per_s\": {:.1f}, \"loss_first\": {:.4f}, \"loss_last\": {:.4f}, "
       "\"train_flops_per_token\": {:.0f}, \"gflops\": {:.1f}, \"matmul_peak_gflops\": {:.1f}, "
-      "\"share_of_peak\": {:.3f}, \"activation_mb\": {:.1f}, \"peak_rss_mb\": {:.1f}}}\n",
+      "\"share_of_peak\": {:.3f}, \"state_mb\": {:.1f}, \"activation_mb\": {:.1f}, \"peak_rss_mb\": {:.1f}}}\n",
       layout.total, batch, seq, pool.size(), median, tps, loss_first, loss_last, flops_per_token,
-      tps * flops_per_token / 1e9, peak, tps * flops_per_token / 1e9 / peak, double(graph.bytes()) / 1e6,
+      tps * flops_per_token / 1e9, peak, tps * flops_per_token / 1e9 / peak,
+      16.0 * double(layout.total) / 1e6,  // parameters, gradients, two AdamW moments (f32)
+      double(graph.bytes()) / 1e6,
       double(tpp::train::peak_rss_bytes()) / 1e6);
   return 0;
 }

@@ -15,10 +15,10 @@ TEST(BrownTest, TagsStrippedAndSpacingRestored) {
   const std::string tagged =
       "\n\n\tThe/at Fulton/np-tl County/nn-tl said/vbd ``/`` no/at evidence/nn ''/'' that/cs "
       "Atlanta's/np$ election/nn ,/, which/wdt had/hvd (/( over-all/jj )/) charge/nn ;/. 1/2/cd of/in it/ppo ./.\n"
-      "\n\n\tHe/pps said/vbd :/: ``/`` Go/vb !/. ''/''\n";
+      "\n\n\tHe/pps said/vbd :/: ``/`` Go/vb !/. !/. ''/'' Why/wrb ?/. ?/. ./.\n";
   EXPECT_EQ(train::brown_to_text(tagged),
             "The Fulton County said \"no evidence\" that Atlanta's election, which had (over-all) charge; 1/2 of it.\n"
-            "He said: \"Go!\"\n");
+            "He said: \"Go!\" Why?.\n");
 }
 
 TEST(BrownTest, DirectoryConvertedInOrderAndErrorsNamed) {

@@ -255,6 +255,22 @@ TEST(TrainerTest, NonFiniteLossStopsWithTheStepAndTensor) {
   }
 }
 
+TEST(TrainerTest, InitStartsFromTheGivenModel) {
+  const std::string dir = temp_dir("train_init");
+  const TrainOptions first = small_run(dir, dir + "/first");
+  run_training(first, false);
+  TrainOptions tuned = small_run(dir, dir + "/tuned");
+  tuned.config.clear();
+  tuned.init = first.out;
+  tuned.steps = 2;
+  run_training(tuned, false);
+  // The fine-tuning run starts where the first run ended, far below a fresh model's loss.
+  const double start_first = losses(read_metrics(first.out), "loss").front();
+  const double start_tuned = losses(read_metrics(tuned.out), "loss").front();
+  EXPECT_LT(start_tuned, start_first - 0.5);
+  EXPECT_EQ(load_model(tuned.out).config, load_model(first.out).config);
+}
+
 TEST(TrainerTest, Bf16ComputeTracksF32) {
   const std::string dir = temp_dir("train_bf16");
   TrainOptions a = small_run(dir, dir + "/f32"), b = small_run(dir, dir + "/bf16");

@@ -30,7 +30,8 @@ std::string brown_to_text(std::string_view tagged) {
     const std::string_view line = tagged.substr(pos, end - pos);
     pos = end + 1;
     std::string sentence;
-    bool glue = true;       // no space before the next word
+    bool glue = true;  // no space before the next word
+    std::string_view prev;
     size_t i = 0;
     while (i < line.size()) {
       while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
@@ -41,6 +42,10 @@ std::string brown_to_text(std::string_view tagged) {
       i = j;
       const size_t slash = token.rfind('/');
       std::string_view word = slash == std::string_view::npos || slash == 0 ? token : token.substr(0, slash);
+      const std::string_view tag = slash == std::string_view::npos ? std::string_view() : token.substr(slash + 1);
+      // This distribution doubles every ?, ! and ; (and some :) token.
+      if (word == prev && word != "." && !tag.empty() && tag[0] == '.') continue;
+      prev = word;
       if (word == "``" || word == "''") {
         const bool opening = word == "``";
         if (opening) {

@@ -9,7 +9,8 @@ namespace tpp::train {
 
 // One tagged file to plain text: tags stripped (after each token's last '/'),
 // `` and '' become ", no space before closing punctuation or after opening
-// brackets and quotes, one sentence per line.
+// brackets and quotes, the doubled ?, !, ; tokens of this distribution made
+// single, one sentence per line.
 std::string brown_to_text(std::string_view tagged);
 
 // Every corpus file of a Brown directory (names c[a-r]NN, in order) to one

@@ -7,6 +7,8 @@
 #include <memory>
 #include <type_traits>
 
+#include <fmt/format.h>
+
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
 #include "tpp/ops/linear.h"
@@ -943,6 +945,28 @@ void Graph<R>::backward(const R* params, R* grads, R scale, ThreadPool& pool) {
   for (int l = m.c.n_layers - 1; l >= 0; --l) m.layer_bwd(l, params, grads, pool);
   m.embed_bwd(grads);
   m.N = 0;  // the logits now hold gradients: a second backward needs a new forward
+}
+
+template <class R>
+std::string Graph<R>::first_non_finite() const {
+  auto bad = [](const std::vector<R>& v) {
+    for (R x : v)
+      if (!std::isfinite(x)) return true;
+    return false;
+  };
+  for (size_t l = 0; l < impl_->saved.size(); ++l) {
+    const auto& s = impl_->saved[l];
+    const std::pair<const std::vector<R>*, const char*> named[] = {
+        {&s.x0, "input"},       {&s.a1, "attention norm"}, {&s.q, "q"},         {&s.k, "k"},
+        {&s.v, "v"},            {&s.att, "attention"},     {&s.o_raw, "attention output"},
+        {&s.x1, "residual"},    {&s.a2, "ffn norm"},       {&s.gate, "ffn gate"}, {&s.up, "ffn up"},
+        {&s.hact, "ffn hidden"}, {&s.f_raw, "ffn output"}, {&s.y, "block output"}};
+    for (const auto& [v, name] : named)
+      if (bad(*v)) return fmt::format("blk.{} {}", l, name);
+  }
+  if (bad(impl_->x_final)) return "final residual";
+  if (bad(logits_)) return "logits";
+  return "";
 }
 
 template <class R>

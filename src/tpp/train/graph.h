@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tpp/core/thread_pool.h"
@@ -43,6 +44,10 @@ class Graph {
 
   // Logits of the last forward, [N, V] (after the final soft-cap).
   const std::vector<R>& logits() const { return logits_; }
+  // After a forward: the first saved activation holding a non-finite value,
+  // in forward order ("blk.3 ffn gate", "logits"), or "" when all are finite.
+  std::string first_non_finite() const;
+
   // Bytes held for activations and scratch (after the first step).
   int64_t bytes() const;
 

@@ -294,9 +294,10 @@ TrainResult run_training(const TrainOptions& options, bool resume) {
       const double l = graph.forward(p, {B, T, inputs.data(), targets.data()}, pool);
       if (!std::isfinite(l)) {
         const std::string bad = first_non_finite(layout, params);
-        fail("train: step {}: the loss is {}{}", s + 1, l,
-             bad.empty() ? std::string(" (all parameters are finite: the activations overflowed)")
-                         : fmt::format("; parameter '{}' holds a non-finite value", bad));
+        fail("train: step {}: the loss is {}; {}", s + 1, l,
+             bad.empty() ? fmt::format("the parameters are finite, the first non-finite activation is {}",
+                                       graph.first_non_finite())
+                         : fmt::format("parameter '{}' holds a non-finite value", bad));
       }
       graph.backward(p, grads.data(), 1.0f / float(K), pool);
       loss += l / double(K);
