@@ -79,6 +79,7 @@ Run add_eval(CLI::App& app) {
     std::vector<std::string> data;
     int64_t seq = 256, batch = 8, max_tokens = 0;
     int threads = 0;
+    bool held_out = false;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model, "model directory")->required();
@@ -86,12 +87,19 @@ Run add_eval(CLI::App& app) {
   app.add_option("--seq", o->seq, "tokens per window")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--batch", o->batch, "windows per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--max-tokens", o->max_tokens, "evaluate at most this many tokens (0 = all)");
+  app.add_flag("--held-out", o->held_out,
+               "evaluate only the part of --data that tpp train holds out for validation when given no --val");
   app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
   return [o] {
     const Model model = load_model(o->model);
     const auto layout = train::make_layout(model.config);
     const auto params = train::params_from_model(model, layout);
-    const auto data = train::load_text_files(o->data);
+    train::TextData data = train::load_text_files(o->data);
+    if (o->held_out) {
+      train::TextData kept, held;
+      train::split_train_val(data, kept, held);
+      data = std::move(held);
+    }
     ThreadPool pool(o->threads);
     train::Graph<float> graph(model.config, layout);
     int64_t seq = o->seq;

@@ -23,44 +23,36 @@ constexpr bool kFloat = std::is_same_v<R, float>;
 // Matrix helpers. float runs the SIMD kernels; double runs plain loops (it is
 // only used on tiny shapes by the gradient checks).
 
-// y[n, m] (+)= sum_k x[n*ldx + k] * w[k*ldw + m], single-threaded.
-template <class R>
-void mm_nn(R* y, const R* x, const R* w, int64_t N, int64_t K, int64_t M, int64_t ldx, int64_t ldw,
-           int64_t ldy, bool accumulate) {
+// y[n, m] (+)= sum_k x(n, k) * w[k*ldw + m], single-threaded; x(n, k) is
+// x[n*ldx + k] ("NN"), or x[k*ldx + n] when XT (x read transposed, "TN").
+template <bool XT, class R>
+void mm(R* y, const R* x, const R* w, int64_t N, int64_t K, int64_t M, int64_t ldx, int64_t ldw, int64_t ldy,
+        bool accumulate) {
   if (N <= 0 || M <= 0) return;
   if constexpr (kFloat<R>) {
-    kernels::kernels().gemm_nn_f32(y, x, w, N, K, 0, M, ldx, ldw, ldy, accumulate);
+    const auto& k = kernels::kernels();
+    (XT ? k.gemm_tn_f32 : k.gemm_nn_f32)(y, x, w, N, K, 0, M, ldx, ldw, ldy, accumulate);
   } else {
     for (int64_t n = 0; n < N; ++n) {
       R* yr = y + n * ldy;
       if (!accumulate) std::fill(yr, yr + M, R(0));
       for (int64_t k = 0; k < K; ++k) {
-        const R xv = x[n * ldx + k];
+        const R xv = XT ? x[k * ldx + n] : x[n * ldx + k];
         const R* wr = w + k * ldw;
         for (int64_t m = 0; m < M; ++m) yr[m] += xv * wr[m];
       }
     }
   }
 }
-
-// y[n, m] (+)= sum_k x[k*ldx + n] * w[k*ldw + m]: x read transposed.
 template <class R>
-void mm_tn(R* y, const R* x, const R* w, int64_t N, int64_t K, int64_t M, int64_t ldx, int64_t ldw,
-           int64_t ldy, bool accumulate) {
-  if (N <= 0 || M <= 0) return;
-  if constexpr (kFloat<R>) {
-    kernels::kernels().gemm_tn_f32(y, x, w, N, K, 0, M, ldx, ldw, ldy, accumulate);
-  } else {
-    for (int64_t n = 0; n < N; ++n) {
-      R* yr = y + n * ldy;
-      if (!accumulate) std::fill(yr, yr + M, R(0));
-      for (int64_t k = 0; k < K; ++k) {
-        const R xv = x[k * ldx + n];
-        const R* wr = w + k * ldw;
-        for (int64_t m = 0; m < M; ++m) yr[m] += xv * wr[m];
-      }
-    }
-  }
+void mm_nn(R* y, const R* x, const R* w, int64_t N, int64_t K, int64_t M, int64_t ldx, int64_t ldw, int64_t ldy,
+           bool accumulate) {
+  mm<false>(y, x, w, N, K, M, ldx, ldw, ldy, accumulate);
+}
+template <class R>
+void mm_tn(R* y, const R* x, const R* w, int64_t N, int64_t K, int64_t M, int64_t ldx, int64_t ldw, int64_t ldy,
+           bool accumulate) {
+  mm<true>(y, x, w, N, K, M, ldx, ldw, ldy, accumulate);
 }
 
 // dst[c*ldd + r] = src[r*lds + c] for r < rows, c < cols.
