@@ -11,6 +11,7 @@
 #include "model/model_test_util.h"
 #include "tpp/core/error.h"
 #include "tpp/io/safetensors.h"
+#include "tpp/model/hf_config.h"
 
 namespace tpp::test {
 namespace {
@@ -208,6 +209,58 @@ TEST(LoadTest, HfConfigsTppCannotHonourAreRefused) {
     const std::string msg = load_error(dir + "/hf");
     EXPECT_NE(msg.find(expected), std::string::npos) << patch.dump() << " -> " << msg;
     EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
+  }
+}
+
+// Family keys of the Llama-architecture families map onto switches.
+TEST(LoadTest, HfFamilyKeysMapOntoSwitches) {
+  const json base = {{"hidden_size", 64},       {"num_hidden_layers", 3}, {"num_attention_heads", 4},
+                     {"num_key_value_heads", 2}, {"intermediate_size", 96}, {"vocab_size", 100},
+                     {"hidden_act", "silu"}};
+  json mistral = base;
+  mistral.update({{"model_type", "mistral"}, {"sliding_window", 16}});
+  ModelConfig c = config_from_hf(mistral, "mistral.json");
+  EXPECT_EQ(c.sliding_window, 16);
+  EXPECT_TRUE(c.is_local(0) && c.is_local(2));
+  mistral["sliding_window"] = nullptr;
+  EXPECT_FALSE(config_from_hf(mistral, "mistral.json").sliding_window.has_value());
+
+  json qwen2 = base;
+  qwen2.update({{"model_type", "qwen2"}, {"use_sliding_window", true}, {"sliding_window", 32},
+                {"max_window_layers", 1}});
+  c = config_from_hf(qwen2, "qwen2.json");
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_FALSE(c.is_local(0));
+  EXPECT_TRUE(c.is_local(1) && c.is_local(2));  // HF Qwen2: the window applies from max_window_layers on
+  qwen2["max_window_layers"] = 7;
+  try {
+    config_from_hf(qwen2, "qwen2.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_window_layers"), std::string::npos) << e.what();
+  }
+
+  json qwen3 = base;
+  qwen3.update({{"model_type", "qwen3"}, {"head_dim", 32}, {"attention_bias", false}});
+  c = config_from_hf(qwen3, "qwen3.json");
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.head_dim_resolved(), 32);
+  qwen3["layer_types"] = json::array({"full_attention"});
+  try {
+    config_from_hf(qwen3, "qwen3.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer_types"), std::string::npos) << e.what();
+  }
+  json gemma = base;
+  gemma["model_type"] = "gemma2";
+  try {
+    config_from_hf(gemma, "gemma.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"gemma2\""), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("qwen3"), std::string::npos) << e.what();
   }
 }
 

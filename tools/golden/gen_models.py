@@ -437,6 +437,12 @@ HF_CASES = {
                                              "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
                            torch.bfloat16, "llama3"),
     "hf_llama_f16": (Cfg(rope_theta=10000.0), torch.float16, None),
+    # Other families in their own config keys; the math is the matching switch set.
+    "hf_mistral_f32": (Cfg(rope_theta=1000000.0, sliding_window=4), torch.float32, "mistral"),
+    "hf_qwen2_bf16": (Cfg(qkv_bias=True, tie_embeddings=True, rope_theta=1000000.0, norm_eps=1e-6),
+                      torch.bfloat16, "qwen2"),
+    "hf_qwen3_f32": (Cfg(qk_norm=True, head_dim=16, rope_theta=1000000.0, norm_eps=1e-6), torch.float32,
+                     "qwen3"),
 }
 
 HF_NAMES = [
@@ -446,6 +452,9 @@ HF_NAMES = [
     ("attn_v.weight", "self_attn.v_proj.weight"), ("attn_output.weight", "self_attn.o_proj.weight"),
     ("ffn_norm.weight", "post_attention_layernorm.weight"), ("ffn_gate.weight", "mlp.gate_proj.weight"),
     ("ffn_up.weight", "mlp.up_proj.weight"), ("ffn_down.weight", "mlp.down_proj.weight"),
+    ("attn_q.bias", "self_attn.q_proj.bias"), ("attn_k.bias", "self_attn.k_proj.bias"),
+    ("attn_v.bias", "self_attn.v_proj.bias"), ("attn_q_norm.weight", "self_attn.q_norm.weight"),
+    ("attn_k_norm.weight", "self_attn.k_norm.weight"),
 ]
 
 
@@ -522,6 +531,18 @@ def main():
                 rs = dict(c.rope_scaling)
                 rs.pop("type")
                 cfg["rope_scaling"] = {"rope_type": "llama3", **rs}
+            elif hf_rope == "mistral":
+                cfg.update(architectures=["MistralForCausalLM"], model_type="mistral",
+                           sliding_window=c.sliding_window)
+                del cfg["attention_bias"], cfg["mlp_bias"]
+            elif hf_rope == "qwen2":
+                cfg.update(architectures=["Qwen2ForCausalLM"], model_type="qwen2", use_sliding_window=False,
+                           sliding_window=4096, max_window_layers=c.n_layers)
+                del cfg["attention_bias"], cfg["mlp_bias"], cfg["head_dim"]
+            elif hf_rope == "qwen3":
+                cfg.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", use_sliding_window=False,
+                           sliding_window=None, max_window_layers=c.n_layers)
+                del cfg["mlp_bias"]
             files = {hf_name(n): t for n, t in files.items()}
         else:
             cfg = c.to_json()

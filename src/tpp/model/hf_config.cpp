@@ -86,17 +86,24 @@ RopeScaling hf_rope_scaling(const json& j, const std::string& source) {
   return r;
 }
 
-ModelConfig llama_config(const json& j, const std::string& source) {
-  static const std::set<std::string> mapped = {
+// The Llama-architecture families: LLaMA 2/3, TinyLlama, SmolLM2 ("llama"),
+// Mistral (sliding window on every layer), Qwen2 (q/k/v biases; sliding
+// window on layers >= max_window_layers when enabled), Qwen3 (QK-norm).
+// Every key is either mapped, known not to change the computation, or refused.
+ModelConfig llama_family_config(const json& j, const std::string& model_type, const std::string& source) {
+  std::set<std::string> mapped = {
       "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
       "head_dim", "intermediate_size", "vocab_size", "max_position_embeddings", "rms_norm_eps",
       "rope_theta", "rope_scaling", "attention_bias", "mlp_bias"};
+  const bool qwen = model_type == "qwen2" || model_type == "qwen3";
+  if (model_type == "mistral") mapped.insert("sliding_window");
+  if (qwen) mapped.insert({"use_sliding_window", "sliding_window", "max_window_layers"});
   for (const auto& [key, value] : j.items())
     if (!mapped.count(key) && !ignored_llama_keys().count(key))
-      fail("{}: key '{}' (value {}) is not understood by tpp's llama mapping; refusing rather "
-           "than ignoring it", source, key, value.dump());
+      fail("{}: key '{}' (value {}) is not understood by tpp's {} mapping; refusing rather "
+           "than ignoring it", source, key, value.dump(), model_type);
   if (auto act = j.find("hidden_act"); act != j.end() && *act != "silu")
-    fail("{}: key 'hidden_act': got {}, expected \"silu\" for llama", source, act->dump());
+    fail("{}: key 'hidden_act': got {}, expected \"silu\" for {}", source, act->dump(), model_type);
   if (auto tp = j.find("pretraining_tp"); tp != j.end() && tp->is_number() && tp->get<int>() != 1)
     fail("{}: key 'pretraining_tp': got {}, expected 1", source, tp->dump());
 
@@ -115,6 +122,25 @@ ModelConfig llama_config(const json& j, const std::string& source) {
   c.tie_embeddings = get_bool(j, "tie_word_embeddings", source, false);
   c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", source, false);
   c.mlp_bias = get_bool(j, "mlp_bias", source, false);
+  if (model_type == "qwen2") {
+    c.qkv_bias = true;  // Qwen2Attention: biases on q/k/v, none on o
+    c.o_bias = false;
+  }
+  if (model_type == "qwen3") c.qk_norm = true;
+  if (model_type == "mistral") {
+    const int w = get_int(j, "sliding_window", source, 0);
+    if (w < 0) fail("{}: key 'sliding_window': got {}, expected a positive window or null", source, w);
+    if (w > 0) c.sliding_window = w;
+  }
+  if (qwen && get_bool(j, "use_sliding_window", source, false)) {
+    const int w = get_int(j, "sliding_window", source);
+    const int first = get_int(j, "max_window_layers", source, c.n_layers);
+    if (w <= 0) fail("{}: key 'sliding_window': got {}, expected a positive window", source, w);
+    if (first < 0 || first > c.n_layers)
+      fail("{}: key 'max_window_layers': got {}, expected 0 .. num_hidden_layers ({})", source, first, c.n_layers);
+    c.sliding_window = w;
+    for (int l = 0; l < c.n_layers; ++l) c.layer_types.push_back(l >= first ? LayerType::local : LayerType::global);
+  }
   c.rope_layout = RopeLayout::half;  // HF stores q/k for rotate_half
   c.pos_encoding = PosEncoding::rope;
   c.norm = NormKind::rmsnorm;
@@ -133,9 +159,10 @@ ModelConfig config_from_hf(const json& j, const std::string& source) {
   if (type == j.end() || !type->is_string())
     fail("{}: key 'model_type': missing or not a string", source);
   const std::string model_type = type->get<std::string>();
-  if (model_type == "llama") return llama_config(j, source);
-  fail("{}: key 'model_type': got \"{}\", which tpp does not support; expected \"llama\"", source,
-       model_type);
+  if (model_type == "llama" || model_type == "mistral" || model_type == "qwen2" || model_type == "qwen3")
+    return llama_family_config(j, model_type, source);
+  fail("{}: key 'model_type': got \"{}\", which tpp does not support; expected one of llama, mistral, "
+       "qwen2, qwen3", source, model_type);
 }
 
 }  // namespace tpp
