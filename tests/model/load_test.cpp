@@ -254,12 +254,12 @@ TEST(LoadTest, HfFamilyKeysMapOntoSwitches) {
     EXPECT_NE(std::string(e.what()).find("layer_types"), std::string::npos) << e.what();
   }
   json gemma = base;
-  gemma["model_type"] = "gemma2";
+  gemma["model_type"] = "gemma3";
   try {
     config_from_hf(gemma, "gemma.json");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("\"gemma2\""), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("\"gemma3\""), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("qwen3"), std::string::npos) << e.what();
   }
 }

@@ -443,7 +443,16 @@ HF_CASES = {
                       torch.bfloat16, "qwen2"),
     "hf_qwen3_f32": (Cfg(qk_norm=True, head_dim=16, rope_theta=1000000.0, norm_eps=1e-6), torch.float32,
                      "qwen3"),
+    "hf_gemma2_f32": (Cfg(n_layers=3, norm_placement="sandwich", attn_softcap=2.0, final_softcap=3.0,
+                          layer_types=["local", "global"], sliding_window=3, ffn="geglu", gelu_approx="tanh",
+                          norm_one_plus=True, embed_scale=math.sqrt(32), attn_scale=24 ** -0.5,
+                          tie_embeddings=True, norm_eps=1e-6), torch.float32, "gemma2"),
 }
+
+# Gemma's names for the sandwich norms of a block.
+GEMMA_NORMS = {"attn_post_norm.weight": "post_attention_layernorm.weight",
+               "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+               "ffn_post_norm.weight": "post_feedforward_layernorm.weight"}
 
 HF_NAMES = [
     ("tok_embd.weight", "model.embed_tokens.weight"), ("output_norm.weight", "model.norm.weight"),
@@ -458,9 +467,11 @@ HF_NAMES = [
 ]
 
 
-def hf_name(name):
+def hf_name(name, family=None):
     if name.startswith("blk."):
         _, l, rest = name.split(".", 2)
+        if family == "gemma2" and rest in GEMMA_NORMS:
+            return f"model.layers.{l}." + GEMMA_NORMS[rest]
         return f"model.layers.{l}." + dict(HF_NAMES)[rest]
     return dict(HF_NAMES)[name]
 
@@ -539,11 +550,19 @@ def main():
                 cfg.update(architectures=["Qwen2ForCausalLM"], model_type="qwen2", use_sliding_window=False,
                            sliding_window=4096, max_window_layers=c.n_layers)
                 del cfg["attention_bias"], cfg["mlp_bias"], cfg["head_dim"]
+            elif hf_rope == "gemma2":
+                for key in ("attention_bias", "mlp_bias", "hidden_act"):
+                    del cfg[key]
+                cfg.update(architectures=["Gemma2ForCausalLM"], model_type="gemma2",
+                           hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=24,
+                           sliding_window=c.sliding_window, attn_logit_softcapping=c.attn_softcap,
+                           final_logit_softcapping=c.final_softcap, cache_implementation="hybrid",
+                           attention_bias=False)
             elif hf_rope == "qwen3":
                 cfg.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", use_sliding_window=False,
                            sliding_window=None, max_window_layers=c.n_layers)
                 del cfg["mlp_bias"]
-            files = {hf_name(n): t for n, t in files.items()}
+            files = {hf_name(n, hf_rope): t for n, t in files.items()}
         else:
             cfg = c.to_json()
         with open(os.path.join(d, "config.json"), "w") as f:

@@ -150,6 +150,74 @@ ModelConfig llama_family_config(const json& j, const std::string& model_type, co
   return c;
 }
 
+// Gemma 2: sandwich norms with (1 + w) RMSNorm, embeddings scaled by
+// sqrt(hidden_size), GeGLU (tanh GELU), attention and final soft-caps, scores
+// scaled by query_pre_attn_scalar^-1/2, and sliding-window layers alternating
+// with global ones from layer 0 (or as listed in layer_types).
+ModelConfig gemma2_config(const json& j, const std::string& source) {
+  static const std::set<std::string> mapped = {
+      "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+      "intermediate_size", "vocab_size", "max_position_embeddings", "rms_norm_eps", "rope_theta",
+      "attention_bias", "query_pre_attn_scalar", "sliding_window", "final_logit_softcapping",
+      "attn_logit_softcapping", "hidden_activation", "layer_types", "cache_implementation", "rope_scaling"};
+  for (const auto& [key, value] : j.items())
+    if (!mapped.count(key) && !ignored_llama_keys().count(key))
+      fail("{}: key '{}' (value {}) is not understood by tpp's gemma2 mapping; refusing rather "
+           "than ignoring it", source, key, value.dump());
+  ModelConfig c;
+  c.d_model = get_int(j, "hidden_size", source);
+  c.n_layers = get_int(j, "num_hidden_layers", source);
+  c.n_heads = get_int(j, "num_attention_heads", source);
+  c.n_kv_heads = {get_int(j, "num_key_value_heads", source, c.n_heads)};
+  c.head_dim = get_int(j, "head_dim", source, 256);
+  c.d_ff = get_int(j, "intermediate_size", source);
+  c.vocab_size = get_int(j, "vocab_size", source);
+  c.max_seq_len = get_int(j, "max_position_embeddings", source, 8192);
+  c.norm_eps = get_double(j, "rms_norm_eps", source, 1e-6);
+  c.rope_theta = get_double(j, "rope_theta", source, 10000.0);
+  c.rope_scaling = hf_rope_scaling(j.value("rope_scaling", json()), source);
+  c.tie_embeddings = get_bool(j, "tie_word_embeddings", source, true);
+  c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", source, false);
+  c.attn_scale = 1.0 / std::sqrt(get_double(j, "query_pre_attn_scalar", source, 256.0));
+  c.attn_softcap = get_double(j, "attn_logit_softcapping", source, 0.0);
+  c.final_softcap = get_double(j, "final_logit_softcapping", source, 0.0);
+  const int w = get_int(j, "sliding_window", source, 4096);
+  if (w <= 0) fail("{}: key 'sliding_window': got {}, expected a positive window", source, w);
+  c.sliding_window = w;
+  if (auto it = j.find("layer_types"); it != j.end() && !it->is_null()) {
+    if (!it->is_array() || int(it->size()) != c.n_layers)
+      fail("{}: key 'layer_types': expected a list of {} entries", source, c.n_layers);
+    for (const auto& t : *it) {
+      if (t == "sliding_attention") c.layer_types.push_back(LayerType::local);
+      else if (t == "full_attention") c.layer_types.push_back(LayerType::global);
+      else fail("{}: key 'layer_types': got {}, expected \"sliding_attention\" or \"full_attention\"", source, t.dump());
+    }
+  } else {
+    c.layer_types = {LayerType::local, LayerType::global};  // layer 0 slides, then alternate
+  }
+  std::string act = "gelu_pytorch_tanh";
+  for (const char* key : {"hidden_activation", "hidden_act"})
+    if (auto it = j.find(key); it != j.end() && !it->is_null()) {
+      if (!it->is_string()) fail("{}: key '{}': expected a string, got {}", source, key, it->dump());
+      act = it->get<std::string>();
+      break;
+    }
+  if (act == "gelu_pytorch_tanh") c.gelu_approx = GeluApprox::tanh;
+  else if (act == "gelu") c.gelu_approx = GeluApprox::none;
+  else fail("{}: key 'hidden_activation': got \"{}\", expected \"gelu_pytorch_tanh\" or \"gelu\"", source, act);
+  if (auto it = j.find("cache_implementation"); it != j.end() && !it->is_null() && *it != "hybrid")
+    fail("{}: key 'cache_implementation': got {}, expected \"hybrid\"", source, it->dump());
+  c.embed_scale = std::sqrt(double(c.d_model));
+  c.norm_one_plus = true;
+  c.norm_placement = NormPlacement::sandwich;
+  c.ffn = Ffn::geglu;
+  c.rope_layout = RopeLayout::half;
+  c.pos_encoding = PosEncoding::rope;
+  c.norm = NormKind::rmsnorm;
+  c.validate(source);
+  return c;
+}
+
 }  // namespace
 
 bool is_hf_config(const json& j) { return j.is_object() && j.contains("model_type"); }
@@ -161,8 +229,9 @@ ModelConfig config_from_hf(const json& j, const std::string& source) {
   const std::string model_type = type->get<std::string>();
   if (model_type == "llama" || model_type == "mistral" || model_type == "qwen2" || model_type == "qwen3")
     return llama_family_config(j, model_type, source);
+  if (model_type == "gemma2") return gemma2_config(j, source);
   fail("{}: key 'model_type': got \"{}\", which tpp does not support; expected one of llama, mistral, "
-       "qwen2, qwen3", source, model_type);
+       "qwen2, qwen3, gemma2", source, model_type);
 }
 
 }  // namespace tpp

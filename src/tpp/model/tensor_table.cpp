@@ -118,14 +118,33 @@ std::string tensor_name(const TensorRow& row, NameStyle style, int layer) {
   return name;
 }
 
+namespace {
+
+// Gemma 2/3 (sandwich norms) name the four norms of a block differently from
+// Llama: post_attention_layernorm is the norm after attention, and the FFN has
+// pre_ and post_feedforward_layernorm.
+std::string hf_sandwich_name(const TensorRow& row, int layer) {
+  const std::string_view tpp(row.tpp);
+  const char* hf = tpp == "blk.{L}.attn_post_norm.weight" ? "post_attention_layernorm"
+                   : tpp == "blk.{L}.ffn_norm.weight"     ? "pre_feedforward_layernorm"
+                   : tpp == "blk.{L}.ffn_post_norm.weight" ? "post_feedforward_layernorm"
+                                                           : nullptr;
+  if (!hf) return tensor_name(row, NameStyle::hf, layer);
+  return "model.layers." + std::to_string(layer) + "." + hf + ".weight";
+}
+
+}  // namespace
+
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c, NameStyle style) {
   std::vector<TensorSpec> out;
+  const bool sandwich_hf = style == NameStyle::hf && c.norm_placement == NormPlacement::sandwich;
   for (const auto& row : tensor_table()) {
     const int n = row.per_layer ? c.n_layers : 1;
     for (int i = 0; i < n; ++i) {
       const int layer = row.per_layer ? i : -1;
       if (!row.present(c, layer)) continue;
-      out.push_back({&row, layer, tensor_name(row, style, layer), row.shape(c, layer)});
+      std::string name = sandwich_hf && row.per_layer ? hf_sandwich_name(row, layer) : tensor_name(row, style, layer);
+      out.push_back({&row, layer, std::move(name), row.shape(c, layer)});
     }
   }
   return out;

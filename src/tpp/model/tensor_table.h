@@ -44,7 +44,8 @@ const std::vector<TensorRow>& tensor_table();
 // The name of a row's tensor for one layer ({L} substituted).
 std::string tensor_name(const TensorRow& row, NameStyle style, int layer);
 
-// Every tensor the config needs, in table order.
+// Every tensor the config needs, in table order. In HF naming, a sandwich
+// config uses Gemma's names for the block norms.
 struct TensorSpec {
   const TensorRow* row;
   int layer;  // -1 for global tensors
