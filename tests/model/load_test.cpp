@@ -253,8 +253,20 @@ TEST(LoadTest, HfFamilyKeysMapOntoSwitches) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("layer_types"), std::string::npos) << e.what();
   }
+  json gemma3 = base;
+  gemma3.update({{"model_type", "gemma3_text"}, {"num_hidden_layers", 7}, {"head_dim", 16},
+                 {"rope_local_base_freq", 10000.0}, {"query_pre_attn_scalar", 16}});
+  gemma3.erase("hidden_act");
+  c = config_from_hf(gemma3, "gemma3.json");
+  EXPECT_TRUE(c.qk_norm && c.norm_one_plus);
+  EXPECT_EQ(c.norm_placement, NormPlacement::sandwich);
+  for (int l = 0; l < 7; ++l) EXPECT_EQ(c.is_local(l), l != 5) << l;  // every 6th layer is global
+  EXPECT_EQ(c.rope_local_theta, 10000.0);
+  EXPECT_DOUBLE_EQ(c.attn_scale, 0.25);
+  EXPECT_DOUBLE_EQ(c.embed_scale, 8.0);
+
   json gemma = base;
-  gemma["model_type"] = "gemma3";
+  gemma["model_type"] = "gemma3";  // the multimodal wrapper; text models are gemma3_text
   try {
     config_from_hf(gemma, "gemma.json");
     FAIL();

@@ -447,6 +447,11 @@ HF_CASES = {
                           layer_types=["local", "global"], sliding_window=3, ffn="geglu", gelu_approx="tanh",
                           norm_one_plus=True, embed_scale=math.sqrt(32), attn_scale=24 ** -0.5,
                           tie_embeddings=True, norm_eps=1e-6), torch.float32, "gemma2"),
+    "hf_gemma3_bf16": (Cfg(n_layers=3, qk_norm=True, norm_one_plus=True, norm_placement="sandwich",
+                           rope_theta=1e6, rope_local_theta=1e4, layer_types=["local", "local", "global"],
+                           sliding_window=4, rope_scaling={"type": "linear", "factor": 4.0}, ffn="geglu",
+                           gelu_approx="tanh", embed_scale=math.sqrt(32), attn_scale=24 ** -0.5,
+                           tie_embeddings=True, norm_eps=1e-6), torch.bfloat16, "gemma3"),
 }
 
 # Gemma's names for the sandwich norms of a block.
@@ -470,7 +475,7 @@ HF_NAMES = [
 def hf_name(name, family=None):
     if name.startswith("blk."):
         _, l, rest = name.split(".", 2)
-        if family == "gemma2" and rest in GEMMA_NORMS:
+        if family in ("gemma2", "gemma3") and rest in GEMMA_NORMS:
             return f"model.layers.{l}." + GEMMA_NORMS[rest]
         return f"model.layers.{l}." + dict(HF_NAMES)[rest]
     return dict(HF_NAMES)[name]
@@ -558,6 +563,14 @@ def main():
                            sliding_window=c.sliding_window, attn_logit_softcapping=c.attn_softcap,
                            final_logit_softcapping=c.final_softcap, cache_implementation="hybrid",
                            attention_bias=False)
+            elif hf_rope == "gemma3":
+                for key in ("attention_bias", "mlp_bias", "hidden_act"):
+                    del cfg[key]
+                cfg.update(architectures=["Gemma3ForCausalLM"], model_type="gemma3_text",
+                           hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=24,
+                           sliding_window=c.sliding_window, sliding_window_pattern=3, rope_local_base_freq=1e4,
+                           rope_scaling={"rope_type": "linear", "factor": 4.0}, attn_logit_softcapping=None,
+                           final_logit_softcapping=None, attention_bias=False)
             elif hf_rope == "qwen3":
                 cfg.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", use_sliding_window=False,
                            sliding_window=None, max_window_layers=c.n_layers)

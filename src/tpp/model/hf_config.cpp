@@ -150,20 +150,25 @@ ModelConfig llama_family_config(const json& j, const std::string& model_type, co
   return c;
 }
 
-// Gemma 2: sandwich norms with (1 + w) RMSNorm, embeddings scaled by
-// sqrt(hidden_size), GeGLU (tanh GELU), attention and final soft-caps, scores
-// scaled by query_pre_attn_scalar^-1/2, and sliding-window layers alternating
-// with global ones from layer 0 (or as listed in layer_types).
-ModelConfig gemma2_config(const json& j, const std::string& source) {
-  static const std::set<std::string> mapped = {
+// Gemma 2 and 3: sandwich norms with (1 + w) RMSNorm, embeddings scaled by
+// sqrt(hidden_size), GeGLU (tanh GELU), scores scaled by
+// query_pre_attn_scalar^-1/2, sliding-window and global layers (as listed in
+// layer_types, else Gemma 2 alternates from layer 0 and Gemma 3 makes every
+// sliding_window_pattern-th layer global). Gemma 2 adds attention and final
+// soft-caps; Gemma 3 adds QK-norm and its own RoPE base for sliding layers
+// (rope_local_base_freq, unscaled; rope_scaling applies to global layers).
+ModelConfig gemma_config(const json& j, const std::string& model_type, const std::string& source) {
+  const bool gemma3 = model_type != "gemma2";
+  std::set<std::string> mapped = {
       "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
       "intermediate_size", "vocab_size", "max_position_embeddings", "rms_norm_eps", "rope_theta",
       "attention_bias", "query_pre_attn_scalar", "sliding_window", "final_logit_softcapping",
       "attn_logit_softcapping", "hidden_activation", "layer_types", "cache_implementation", "rope_scaling"};
+  if (gemma3) mapped.insert({"rope_local_base_freq", "sliding_window_pattern"});
   for (const auto& [key, value] : j.items())
     if (!mapped.count(key) && !ignored_llama_keys().count(key))
-      fail("{}: key '{}' (value {}) is not understood by tpp's gemma2 mapping; refusing rather "
-           "than ignoring it", source, key, value.dump());
+      fail("{}: key '{}' (value {}) is not understood by tpp's {} mapping; refusing rather "
+           "than ignoring it", source, key, value.dump(), model_type);
   ModelConfig c;
   c.d_model = get_int(j, "hidden_size", source);
   c.n_layers = get_int(j, "num_hidden_layers", source);
@@ -174,8 +179,12 @@ ModelConfig gemma2_config(const json& j, const std::string& source) {
   c.vocab_size = get_int(j, "vocab_size", source);
   c.max_seq_len = get_int(j, "max_position_embeddings", source, 8192);
   c.norm_eps = get_double(j, "rms_norm_eps", source, 1e-6);
-  c.rope_theta = get_double(j, "rope_theta", source, 10000.0);
+  c.rope_theta = get_double(j, "rope_theta", source, gemma3 ? 1000000.0 : 10000.0);
   c.rope_scaling = hf_rope_scaling(j.value("rope_scaling", json()), source);
+  if (gemma3) {
+    c.qk_norm = true;
+    c.rope_local_theta = get_double(j, "rope_local_base_freq", source, 10000.0);
+  }
   c.tie_embeddings = get_bool(j, "tie_word_embeddings", source, true);
   c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", source, false);
   c.attn_scale = 1.0 / std::sqrt(get_double(j, "query_pre_attn_scalar", source, 256.0));
@@ -192,6 +201,11 @@ ModelConfig gemma2_config(const json& j, const std::string& source) {
       else if (t == "full_attention") c.layer_types.push_back(LayerType::global);
       else fail("{}: key 'layer_types': got {}, expected \"sliding_attention\" or \"full_attention\"", source, t.dump());
     }
+  } else if (gemma3) {
+    const int pattern = get_int(j, "sliding_window_pattern", source, 6);
+    if (pattern <= 0) fail("{}: key 'sliding_window_pattern': got {}, expected a positive integer", source, pattern);
+    for (int l = 0; l < pattern; ++l)
+      c.layer_types.push_back((l + 1) % pattern != 0 ? LayerType::local : LayerType::global);
   } else {
     c.layer_types = {LayerType::local, LayerType::global};  // layer 0 slides, then alternate
   }
@@ -229,9 +243,9 @@ ModelConfig config_from_hf(const json& j, const std::string& source) {
   const std::string model_type = type->get<std::string>();
   if (model_type == "llama" || model_type == "mistral" || model_type == "qwen2" || model_type == "qwen3")
     return llama_family_config(j, model_type, source);
-  if (model_type == "gemma2") return gemma2_config(j, source);
+  if (model_type == "gemma2" || model_type == "gemma3_text") return gemma_config(j, model_type, source);
   fail("{}: key 'model_type': got \"{}\", which tpp does not support; expected one of llama, mistral, "
-       "qwen2, qwen3, gemma2", source, model_type);
+       "qwen2, qwen3, gemma2, gemma3_text", source, model_type);
 }
 
 }  // namespace tpp
