@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh release
+scripts/get_tokenizers.sh || true  # real vocabularies for the tokenizer tests (skipped if absent)
 ctest --preset release
 if [ "${TPP_NO_SANITIZE:-0}" != 1 ]; then
   scripts/build.sh asan

