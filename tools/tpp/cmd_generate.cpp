@@ -1,4 +1,6 @@
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -10,6 +12,7 @@
 #include "tpp/core/error.h"
 #include "tpp/infer/generate.h"
 #include "tpp/model/model.h"
+#include "tpp/tokenizer/bpe_tokenizer.h"
 #include "tpp/tokenizer/byte_tokenizer.h"
 
 namespace tpp::cli {
@@ -35,6 +38,17 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
+// Bytes of s up to its last complete UTF-8 character: a token may end inside
+// a character, whose remaining bytes come with the next token.
+size_t complete_utf8(const std::string& s) {
+  size_t i = s.size(), back = 0;
+  while (i > 0 && back < 4 && (static_cast<unsigned char>(s[i - 1]) & 0xc0) == 0x80) --i, ++back;
+  if (i == 0) return s.size();
+  const unsigned char lead = static_cast<unsigned char>(s[i - 1]);
+  const size_t need = lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
+  return back + 1 >= need || lead < 0xc0 ? s.size() : i - 1;
+}
+
 }  // namespace
 
 Run add_generate(CLI::App& app) {
@@ -46,7 +60,8 @@ Run add_generate(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model, "model directory (tpp or Hugging Face Llama)")->required();
-  auto* p = app.add_option("-p,--prompt", o->prompt, "prompt text (byte-level tokenizer)");
+  auto* p = app.add_option("-p,--prompt", o->prompt,
+                           "prompt text (the model's tokenizer.json when it has one, else byte-level)");
   auto* pi = app.add_option("--prompt-ids", o->prompt_ids, "prompt as token ids: 1,2,3");
   p->excludes(pi);
   app.add_option("-n", o->n, "new tokens to generate")->check(CLI::NonNegativeNumber);
@@ -66,7 +81,11 @@ Run add_generate(CLI::App& app) {
     const Model model = load_model(o->model);
     const ModelConfig& c = model.config;
     ByteTokenizer tokenizer;
-    std::vector<int32_t> prompt = o->prompt_ids.empty() ? tokenizer.encode(o->prompt, false) : parse_ids(o->prompt_ids);
+    std::optional<BpeTokenizer> bpe;
+    if (std::filesystem::exists(std::filesystem::path(o->model) / "tokenizer.json")) bpe = BpeTokenizer::load(o->model);
+    std::vector<int32_t> prompt = !o->prompt_ids.empty() ? parse_ids(o->prompt_ids)
+                                  : bpe                  ? bpe->encode(o->prompt)
+                                                         : tokenizer.encode(o->prompt, false);
     for (int32_t id : prompt)
       if (id >= c.vocab_size) fail("prompt: token id {} is outside the model's vocabulary [0, {})", id, c.vocab_size);
     const int64_t ctx = o->ctx > 0 ? o->ctx : std::min<int64_t>(c.max_seq_len, int64_t(prompt.size()) + o->n);
@@ -76,20 +95,28 @@ Run add_generate(CLI::App& app) {
     GenerateOptions options;
     options.max_new_tokens = o->n;
     options.sampling = o->sampling;
-    if (!o->ids && c.vocab_size > ByteTokenizer::kEos) options.stop_tokens.push_back(ByteTokenizer::kEos);
+    if (bpe) {
+      if (bpe->eos_id() >= 0) options.stop_tokens.push_back(bpe->eos_id());
+    } else if (!o->ids && c.vocab_size > ByteTokenizer::kEos) {
+      options.stop_tokens.push_back(ByteTokenizer::kEos);
+    }
+    std::string pending;  // decoded bytes not yet printed (an incomplete UTF-8 character)
     bool first = true;
     GenerateStats stats;
     generate(transformer, cache, prompt, options, pool, [&](int32_t token) {
       if (o->ids) {
         fmt::print("{}{}", first ? "" : ",", token);
       } else {
-        const std::string piece = tokenizer.decode_one(token);
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        pending += bpe ? bpe->decode({token}) : tokenizer.decode_one(token);
+        const size_t n = complete_utf8(pending);
+        std::fwrite(pending.data(), 1, n, stdout);
+        pending.erase(0, n);
       }
       first = false;
       std::fflush(stdout);
       return true;
     }, &stats);
+    std::fwrite(pending.data(), 1, pending.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
     if (o->stats)

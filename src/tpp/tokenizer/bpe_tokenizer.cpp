@@ -231,7 +231,22 @@ BpeTokenizer BpeTokenizer::load(const std::string& path_in) {
     }
   };
   post(j.value("post_processor", json()));
+
+  const fs::path config = fs::path(path).parent_path() / "tokenizer_config.json";
+  if (fs::exists(config)) {
+    const json c = io::read_json_file(config.string());
+    if (auto it = c.find("eos_token"); it != c.end() && !it->is_null()) {
+      const std::string eos = it->is_string() ? it->get<std::string>() : it->value("content", "");
+      t.eos_ = t.token_id(eos);
+      if (t.eos_ < 0) fail("{}: eos_token '{}' is not in the vocabulary of {}", config.string(), eos, path);
+    }
+  }
   return t;
+}
+
+int32_t BpeTokenizer::token_id(const std::string& text) const {
+  auto it = vocab_.find(text);
+  return it == vocab_.end() ? -1 : it->second;
 }
 
 const std::string& BpeTokenizer::piece(int32_t id) const {

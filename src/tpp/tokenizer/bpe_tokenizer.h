@@ -33,6 +33,11 @@ class BpeTokenizer {
   // The token's text as stored in the vocabulary (byte-level characters).
   const std::string& piece(int32_t id) const;
   int32_t vocab_size() const { return int32_t(id_to_token_.size()); }
+  // The id of a token's text (e.g. "<|eot_id|>"), or -1.
+  int32_t token_id(const std::string& text) const;
+  // The end-of-sequence token named by tokenizer_config.json's eos_token next
+  // to the tokenizer.json, or -1 when there is none.
+  int32_t eos_id() const { return eos_; }
 
   BpeTokenizer(BpeTokenizer&&) noexcept;
   BpeTokenizer& operator=(BpeTokenizer&&) noexcept;
@@ -58,6 +63,7 @@ class BpeTokenizer {
   };
   std::vector<Added> added_;  // longest first
   std::vector<int32_t> prefix_, suffix_;  // post-processor template
+  int32_t eos_ = -1;
   std::string byte_to_char_[256];
   std::unordered_map<uint32_t, uint8_t> char_to_byte_;
 };
