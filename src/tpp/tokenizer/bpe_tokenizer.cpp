@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "tpp/core/error.h"
@@ -119,8 +121,6 @@ BpeTokenizer BpeTokenizer::load(const std::string& path_in) {
   const json& model = field(j, "model", path);
   const std::string model_type = model.value("type", "");
   if (model_type != "BPE") fail("{}: model.type is \"{}\", expected \"BPE\"", path, model_type);
-  if (model.value("byte_fallback", false))
-    fail("{}: model.byte_fallback (SentencePiece-style BPE) is not supported yet", path);
   t.ignore_merges_ = model.value("ignore_merges", false);
   const json& vocab = field(model, "vocab", path + ": model");
   if (!vocab.is_object()) fail("{}: model.vocab must be an object of token -> id", path);
@@ -157,9 +157,32 @@ BpeTokenizer BpeTokenizer::load(const std::string& path_in) {
   for (const auto& [tok, id] : t.vocab_) t.id_to_token_[size_t(id)] = tok;
 
   if (auto n = j.find("normalizer"); n != j.end() && !n->is_null()) {
+    std::vector<json> steps;
     const std::string type = n->is_object() ? n->value("type", "?") : "?";
-    if (type != "NFC") fail("{}: normalizer {} is not supported (expected none or NFC)", path, type);
-    t.nfc_ = true;
+    if (type == "Sequence") steps = field(*n, "normalizers", path + ": normalizer").get<std::vector<json>>();
+    else steps.push_back(*n);
+    for (const auto& step : steps) {
+      const std::string st = step.is_object() ? step.value("type", "?") : "?";
+      if (st == "NFC") {
+        t.nfc_ = true;
+      } else if (st == "Replace" && step.contains("pattern") && step["pattern"].value("String", "") == " " &&
+                 step.value("content", "") == "\u2581") {
+        t.metaspace_ = true;
+      } else if (st == "Prepend" && step.value("prepend", "") == "\u2581") {
+        t.prepend_ = "\u2581";
+      } else {
+        fail("{}: normalizer {} is not supported (expected NFC, or Replace \" \" -> \"\u2581\")", path, st);
+      }
+    }
+  }
+  if (model.value("byte_fallback", false)) {
+    if (!t.metaspace_) fail("{}: model.byte_fallback without the metaspace normalizer is not supported", path);
+    for (int b = 0; b < 256; ++b) {
+      const int32_t id = t.token_id(fmt::format("<0x{:02X}>", b));
+      if (id < 0) fail("{}: byte_fallback is set but token <0x{:02X}> is missing", path, b);
+      t.byte_token_[b] = id;
+    }
+    t.byte_fallback_ = true;
   }
 
   // Pre-tokenizer: the regex that splits text before BPE.
@@ -174,7 +197,13 @@ BpeTokenizer BpeTokenizer::load(const std::string& path_in) {
     }
   };
   const std::string pre_type = pre.is_object() ? pre.value("type", "") : "";
-  if (pre_type == "ByteLevel") {
+  if (t.metaspace_) {
+    // After the normalizer there are no spaces left, so splitting on them is a no-op.
+    const bool split_on_space = pre_type == "Split" && pre["pattern"].value("String", "") == " " &&
+                                pre.value("behavior", "") == "MergedWithPrevious";
+    if (!pre.is_null() && !split_on_space)
+      fail("{}: pre_tokenizer {} is not supported with the metaspace normalizer", path, pre_type);
+  } else if (pre_type == "ByteLevel") {
     byte_level(pre);
   } else if (pre_type == "Sequence") {
     for (const auto& p : field(pre, "pretokenizers", path + ": pre_tokenizer")) {
@@ -254,22 +283,7 @@ const std::string& BpeTokenizer::piece(int32_t id) const {
   return id_to_token_[size_t(id)];
 }
 
-// BPE over one pre-tokenized piece: its bytes as byte-level characters,
-// merged pair by pair in rank order.
-void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
-  std::string mapped;
-  for (unsigned char c : piece) mapped += byte_to_char_[c];
-  if (ignore_merges_)
-    if (auto it = vocab_.find(mapped); it != vocab_.end()) {
-      out.push_back(it->second);
-      return;
-    }
-  std::vector<std::string> sym;
-  for (size_t i = 0; i < mapped.size();) {
-    const size_t n = std::min(utf8_len(static_cast<unsigned char>(mapped[i])), mapped.size() - i);
-    sym.emplace_back(mapped.substr(i, n));
-    i += n;
-  }
+std::vector<std::string> BpeTokenizer::merge(std::vector<std::string> sym) const {
   std::string key;
   while (sym.size() > 1) {
     int best = INT32_MAX;
@@ -285,10 +299,36 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
     sym[at] += sym[at + 1];
     sym.erase(sym.begin() + long(at) + 1);
   }
-  for (const auto& s : sym) {
+  return sym;
+}
+
+// BPE over one pre-tokenized piece: its characters (byte-level: its bytes as
+// GPT-2 characters) merged pair by pair in rank order.
+void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
+  std::string mapped;
+  if (metaspace_) mapped.assign(piece);
+  else
+    for (unsigned char c : piece) mapped += byte_to_char_[c];
+  if (ignore_merges_)
+    if (auto it = vocab_.find(mapped); it != vocab_.end()) {
+      out.push_back(it->second);
+      return;
+    }
+  std::vector<std::string> sym;
+  for (size_t i = 0; i < mapped.size();) {
+    const size_t n = std::min(utf8_len(static_cast<unsigned char>(mapped[i])), mapped.size() - i);
+    sym.emplace_back(mapped.substr(i, n));
+    i += n;
+  }
+  for (const auto& s : merge(std::move(sym))) {
     auto it = vocab_.find(s);
-    if (it == vocab_.end()) fail("{}: no token for '{}' after merging (the vocabulary lacks a byte)", path_, s);
-    out.push_back(it->second);
+    if (it != vocab_.end()) {
+      out.push_back(it->second);
+    } else if (byte_fallback_) {
+      for (unsigned char c : s) out.push_back(byte_token_[c]);  // byte fallback
+    } else {
+      fail("{}: no token for '{}' after merging (the vocabulary lacks it and has no byte fallback)", path_, s);
+    }
   }
 }
 
@@ -296,6 +336,15 @@ void BpeTokenizer::encode_ordinary(std::string_view text_in, std::vector<int32_t
   if (text_in.empty()) return;
   std::string normalized;
   if (nfc_) normalized = nfc(text_in);
+  if (metaspace_) {
+    // SentencePiece style: the whole segment is one piece, spaces as U+2581.
+    std::string sp = prepend_;
+    for (char ch : nfc_ ? std::string_view(normalized) : text_in) {
+      if (ch == ' ') sp += "\u2581";
+      else sp += ch;
+    }
+    return encode_piece(sp, out);
+  }
   const std::string_view text = nfc_ ? std::string_view(normalized) : text_in;
   if (!regex_) return encode_piece(text, out);
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
@@ -348,9 +397,27 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string out;
   for (int32_t id : ids) {
     const std::string& p = piece(id);
-    const bool added = std::any_of(added_.begin(), added_.end(), [&](const Added& a) { return a.id == id; });
-    if (added) {
+    // Added tokens are raw text; in SentencePiece style only the special ones
+    // stay verbatim (Gemma's runs of ▁ and tabs are added, non-special tokens).
+    const auto added = std::find_if(added_.begin(), added_.end(), [&](const Added& a) { return a.id == id; });
+    if (added != added_.end() && (!metaspace_ || added->special)) {
       out += p;
+      continue;
+    }
+    if (metaspace_) {
+      unsigned byte = 0;
+      if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' && std::sscanf(p.c_str() + 3, "%2X", &byte) == 1) {
+        out += char(byte);
+        continue;
+      }
+      for (size_t i = 0; i < p.size();) {
+        if (p.compare(i, 3, "\u2581") == 0) {
+          out += ' ';
+          i += 3;
+        } else {
+          out += p[i++];
+        }
+      }
       continue;
     }
     for (size_t i = 0; i < p.size();) {

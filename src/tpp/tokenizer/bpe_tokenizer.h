@@ -1,15 +1,21 @@
-// Byte-level BPE from a Hugging Face tokenizer.json (GPT-2, LLaMA 3, Qwen2/3):
-// added tokens split out first, then the pre-tokenizer's regex (PCRE2 with
-// Unicode properties), each piece's bytes mapped to GPT-2's printable
-// characters, merged by rank, looked up in the vocabulary. The post-processor's
-// template (e.g. a BOS token) is added when add_special is set.
+// BPE from a Hugging Face tokenizer.json, in its two kinds:
+//  - byte-level (GPT-2, LLaMA 3, Qwen2/3): added tokens split out first, then
+//    the pre-tokenizer's regex (PCRE2 with Unicode properties), each piece's
+//    bytes mapped to GPT-2's printable characters, merged by rank;
+//  - SentencePiece-style (Gemma): spaces replaced by the metaspace ▁ (and a
+//    ▁ prepended where the normalizer says so), characters merged by rank,
+//    and a symbol missing from the vocabulary spelled as its UTF-8 bytes
+//    <0xXX> (byte_fallback).
+// The post-processor's template (e.g. a BOS token) is added when add_special
+// is set.
 //
 // Supported tokenizer.json shapes: model BPE (merges as "a b" strings or
-// pairs, ignore_merges), normalizer none or NFC, pre_tokenizer ByteLevel (with or without its regex)
-// or a Sequence of Split(Regex, Isolated) and ByteLevel, normalizer null,
-// decoder ByteLevel, post_processor ByteLevel / TemplateProcessing / Sequence
-// of those. Anything else is refused by name (SentencePiece-style BPE with
-// the ▁ metaspace is not supported yet).
+// pairs, ignore_merges, byte_fallback); normalizer none, NFC, or Replace " "
+// -> "▁" (optionally after Prepend "▁"); pre_tokenizer ByteLevel (with or
+// without its regex), a Sequence of Split(Regex, Isolated) and ByteLevel, or
+// (SentencePiece-style) none or Split(" ", MergedWithPrevious); post_processor
+// ByteLevel / TemplateProcessing / Sequence of those. Anything else is refused
+// by name.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +53,8 @@ class BpeTokenizer {
   BpeTokenizer();
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
   void encode_ordinary(std::string_view text, std::vector<int32_t>& out) const;
+  // Merges by rank over symbols; returns the final symbols.
+  std::vector<std::string> merge(std::vector<std::string> sym) const;
 
   struct Regex;
   std::unique_ptr<Regex> regex_;  // null: no regex split
@@ -56,6 +64,10 @@ class BpeTokenizer {
   std::unordered_map<std::string, int> merge_rank_;  // "left right" -> rank
   bool ignore_merges_ = false;
   bool nfc_ = false;  // normalizer NFC (Qwen2/3)
+  bool metaspace_ = false;  // SentencePiece-style: ▁ for spaces, byte fallback
+  std::string prepend_;     // prepended to the text ("▁" for LLaMA 2 style)
+  bool byte_fallback_ = false;
+  int32_t byte_token_[256] = {};  // <0xXX> ids (byte fallback)
   struct Added {
     std::string content;
     int32_t id;
