@@ -183,5 +183,33 @@ TEST(CliTest, TokenizePrintsIdsAndHonoursTheSpecialFlags) {
   EXPECT_NE(out.find("tokenizer.json"), std::string::npos) << out;
 }
 
+// A model directory with a tokenizer.json: generate encodes the prompt with it
+// and streams whole UTF-8 characters (a random model emits arbitrary byte
+// tokens: invalid sequences print as U+FFFD, never as broken bytes).
+TEST(CliTest, GenerateUsesTheModelsTokenizer) {
+  const std::string tok = source_path("data/tokenizers/qwen3");
+  if (!std::filesystem::exists(tok + "/tokenizer.json"))
+    GTEST_SKIP() << tok << "/tokenizer.json is absent: run scripts/get_tokenizers.sh";
+  const std::string dir = temp_dir("cli_gen_tok");
+  write(dir + "/cfg.json", R"({"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "vocab_size": 151669,
+                               "max_seq_len": 64, "tie_embeddings": true})");
+  int code;
+  auto out = tpp("init --config " + dir + "/cfg.json --out " + dir + "/m", &code);
+  ASSERT_EQ(code, 0) << out;
+  std::filesystem::copy_file(tok + "/tokenizer.json", dir + "/m/tokenizer.json");
+  std::filesystem::copy_file(tok + "/tokenizer_config.json", dir + "/m/tokenizer_config.json");
+  out = tpp("generate -m " + dir + "/m -p \"你好，世界\" -n 24 --temp 1 --seed 5 -t 2", &code);
+  ASSERT_EQ(code, 0) << out;
+  // Valid UTF-8 throughout: no character cut between two tokens.
+  for (size_t i = 0; i < out.size();) {
+    const unsigned char c = static_cast<unsigned char>(out[i]);
+    const size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    ASSERT_NE(n, 0u) << "stray continuation byte at " << i;
+    ASSERT_LE(i + n, out.size()) << "truncated character at " << i;
+    for (size_t k = 1; k < n; ++k) ASSERT_EQ(static_cast<unsigned char>(out[i + k]) & 0xc0, 0x80) << i;
+    i += n;
+  }
+}
+
 }  // namespace
 }  // namespace tpp::test

@@ -38,15 +38,32 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-// Bytes of s up to its last complete UTF-8 character: a token may end inside
-// a character, whose remaining bytes come with the next token.
-size_t complete_utf8(const std::string& s) {
-  size_t i = s.size(), back = 0;
-  while (i > 0 && back < 4 && (static_cast<unsigned char>(s[i - 1]) & 0xc0) == 0x80) --i, ++back;
-  if (i == 0) return s.size();
-  const unsigned char lead = static_cast<unsigned char>(s[i - 1]);
-  const size_t need = lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
-  return back + 1 >= need || lead < 0xc0 ? s.size() : i - 1;
+// Takes the printable UTF-8 prefix of `pending`: complete characters are
+// kept, a character still missing bytes at the end waits for the next token
+// (unless final), and invalid bytes become U+FFFD, as Hugging Face's lossy
+// decoding does.
+std::string take_utf8(std::string& pending, bool final) {
+  std::string out;
+  size_t i = 0;
+  while (i < pending.size()) {
+    const unsigned char c = static_cast<unsigned char>(pending[i]);
+    const size_t n = c < 0x80 ? 1 : (c >= 0xc2 && c < 0xe0) ? 2 : (c >= 0xe0 && c < 0xf0) ? 3 : (c >= 0xf0 && c < 0xf5) ? 4 : 0;
+    size_t have = 1;
+    while (n > 1 && have < n && i + have < pending.size() &&
+           (static_cast<unsigned char>(pending[i + have]) & 0xc0) == 0x80)
+      ++have;
+    if (n != 0 && have == n) {
+      out.append(pending, i, n);
+      i += n;
+    } else if (n > 1 && i + have == pending.size() && !final) {
+      break;  // the rest of this character comes with the next token
+    } else {
+      out += "\xEF\xBF\xBD";
+      i += n > 1 ? have : 1;
+    }
+  }
+  pending.erase(0, i);
+  return out;
 }
 
 }  // namespace
@@ -108,15 +125,15 @@ Run add_generate(CLI::App& app) {
         fmt::print("{}{}", first ? "" : ",", token);
       } else {
         pending += bpe ? bpe->decode({token}) : tokenizer.decode_one(token);
-        const size_t n = complete_utf8(pending);
-        std::fwrite(pending.data(), 1, n, stdout);
-        pending.erase(0, n);
+        const std::string text = take_utf8(pending, false);
+        std::fwrite(text.data(), 1, text.size(), stdout);
       }
       first = false;
       std::fflush(stdout);
       return true;
     }, &stats);
-    std::fwrite(pending.data(), 1, pending.size(), stdout);
+    const std::string rest = take_utf8(pending, true);
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
     if (o->stats)
