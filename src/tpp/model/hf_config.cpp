@@ -86,6 +86,35 @@ RopeScaling hf_rope_scaling(const json& j, const std::string& source) {
   return r;
 }
 
+// Every key must be mapped or known not to change the computation.
+void refuse_unknown_keys(const json& j, const std::set<std::string>& mapped, const std::string& model_type,
+                         const std::string& source) {
+  for (const auto& [key, value] : j.items())
+    if (!mapped.count(key) && !ignored_llama_keys().count(key))
+      fail("{}: key '{}' (value {}) is not understood by tpp's {} mapping; refusing rather "
+           "than ignoring it", source, key, value.dump(), model_type);
+}
+
+// The sizes every family names the same way.
+ModelConfig hf_sizes(const json& j, const std::string& source, int head_dim_default, int max_pos_default) {
+  ModelConfig c;
+  c.d_model = get_int(j, "hidden_size", source);
+  c.n_layers = get_int(j, "num_hidden_layers", source);
+  c.n_heads = get_int(j, "num_attention_heads", source);
+  c.n_kv_heads = {get_int(j, "num_key_value_heads", source, c.n_heads)};
+  c.head_dim = get_int(j, "head_dim", source, head_dim_default);
+  c.d_ff = get_int(j, "intermediate_size", source);
+  c.vocab_size = get_int(j, "vocab_size", source);
+  c.max_seq_len = get_int(j, "max_position_embeddings", source, max_pos_default);
+  c.norm_eps = get_double(j, "rms_norm_eps", source, 1e-6);
+  c.rope_scaling = hf_rope_scaling(j.value("rope_scaling", json()), source);
+  c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", source, false);
+  c.rope_layout = RopeLayout::half;  // HF stores q/k for rotate_half
+  c.pos_encoding = PosEncoding::rope;
+  c.norm = NormKind::rmsnorm;
+  return c;
+}
+
 // The Llama-architecture families: LLaMA 2/3, TinyLlama, SmolLM2 ("llama"),
 // Mistral (sliding window on every layer), Qwen2 (q/k/v biases; sliding
 // window on layers >= max_window_layers when enabled), Qwen3 (QK-norm).
@@ -98,29 +127,15 @@ ModelConfig llama_family_config(const json& j, const std::string& model_type, co
   const bool qwen = model_type == "qwen2" || model_type == "qwen3";
   if (model_type == "mistral") mapped.insert("sliding_window");
   if (qwen) mapped.insert({"use_sliding_window", "sliding_window", "max_window_layers"});
-  for (const auto& [key, value] : j.items())
-    if (!mapped.count(key) && !ignored_llama_keys().count(key))
-      fail("{}: key '{}' (value {}) is not understood by tpp's {} mapping; refusing rather "
-           "than ignoring it", source, key, value.dump(), model_type);
+  refuse_unknown_keys(j, mapped, model_type, source);
   if (auto act = j.find("hidden_act"); act != j.end() && *act != "silu")
     fail("{}: key 'hidden_act': got {}, expected \"silu\" for {}", source, act->dump(), model_type);
   if (auto tp = j.find("pretraining_tp"); tp != j.end() && tp->is_number() && tp->get<int>() != 1)
     fail("{}: key 'pretraining_tp': got {}, expected 1", source, tp->dump());
 
-  ModelConfig c;
-  c.d_model = get_int(j, "hidden_size", source);
-  c.n_layers = get_int(j, "num_hidden_layers", source);
-  c.n_heads = get_int(j, "num_attention_heads", source);
-  c.n_kv_heads = {get_int(j, "num_key_value_heads", source, c.n_heads)};
-  c.head_dim = get_int(j, "head_dim", source, 0);
-  c.d_ff = get_int(j, "intermediate_size", source);
-  c.vocab_size = get_int(j, "vocab_size", source);
-  c.max_seq_len = get_int(j, "max_position_embeddings", source, 2048);
-  c.norm_eps = get_double(j, "rms_norm_eps", source, 1e-6);
+  ModelConfig c = hf_sizes(j, source, 0, 2048);
   c.rope_theta = get_double(j, "rope_theta", source, 10000.0);
-  c.rope_scaling = hf_rope_scaling(j.value("rope_scaling", json()), source);
   c.tie_embeddings = get_bool(j, "tie_word_embeddings", source, false);
-  c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", source, false);
   c.mlp_bias = get_bool(j, "mlp_bias", source, false);
   if (model_type == "qwen2") {
     c.qkv_bias = true;  // Qwen2Attention: biases on q/k/v, none on o
@@ -141,9 +156,6 @@ ModelConfig llama_family_config(const json& j, const std::string& model_type, co
     c.sliding_window = w;
     for (int l = 0; l < c.n_layers; ++l) c.layer_types.push_back(l >= first ? LayerType::local : LayerType::global);
   }
-  c.rope_layout = RopeLayout::half;  // HF stores q/k for rotate_half
-  c.pos_encoding = PosEncoding::rope;
-  c.norm = NormKind::rmsnorm;
   c.norm_placement = NormPlacement::pre;
   c.ffn = Ffn::swiglu;
   c.validate(source);
@@ -165,28 +177,14 @@ ModelConfig gemma_config(const json& j, const std::string& model_type, const std
       "attention_bias", "query_pre_attn_scalar", "sliding_window", "final_logit_softcapping",
       "attn_logit_softcapping", "hidden_activation", "layer_types", "cache_implementation", "rope_scaling"};
   if (gemma3) mapped.insert({"rope_local_base_freq", "sliding_window_pattern"});
-  for (const auto& [key, value] : j.items())
-    if (!mapped.count(key) && !ignored_llama_keys().count(key))
-      fail("{}: key '{}' (value {}) is not understood by tpp's {} mapping; refusing rather "
-           "than ignoring it", source, key, value.dump(), model_type);
-  ModelConfig c;
-  c.d_model = get_int(j, "hidden_size", source);
-  c.n_layers = get_int(j, "num_hidden_layers", source);
-  c.n_heads = get_int(j, "num_attention_heads", source);
-  c.n_kv_heads = {get_int(j, "num_key_value_heads", source, c.n_heads)};
-  c.head_dim = get_int(j, "head_dim", source, 256);
-  c.d_ff = get_int(j, "intermediate_size", source);
-  c.vocab_size = get_int(j, "vocab_size", source);
-  c.max_seq_len = get_int(j, "max_position_embeddings", source, 8192);
-  c.norm_eps = get_double(j, "rms_norm_eps", source, 1e-6);
+  refuse_unknown_keys(j, mapped, model_type, source);
+  ModelConfig c = hf_sizes(j, source, 256, 8192);
   c.rope_theta = get_double(j, "rope_theta", source, gemma3 ? 1000000.0 : 10000.0);
-  c.rope_scaling = hf_rope_scaling(j.value("rope_scaling", json()), source);
   if (gemma3) {
     c.qk_norm = true;
     c.rope_local_theta = get_double(j, "rope_local_base_freq", source, 10000.0);
   }
   c.tie_embeddings = get_bool(j, "tie_word_embeddings", source, true);
-  c.qkv_bias = c.o_bias = get_bool(j, "attention_bias", source, false);
   c.attn_scale = 1.0 / std::sqrt(get_double(j, "query_pre_attn_scalar", source, 256.0));
   c.attn_softcap = get_double(j, "attn_logit_softcapping", source, 0.0);
   c.final_softcap = get_double(j, "final_logit_softcapping", source, 0.0);
@@ -225,9 +223,6 @@ ModelConfig gemma_config(const json& j, const std::string& model_type, const std
   c.norm_one_plus = true;
   c.norm_placement = NormPlacement::sandwich;
   c.ffn = Ffn::geglu;
-  c.rope_layout = RopeLayout::half;
-  c.pos_encoding = PosEncoding::rope;
-  c.norm = NormKind::rmsnorm;
   c.validate(source);
   return c;
 }
