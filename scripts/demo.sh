@@ -14,8 +14,8 @@ echo "== tpp train: configs/tiny.json on the Brown corpus (2M tokens)"
 rm -rf "$out/brown"
 $tpp train --config configs/tiny.json --data data/brown.txt --out "$out/brown" \
   --tokens 2000000 --batch 16 --seq 128 --lr 2e-3 --seed 1
-echo "== tpp eval: the held-out part of the corpus is in the run's metrics; here, the whole corpus"
-$tpp eval -m "$out/brown" --data data/brown.txt --seq 128 --max-tokens 200000
+echo "== tpp eval: held-out Brown text (every 10th block, never trained on)"
+$tpp eval -m "$out/brown" --data data/brown.txt --held-out --seq 128 --max-tokens 200000
 echo "== tpp generate (temperature 0.8, with the KV cache)"
 $tpp generate -m "$out/brown" -p "The jury said" -n 300 --temp 0.8 --top-p 0.95 --seed 7
 echo
