@@ -1,7 +1,9 @@
 // BPE from tokenizer.json against an independent implementation (@lenml/tokenizers,
 // a port of Hugging Face tokenizers; tools/golden/gen_tokenizers.mjs) on the
-// real LLaMA 3, Qwen3 (byte-level), Gemma 3 and LLaMA 2 (SentencePiece-style)
+// real LLaMA 3, Qwen3 (byte-level), Gemma 3 and "llama2" (SentencePiece-style)
 // vocabularies (installed by scripts/get_tokenizers.sh into data/tokenizers/;
+// the "llama2" package's file has LLaMA 2's legacy shape but Mistral 7B's ids:
+// ▁ is 28705 and ▁the 272, where LLaMA 2 has 29871 and 278;
 // skipped, saying so, when they are absent), over text with Unicode, digits,
 // whitespace runs, contractions, byte fallback and special tokens. Hand-made
 // vocabularies pin down each tokenizer.json shape: LLaMA 2's legacy
@@ -54,7 +56,7 @@ TEST_P(BpeGoldenTest, IdsMatchTheReferenceAndDecodeRoundTrips) {
 INSTANTIATE_TEST_SUITE_P(Families, BpeGoldenTest, ::testing::Values("llama3", "qwen3", "gemma3", "llama2"),
                          [](const auto& info) { return info.param; });
 
-// LLaMA 2 as Hugging Face defines it: BOS from the template, a ▁ before every
+// LLaMA 2's shape as Hugging Face defines it: BOS from the template, a ▁ before every
 // stretch of text (so "<s>" mid-text is followed by "▁"), and decode keeps the
 // space after a special token while dropping the one encoding added.
 TEST(BpeTokenizerTest, Llama2RealVocabularyDetails) {

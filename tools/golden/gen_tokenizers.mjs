@@ -34,9 +34,11 @@ export const TEXTS = [
 ];
 
 // Texts for one family only (the shared TEXTS keep the other goldens as they were).
-// LLaMA 2's SentencePiece shape prepends "▁" to every stretch of text between
-// special tokens, so leading spaces, special tokens mid-text and byte fallback
-// (control characters, emoji, characters outside its 32k vocabulary) get cases of their own.
+// LLaMA 2's legacy SentencePiece shape prepends "▁" to every stretch of text
+// between special tokens, so leading spaces, special tokens mid-text and byte
+// fallback (control characters, emoji, characters outside the 32k vocabulary)
+// get cases of their own. (The "llama2" package's file has that shape with
+// Mistral 7B's vocabulary: ▁ is 28705 there, 29871 in LLaMA 2's.)
 export const EXTRA_TEXTS = {
   llama2: [
     " Hello",

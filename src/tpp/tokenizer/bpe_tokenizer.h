@@ -4,7 +4,7 @@
 //  - byte-level (GPT-2, LLaMA 3, Qwen2/3): the pre-tokenizer's regexes split
 //    the text (PCRE2 with Unicode properties), each piece's bytes become GPT-2's
 //    printable characters, merged by rank;
-//  - SentencePiece-style (LLaMA 2, Mistral, TinyLlama, Gemma): spaces become the
+//  - SentencePiece-style (LLaMA 2, Gemma): spaces become the
 //    metaspace ▁ (and a ▁ is prepended where the file says so), characters are
 //    merged, and a symbol missing from the vocabulary is spelled as its UTF-8
 //    bytes <0xXX> (byte fallback) or, without byte fallback, as <unk>.
