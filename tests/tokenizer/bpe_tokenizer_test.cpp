@@ -240,6 +240,36 @@ TEST(BpeTokenizerTest, LongPiecesMergeInNLogN) {
   EXPECT_LE(ids.size(), 2 * 50000u + 1);
 }
 
+// Corrupted files, truncated anywhere or with bytes overwritten: loading either
+// succeeds or throws tpp::Error; it never crashes or throws anything else.
+TEST(BpeTokenizerTest, CorruptedFilesThrowOurErrorAndNeverCrash) {
+  const std::string good = sp_tokenizer().dump();
+  const std::string dir = temp_dir("bpe_corrupt");
+  int loaded = 0, refused = 0;
+  auto attempt = [&](const std::string& text) {
+    write(dir + "/tokenizer.json", text);
+    try {
+      const BpeTokenizer tok = BpeTokenizer::load(dir);
+      const auto ids = tok.encode("ab a\u00e9 <s>x", true);
+      EXPECT_FALSE(tok.decode(ids).empty());
+      ++loaded;
+    } catch (const Error&) {
+      ++refused;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a tpp::Error: " << e.what() << "\n" << text;
+    }
+  };
+  for (size_t n = 0; n < good.size(); n += 11) attempt(good.substr(0, n));
+  const std::vector<float> r = random_floats(1000, 7);
+  for (size_t k = 0; k + 1 < r.size(); k += 2) {
+    std::string bad = good;
+    bad[size_t((r[k] * 0.5f + 0.5f) * float(bad.size() - 1))] = char(int((r[k + 1] * 0.5f + 0.5f) * 255.0f));
+    attempt(bad);
+  }
+  EXPECT_GT(loaded, 0);
+  EXPECT_GT(refused, 0);
+}
+
 TEST(BpeTokenizerTest, UnsupportedOrMalformedFilesAreRefusedByName) {
   auto with = [](const std::function<void(json&)>& edit) {
     json t = sp_tokenizer();
@@ -257,6 +287,10 @@ TEST(BpeTokenizerTest, UnsupportedOrMalformedFilesAreRefusedByName) {
        "byte_fallback", "tokenizer.json"},
       {R"({"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}})", "", "model.vocab['a']", "tokenizer.json"},
       {R"({"model": {"type": "BPE", "vocab": {}, "merges": [3]}})", "", "model.merges[0]", "tokenizer.json"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 99999999}, "merges": []}, )" + byte_level_tail + "}", "",
+       "token id 99999999 is far beyond the 1 tokens", "tokenizer.json"},
+      {with([](json& t) { t["added_tokens"][0]["special"] = "yes"; }), "", "unexpected JSON structure",
+       "tokenizer.json"},
       {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}})", "", "model.merges[0]: 'b'",
        "tokenizer.json"},
       {R"({"model": {"type": "BPE", "vocab": {}, "merges": [], "continuing_subword_prefix": "##"}})", "",

@@ -1,8 +1,9 @@
 // BpeTokenizer::from_gguf: the tokenizer llama.cpp builds from a GGUF file's
 // tokenizer.ggml.* metadata.
-//  - The real LLaMA 3 and Qwen3 ("gpt2"), LLaMA 2 and Gemma 3 ("llama")
-//    vocabularies, stored as llama.cpp's converter would store them, give the
-//    same ids as the goldens of tests/golden/tokenizers/ for every text.
+//  - The real LLaMA 3 and Qwen3 ("gpt2"), "llama2" (LLaMA 2's shape with
+//    Mistral 7B's ids) and Gemma 3 ("llama") vocabularies, stored as llama.cpp's
+//    converter would store them, give the same ids as the goldens of
+//    tests/golden/tokenizers/ for every text.
 //  - Hand-made vocabularies pin down score merges, byte fallback, the space
 //    prefix, special and user-defined tokens, BOS/EOS defaults and the stop set.
 //  - Malformed metadata is refused with the file, the key and what was expected.

@@ -39,6 +39,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "tpp/tokenizer/gguf_vocab.h"
 
 namespace tpp {
@@ -100,6 +102,7 @@ class BpeTokenizer {
 
  private:
   BpeTokenizer();
+  static BpeTokenizer load_json(const std::string& path, const nlohmann::json& j);
 
   // How a token turns back into bytes.
   enum class Kind : uint8_t {

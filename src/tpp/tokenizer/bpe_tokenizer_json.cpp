@@ -54,6 +54,17 @@ BpeTokenizer BpeTokenizer::load(const std::string& path_in) {
   namespace fs = std::filesystem;
   const std::string path = fs::is_directory(path_in) ? (fs::path(path_in) / "tokenizer.json").string() : path_in;
   const json j = io::read_json_file(path);
+  // A value of the wrong JSON type deep inside (a number where a string belongs)
+  // surfaces as nlohmann's exception; report it as ours, naming the file.
+  try {
+    return load_json(path, j);
+  } catch (const json::exception& e) {
+    fail("{}: unexpected JSON structure: {}", path, e.what());
+  }
+}
+
+BpeTokenizer BpeTokenizer::load_json(const std::string& path, const nlohmann::json& j) {
+  namespace fs = std::filesystem;
   BpeTokenizer t;
   t.path_ = path;
   t.init_byte_map();
@@ -217,6 +228,11 @@ BpeTokenizer BpeTokenizer::load(const std::string& path_in) {
       max_id = std::max(max_id, id.get<int32_t>());
     }
   }
+  // Ids may leave gaps, but not so many that the table would dwarf the vocabulary.
+  const size_t entries = vocab.size() + added.size();
+  if (max_id >= 0 && size_t(max_id) >= 4 * entries + 65536)
+    fail("{}: token id {} is far beyond the {} tokens of model.vocab and added_tokens, expected ids below {}", path,
+         max_id, entries, 4 * entries + 65536);
   t.id_to_token_.resize(size_t(max_id + 1));
   t.kind_.assign(size_t(max_id + 1), Kind::normal);
   for (const auto& [text, id] : vocab.items()) t.id_to_token_[size_t(id.get<int32_t>())] = text;
