@@ -17,11 +17,12 @@ TEST(LayeringTest, IncludesOnlyPointDown) {
       {"core", {"core"}},
       {"kernels", {"core", "kernels"}},
       {"io", {"core", "io"}},
+      {"quant", {"core", "kernels", "quant"}},
       {"tokenizer", {"core", "io", "tokenizer"}},
       {"ops", {"core", "kernels", "ops"}},
-      {"model", {"core", "kernels", "io", "ops", "model"}},
-      {"infer", {"core", "kernels", "io", "ops", "model", "tokenizer", "infer"}},
-      {"train", {"core", "kernels", "io", "ops", "model", "tokenizer", "train"}},
+      {"model", {"core", "kernels", "io", "ops", "quant", "model"}},
+      {"infer", {"core", "kernels", "io", "ops", "quant", "model", "tokenizer", "infer"}},
+      {"train", {"core", "kernels", "io", "ops", "quant", "model", "tokenizer", "train"}},
   };
   const std::string prefix = "#include \"tpp/";
   namespace fs = std::filesystem;

@@ -11,20 +11,24 @@
 
 namespace tpp {
 
-enum class DType : uint8_t { f32, f16, bf16, f64, i32, i64, u8 };
+// q8_0 and q4_0 are GGML's block formats (blocks of 32 along a row; see
+// tpp/quant/quant.h): they exist only as matrix storage, never in safetensors.
+enum class DType : uint8_t { f32, f16, bf16, f64, i32, i64, u8, q8_0, q4_0 };
 
 struct DTypeInfo {
   DType dtype;
   std::string_view name;         // tpp spelling: "f32"
-  std::string_view safetensors;  // safetensors spelling: "F32"
-  int size;                      // bytes per element
+  std::string_view safetensors;  // safetensors spelling: "F32" ("" for block formats)
+  int size;                      // bytes per element, or per block for block formats
+  int block = 1;                 // elements per block (1 for plain element types)
 };
 
 inline constexpr std::array kDTypes{
     DTypeInfo{DType::f32, "f32", "F32", 4},  DTypeInfo{DType::f16, "f16", "F16", 2},
     DTypeInfo{DType::bf16, "bf16", "BF16", 2}, DTypeInfo{DType::f64, "f64", "F64", 8},
     DTypeInfo{DType::i32, "i32", "I32", 4},  DTypeInfo{DType::i64, "i64", "I64", 8},
-    DTypeInfo{DType::u8, "u8", "U8", 1},
+    DTypeInfo{DType::u8, "u8", "U8", 1},     DTypeInfo{DType::q8_0, "q8_0", "", 34, 32},
+    DTypeInfo{DType::q4_0, "q4_0", "", 18, 32},
 };
 
 constexpr const DTypeInfo& dtype_info(DType t) {
@@ -32,8 +36,13 @@ constexpr const DTypeInfo& dtype_info(DType t) {
     if (info.dtype == t) return info;
   return kDTypes[0];  // unreachable: every enumerator has a row
 }
+// Bytes per element of a plain element type (per block for block formats).
 constexpr int dtype_size(DType t) { return dtype_info(t).size; }
 constexpr std::string_view dtype_name(DType t) { return dtype_info(t).name; }
+constexpr int dtype_block(DType t) { return dtype_info(t).block; }
+constexpr bool is_block_dtype(DType t) { return dtype_info(t).block > 1; }
+// Bytes of n consecutive elements (n a multiple of the block for block formats).
+constexpr int64_t dtype_bytes(DType t, int64_t n) { return n / dtype_block(t) * dtype_size(t); }
 
 inline std::optional<DType> parse_dtype(std::string_view name) {
   for (const auto& info : kDTypes)
@@ -42,7 +51,7 @@ inline std::optional<DType> parse_dtype(std::string_view name) {
 }
 inline std::optional<DType> parse_safetensors_dtype(std::string_view name) {
   for (const auto& info : kDTypes)
-    if (info.safetensors == name) return info.dtype;
+    if (!info.safetensors.empty() && info.safetensors == name) return info.dtype;
   return std::nullopt;
 }
 

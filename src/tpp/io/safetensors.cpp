@@ -37,7 +37,8 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 std::string supported_dtypes() {
   std::string out;
-  for (const auto& info : kDTypes) out += (out.empty() ? "" : ", ") + std::string(info.safetensors);
+  for (const auto& info : kDTypes)
+    if (!info.safetensors.empty()) out += (out.empty() ? "" : ", ") + std::string(info.safetensors);
   return out;
 }
 
@@ -237,62 +238,6 @@ void parse_metadata(const json& meta, std::map<std::string, std::string>* out, c
   }
 }
 
-// ---- writing ----
-
-void fsync_dir(const std::string& path) {
-  auto dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail("{}: written, but cannot open directory {} to sync it: {}", path, dir, std::strerror(errno));
-  // Some file systems cannot sync a directory (EINVAL); the rename stands.
-  if (::fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP) {
-    const int err = errno;
-    ::close(fd);
-    fail("{}: written, but fsync of directory {} failed: {}", path, dir, std::strerror(err));
-  }
-  ::close(fd);
-}
-
-// Writes the concatenation of `parts` to `path`.tmp.<pid>, syncs it, renames it
-// over `path` and syncs the directory. On failure the temporary file is gone
-// and `path` is untouched.
-void write_atomic(const std::string& path, const std::vector<std::span<const std::byte>>& parts) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
-  if (fd < 0) fail("{}: cannot create temporary file {}: {}", path, tmp, std::strerror(errno));
-  auto bail = [&](const char* what) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    fail("{}: {} of temporary file {} failed: {}", path, what, tmp, std::strerror(err));
-  };
-  for (const auto part : parts) {
-    const std::byte* p = part.data();
-    size_t left = part.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        bail("write");
-      }
-      p += n;
-      left -= size_t(n);
-    }
-  }
-  if (::fsync(fd) != 0) bail("fsync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail("{}: close of temporary file {} failed: {}", path, tmp, std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail("{}: rename from {} failed: {}", path, tmp, std::strerror(err));
-  }
-  fsync_dir(path);
-}
-
 // A JSON string literal; throws tpp::Error when `s` is not valid UTF-8.
 std::string json_string(const std::string& s, const std::string& path, std::string_view what) {
   try {
@@ -377,6 +322,70 @@ const TensorEntry* SafeTensors::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
+namespace {
+
+// ---- writing ----
+
+void fsync_dir(const std::string& path) {
+  auto dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("{}: written, but cannot open directory {} to sync it: {}", path, dir, std::strerror(errno));
+  // Some file systems cannot sync a directory (EINVAL); the rename stands.
+  if (::fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP) {
+    const int err = errno;
+    ::close(fd);
+    fail("{}: written, but fsync of directory {} failed: {}", path, dir, std::strerror(err));
+  }
+  ::close(fd);
+}
+
+// Writes the concatenation of `parts` to `path`.tmp.<pid>, syncs it, renames it
+// over `path` and syncs the directory. On failure the temporary file is gone
+// and `path` is untouched.
+void write_atomic_impl(const std::string& path, const std::vector<std::span<const std::byte>>& parts) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
+  if (fd < 0) fail("{}: cannot create temporary file {}: {}", path, tmp, std::strerror(errno));
+  auto bail = [&](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail("{}: {} of temporary file {} failed: {}", path, what, tmp, std::strerror(err));
+  };
+  for (const auto part : parts) {
+    const std::byte* p = part.data();
+    size_t left = part.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        bail("write");
+      }
+      p += n;
+      left -= size_t(n);
+    }
+  }
+  if (::fsync(fd) != 0) bail("fsync");
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    fail("{}: close of temporary file {} failed: {}", path, tmp, std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    fail("{}: rename from {} failed: {}", path, tmp, std::strerror(err));
+  }
+  fsync_dir(path);
+}
+
+}  // namespace
+
+void write_parts_atomic(const std::string& path, const std::vector<std::span<const std::byte>>& parts) {
+  write_atomic_impl(path, parts);
+}
+
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   // The header is built as text so the tensors keep the caller's order
@@ -401,6 +410,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     const std::string where = fmt::format("{}: tensor '{}'", path, safe_name(t.name));
     if (t.name == "__metadata__") fail("{}: the name is reserved for metadata", where);
     if (!names.insert(t.name).second) fail("{}: given twice, expected unique names", where);
+    if (is_block_dtype(t.dtype))
+      fail("{}: dtype {} is a block format, which safetensors cannot hold", where, dtype_name(t.dtype));
     uint64_t numel = 1;
     for (const auto d : t.shape) {
       if (d < 0) fail("{}: shape {} has a negative dimension", where, shape_str(t.shape));
@@ -431,11 +442,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   parts.push_back(len);
   parts.push_back(std::as_bytes(std::span(text.data(), text.size())));
   for (const auto& t : tensors) parts.push_back(t.bytes);
-  write_atomic(path, parts);
+  write_atomic_impl(path, parts);
 }
 
 void write_file_atomic(const std::string& path, std::string_view contents) {
-  write_atomic(path, {std::as_bytes(std::span(contents.data(), contents.size()))});
+  write_atomic_impl(path, {std::as_bytes(std::span(contents.data(), contents.size()))});
 }
 
 }  // namespace tpp::io

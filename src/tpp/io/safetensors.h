@@ -94,6 +94,9 @@ struct TensorToWrite {
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// Write the concatenation of `parts` atomically (same protocol).
+void write_parts_atomic(const std::string& path, const std::vector<std::span<const std::byte>>& parts);
+
 // Write a whole text file atomically (same protocol); used for config.json.
 void write_file_atomic(const std::string& path, std::string_view contents);
 

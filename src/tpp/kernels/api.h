@@ -30,6 +30,16 @@ using MatmulF32Fn = void (*)(float* y, const float* x, const float* w, int64_t N
 // Activations stay f32: weights are widened in registers, never converted in memory.
 using MatmulU16Fn = void (*)(float* y, const float* x, const uint16_t* w, int64_t N, int64_t K,
                              int64_t m_begin, int64_t m_end, int64_t ldy);
+// Same with block-quantised weights (GGML's formats; K a multiple of 32). A row
+// of W is K/32 blocks, each an f16 scale d followed by
+//   q8_0 (34 bytes): 32 int8 q,                       w = d * q
+//   q4_0 (18 bytes): 16 bytes b, element j < 16 = b[j] & 15, element j + 16 =
+//                    b[j] >> 4,                        w = d * (nibble - 8)
+// Weights are widened in registers; x stays f32 (no activation quantisation).
+using MatmulQFn = void (*)(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin,
+                           int64_t m_end, int64_t ldy);
+// dst[0..n) = the n elements (n a multiple of 32) that the blocks at src hold.
+using DequantFn = void (*)(float* dst, const void* src, int64_t n);
 // "NN" form, for training's backward passes and attention:
 //   y[n*ldy + m] (+)= sum_k x[n*ldx + k] * w[k*ldw + m]   for n < N, m_begin <= m < m_end
 // w is read row by row along m (broadcast-FMA); accumulate adds into y.
@@ -61,6 +71,10 @@ struct Kernels {
   MatmulF32Fn matmul_f32;
   MatmulU16Fn matmul_bf16;
   MatmulU16Fn matmul_f16;
+  MatmulQFn matmul_q8_0;
+  MatmulQFn matmul_q4_0;
+  DequantFn dequant_q8_0;
+  DequantFn dequant_q4_0;
   GemmNnF32Fn gemm_nn_f32;
   GemmTnF32Fn gemm_tn_f32;
   DotF32Fn dot_f32;

@@ -16,7 +16,8 @@ namespace {
 
 #define TPP_KERNEL_TABLE(ns, isa_value)                                                      \
   Kernels {                                                                                  \
-    isa_value, ns::matmul_f32, ns::matmul_bf16, ns::matmul_f16, ns::gemm_nn_f32, ns::gemm_tn_f32, ns::dot_f32, ns::axpy_f32,  \
+    isa_value, ns::matmul_f32, ns::matmul_bf16, ns::matmul_f16, ns::matmul_q8_0, ns::matmul_q4_0,     \
+        ns::dequant_q8_0, ns::dequant_q4_0, ns::gemm_nn_f32, ns::gemm_tn_f32, ns::dot_f32, ns::axpy_f32,  \
         ns::scale_f32, ns::bf16_to_f32, ns::f16_to_f32, ns::attn_step_f32                      \
   }
 

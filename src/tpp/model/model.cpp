@@ -12,7 +12,9 @@
 #include "tpp/core/rng.h"
 #include "tpp/io/json_file.h"
 #include "tpp/io/mapped_file.h"
+#include "tpp/io/gguf.h"
 #include "tpp/io/safetensors.h"
+#include "tpp/model/gguf_model.h"
 #include "tpp/model/hf_config.h"
 
 namespace tpp {
@@ -48,6 +50,8 @@ void place_tensor(ModelWeights& w, const TensorSpec& spec, DType dtype, const st
           if constexpr (std::is_same_v<T, MatrixRef ModelWeights::*>) w.*member = m;
           else w.layers[size_t(spec.layer)].*member = m;
         } else {
+          TPP_CHECK(!is_block_dtype(dtype), "tensor '{}': a vector cannot be stored as {}", spec.name,
+                    dtype_name(dtype));
           std::vector<float> v(static_cast<size_t>(numel));
           for (int64_t i = 0; i < numel; ++i) {
             if (dtype == DType::f32) std::memcpy(&v[size_t(i)], data + 4 * i, 4);
@@ -85,8 +89,50 @@ int64_t ModelWeights::matrix_bytes_per_token() const {
   return bytes;
 }
 
+Model load_gguf_model(const std::string& path) {
+  auto f = std::make_shared<io::GgufFile>(io::GgufFile::open(path));
+  Model m;
+  m.source = path;
+  m.naming = NameStyle::gguf;
+  m.config = config_from_gguf(*f);
+  m.weights.layers.resize(size_t(m.config.n_layers));
+  m.weights.storage.push_back(f);
+  std::set<std::string> used;
+  for (const auto& spec : expected_tensors(m.config, NameStyle::gguf)) {
+    if (spec.name.empty())
+      fail("{}: the config needs tensor '{}', which llama.cpp's files do not have", path,
+           tensor_name(*spec.row, NameStyle::tpp, spec.layer));
+    const io::GgufTensor* t = f->find_tensor(spec.name);
+    if (!t) fail("{}: missing tensor '{}' (shape {} = {})", path, spec.name, shape_str(spec.shape), spec.row->why);
+    const auto& info = t->info();
+    const bool matrix = is_matrix(spec.row->slot);
+    const bool ok = info.dtype && (*info.dtype == DType::f32 || *info.dtype == DType::f16 ||
+                                   *info.dtype == DType::bf16 || (matrix && is_block_dtype(*info.dtype)));
+    if (!ok)
+      fail("{}: tensor '{}': GGML type {}, expected {}", path, spec.name, info.name,
+           matrix ? "F32, F16, BF16, Q8_0 or Q4_0" : "F32, F16 or BF16");
+    if (t->shape() != spec.shape)
+      fail("{}: tensor '{}': shape {} (ne {} reversed), expected {} ({})", path, spec.name, shape_str(t->shape()),
+           shape_str(t->ne), shape_str(spec.shape), spec.row->why);
+    place_tensor(m.weights, spec, *info.dtype, t->data);
+    m.weight_bytes += int64_t(t->nbytes);
+    used.insert(spec.name);
+  }
+  for (const auto& t : f->tensors()) {
+    if (used.count(t.name)) continue;
+    if (t.name == "rope_freqs.weight")
+      fail("{}: tensor 'rope_freqs.weight' (per-frequency RoPE factors, LLaMA 3.1 style long context) is not "
+           "supported by tpp's GGUF reader yet", path);
+    fail("{}: unexpected tensor '{}' (shape {}): the {} model it describes does not use it", path, t.name,
+         shape_str(t.shape()), f->get_string("general.architecture").value_or("?"));
+  }
+  finish(m);
+  return m;
+}
+
 Model load_model(const std::string& dir) {
   namespace fs = std::filesystem;
+  if (is_gguf_file(dir)) return load_gguf_model(dir);
   const std::string config_path = (fs::path(dir) / "config.json").string();
   if (!fs::is_directory(dir)) fail("{}: not a model directory (expected config.json and model.safetensors)", dir);
   const json j = io::read_json_file(config_path);

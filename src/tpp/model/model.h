@@ -24,8 +24,12 @@ struct Model {
 
 // dir/config.json + dir/model.safetensors. HF naming is detected from the
 // config (it has "model_type"). Every tensor's presence, dtype and shape is
-// checked against the config; extra tensors are errors.
+// checked against the config; extra tensors are errors. A path to a GGUF file
+// loads that file instead (load_gguf_model).
 Model load_model(const std::string& dir);
+// A llama.cpp GGUF file: config from its metadata (tpp/model/gguf_model.h),
+// matrices mapped in place (f32, f16, bf16, q8_0, q4_0), vectors widened.
+Model load_gguf_model(const std::string& path);
 
 // Random initialisation (counter-based RNG keyed by seed and tensor name), in
 // `dtype` (f32, bf16 or f16): matrices N(0, 0.02), residual-writing

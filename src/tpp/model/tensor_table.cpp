@@ -112,7 +112,14 @@ const std::vector<TensorRow>& tensor_table() {
 }
 
 std::string tensor_name(const TensorRow& row, NameStyle style, int layer) {
-  std::string name(style == NameStyle::hf ? row.hf : row.tpp);
+  std::string_view base = style == NameStyle::hf ? row.hf : row.tpp;
+  if (style == NameStyle::gguf) {
+    if (base == "tok_embd.weight") base = "token_embd.weight";
+    else if (base == "blk.{L}.attn_post_norm.weight") base = "blk.{L}.post_attention_norm.weight";
+    else if (base == "blk.{L}.ffn_post_norm.weight") base = "blk.{L}.post_ffw_norm.weight";
+    else if (base.find("post_norm.bias") != std::string_view::npos) base = "";  // llama.cpp has none
+  }
+  std::string name(base);
   if (const auto at = name.find("{L}"); at != std::string::npos)
     name.replace(at, 3, std::to_string(layer));
   return name;

@@ -16,7 +16,10 @@
 
 namespace tpp {
 
-enum class NameStyle : uint8_t { tpp, hf };
+// tpp's own names are llama.cpp's GGUF names, except for the embedding
+// (gguf: token_embd) and two of the sandwich norms (gguf: post_attention_norm,
+// post_ffw_norm).
+enum class NameStyle : uint8_t { tpp, hf, gguf };
 
 enum class Init : uint8_t {
   normal,      // N(0, 0.02)

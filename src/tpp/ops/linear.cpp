@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
@@ -20,12 +21,40 @@ void MatrixRef::row_f32(int64_t r, float* out) const {
     case DType::f16:
       k.f16_to_f32(out, static_cast<const uint16_t*>(data) + r * cols, cols);
       return;
+    case DType::q8_0:
+      k.dequant_q8_0(out, row_data(r), cols);
+      return;
+    case DType::q4_0:
+      k.dequant_q4_0(out, row_data(r), cols);
+      return;
     default:
       fail("matrix row: unsupported dtype {}", dtype_name(dtype));
   }
 }
 
 namespace {
+
+// Block-quantised W: for a few rows of x (decode) the kernel widens each block
+// in registers; for more, kQuantRows rows of W at a time are widened into a
+// per-thread f32 buffer once and multiplied by the f32 kernel, so the cost of
+// widening is shared by all N rows of x.
+constexpr int64_t kQuantRows = 16;
+
+void run_rows_quant(float* y, const float* x, int64_t N, const MatrixRef& W, int64_t m0, int64_t m1, int64_t ldy) {
+  const auto& k = kernels::kernels();
+  const int64_t K = W.cols;
+  if (N < 4) {
+    (W.dtype == DType::q8_0 ? k.matmul_q8_0 : k.matmul_q4_0)(y, x, W.data, N, K, m0, m1, ldy);
+    return;
+  }
+  thread_local std::vector<float> buf;
+  buf.resize(size_t(kQuantRows * K));
+  for (int64_t m = m0; m < m1; m += kQuantRows) {
+    const int64_t rows = std::min(kQuantRows, m1 - m);
+    for (int64_t r = 0; r < rows; ++r) W.row_f32(m + r, buf.data() + r * K);
+    k.matmul_f32(y + m, x, buf.data(), N, K, 0, rows, ldy);
+  }
+}
 
 // y[:, m0:m1] of one matrix.
 void run_rows(float* y, const float* x, int64_t N, const MatrixRef& W, std::span<const float> bias,
@@ -41,6 +70,10 @@ void run_rows(float* y, const float* x, int64_t N, const MatrixRef& W, std::span
       break;
     case DType::f16:
       k.matmul_f16(y, x, static_cast<const uint16_t*>(W.data), N, K, m0, m1, ldy);
+      break;
+    case DType::q8_0:
+    case DType::q4_0:
+      run_rows_quant(y, x, N, W, m0, m1, ldy);
       break;
     default:
       fail("linear: unsupported weight dtype {}", dtype_name(W.dtype));

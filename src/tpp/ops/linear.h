@@ -5,6 +5,7 @@
 // across the pool's workers so each streams its own rows of W once.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -18,7 +19,8 @@ struct MatrixRef {
   DType dtype = DType::f32;
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
-  int64_t bytes() const { return rows * cols * dtype_size(dtype); }
+  int64_t bytes() const { return rows * dtype_bytes(dtype, cols); }
+  const std::byte* row_data(int64_t r) const { return static_cast<const std::byte*>(data) + r * dtype_bytes(dtype, cols); }
   // Row r widened to f32 into out[cols] (embedding lookup).
   void row_f32(int64_t r, float* out) const;
 };

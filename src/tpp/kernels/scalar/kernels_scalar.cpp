@@ -1,6 +1,7 @@
 #include "tpp/kernels/scalar/kernels_scalar.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "tpp/core/dtype.h"
 
@@ -34,6 +35,60 @@ void matmul_f16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t 
                 int64_t m_end, int64_t ldy) {
   matmul(y, x, w, N, K, m_begin, m_end, ldy, [](uint16_t v) { return tpp::f16_to_f32(v); });
 }
+namespace {
+
+// One block of 32 weights widened to f32 (layouts in kernels/api.h).
+void widen_q8_0(float* out, const unsigned char* b) {
+  uint16_t h;
+  std::memcpy(&h, b, 2);
+  const float d = tpp::f16_to_f32(h);
+  for (int j = 0; j < 32; ++j) out[j] = d * float(static_cast<signed char>(b[2 + j]));
+}
+void widen_q4_0(float* out, const unsigned char* b) {
+  uint16_t h;
+  std::memcpy(&h, b, 2);
+  const float d = tpp::f16_to_f32(h);
+  for (int j = 0; j < 16; ++j) {
+    out[j] = d * float((b[2 + j] & 15) - 8);
+    out[j + 16] = d * float((b[2 + j] >> 4) - 8);
+  }
+}
+
+template <int kBlockBytes, void (*Widen)(float*, const unsigned char*)>
+void matmul_q(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+              int64_t ldy) {
+  const int64_t nb = K / 32;
+  float wb[32];
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t m = m_begin; m < m_end; ++m) {
+      const auto* row = static_cast<const unsigned char*>(w) + m * nb * kBlockBytes;
+      const float* xr = x + n * K;
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        Widen(wb, row + b * kBlockBytes);
+        for (int j = 0; j < 32; ++j) acc += xr[b * 32 + j] * wb[j];
+      }
+      y[n * ldy + m] = acc;
+    }
+}
+
+template <int kBlockBytes, void (*Widen)(float*, const unsigned char*)>
+void dequant(float* dst, const void* src, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b) Widen(dst + b * 32, static_cast<const unsigned char*>(src) + b * kBlockBytes);
+}
+
+}  // namespace
+
+void matmul_q8_0(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy) {
+  matmul_q<34, widen_q8_0>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+void matmul_q4_0(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy) {
+  matmul_q<18, widen_q4_0>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+void dequant_q8_0(float* dst, const void* src, int64_t n) { dequant<34, widen_q8_0>(dst, src, n); }
+void dequant_q4_0(float* dst, const void* src, int64_t n) { dequant<18, widen_q4_0>(dst, src, n); }
 namespace {
 
 template <bool XT>

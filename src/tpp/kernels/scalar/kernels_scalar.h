@@ -12,6 +12,12 @@ void matmul_bf16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t
                  int64_t m_end, int64_t ldy);
 void matmul_f16(float* y, const float* x, const uint16_t* w, int64_t N, int64_t K, int64_t m_begin,
                 int64_t m_end, int64_t ldy);
+void matmul_q8_0(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy);
+void matmul_q4_0(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy);
+void dequant_q8_0(float* dst, const void* src, int64_t n);
+void dequant_q4_0(float* dst, const void* src, int64_t n);
 void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
                  int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate);
 void gemm_tn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,

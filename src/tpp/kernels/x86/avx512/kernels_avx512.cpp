@@ -430,4 +430,94 @@ void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k,
   }
 }
 
+// ---------------------------------------------------------------------------
+// Block-quantised weights (q8_0, q4_0; layouts in kernels/api.h): MR rows at a
+// time, each block's integers widened in registers, multiplied with x, then
+// scaled once per block by its f16 scale.
+
+namespace {
+
+inline float block_scale(const unsigned char* b) {
+  unsigned short h;
+  __builtin_memcpy(&h, b, 2);
+  return _cvtsh_ss(h);
+}
+
+struct Q8 {
+  static constexpr int kBytes = 34;
+  static inline __attribute__((always_inline)) void load(const unsigned char* b, __m512& lo, __m512& hi) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+    lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+    hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+  }
+};
+struct Q4 {
+  static constexpr int kBytes = 18;
+  static inline __attribute__((always_inline)) void load(const unsigned char* b, __m512& lo, __m512& hi) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+    const __m128i mask = _mm_set1_epi8(15);
+    const __m512i eight = _mm512_set1_epi32(8);
+    lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(q, mask)), eight));
+    hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), mask)), eight));
+  }
+};
+
+template <class Q, int MR>
+inline __attribute__((always_inline)) void qtile(float* y, const float* x, const unsigned char* w, int64_t nb,
+                                                 int64_t row_bytes) {
+  __m512 acc[MR];
+#pragma GCC unroll 4
+  for (int j = 0; j < MR; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 xl = _mm512_loadu_ps(x + b * 32), xh = _mm512_loadu_ps(x + b * 32 + 16);
+#pragma GCC unroll 4
+    for (int j = 0; j < MR; ++j) {
+      const unsigned char* blk = w + j * row_bytes + b * Q::kBytes;
+      __m512 lo, hi;
+      Q::load(blk, lo, hi);
+      const __m512 s = _mm512_fmadd_ps(lo, xl, _mm512_mul_ps(hi, xh));
+      acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(block_scale(blk)), s, acc[j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < MR; ++j) y[j] = _mm512_reduce_add_ps(acc[j]);
+}
+
+template <class Q>
+void matmul_q(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m0, int64_t m1, int64_t ldy) {
+  const int64_t nb = K / 32, row_bytes = nb * Q::kBytes;
+  const auto* base = static_cast<const unsigned char*>(w);
+  for (int64_t n = 0; n < N; ++n) {
+    int64_t m = m0;
+    for (; m + 4 <= m1; m += 4) qtile<Q, 4>(y + n * ldy + m, x + n * K, base + m * row_bytes, nb, row_bytes);
+    for (; m < m1; ++m) qtile<Q, 1>(y + n * ldy + m, x + n * K, base + m * row_bytes, nb, row_bytes);
+  }
+}
+
+template <class Q>
+void dequant(float* dst, const void* src, int64_t n) {
+  const auto* base = static_cast<const unsigned char*>(src);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const unsigned char* blk = base + b * Q::kBytes;
+    __m512 lo, hi;
+    Q::load(blk, lo, hi);
+    const __m512 d = _mm512_set1_ps(block_scale(blk));
+    _mm512_storeu_ps(dst + b * 32, _mm512_mul_ps(lo, d));
+    _mm512_storeu_ps(dst + b * 32 + 16, _mm512_mul_ps(hi, d));
+  }
+}
+
+}  // namespace
+
+void matmul_q8_0(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy) {
+  matmul_q<Q8>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+void matmul_q4_0(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy) {
+  matmul_q<Q4>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+void dequant_q8_0(float* dst, const void* src, int64_t n) { dequant<Q8>(dst, src, n); }
+void dequant_q4_0(float* dst, const void* src, int64_t n) { dequant<Q4>(dst, src, n); }
+
 }  // namespace tpp::kernels::avx512

@@ -1,0 +1,153 @@
+// Block quantisation (q8_0, q4_0): tpp's quantiser is byte-identical to an
+// independent implementation of GGML's reference rounding (the blocks in the
+// GGUF files tools/golden/gen_gguf.py wrote); dequantisation and the fused
+// matmul kernels of every SIMD path match a float64 reference over the
+// dequantised weights; the linear layer's decode and prefill paths agree.
+#include "tpp/quant/quant.h"
+
+#include <cmath>
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+#include "tpp/core/error.h"
+#include "tpp/io/gguf.h"
+#include "tpp/kernels/api.h"
+#include "tpp/ops/linear.h"
+
+namespace tpp::test {
+namespace {
+
+using kernels::Isa;
+
+std::vector<float> f32_tensor(const io::GgufFile& f, const std::string& name) {
+  const io::GgufTensor* t = f.find_tensor(name);
+  EXPECT_NE(t, nullptr) << name;
+  EXPECT_EQ(t->info().name, "F32");
+  std::vector<float> out(size_t(t->nbytes / 4));
+  std::memcpy(out.data(), t->data, t->nbytes);
+  return out;
+}
+
+// The GGUF files of gen_gguf.py hold the same matrices in f32 and quantised by
+// its own (numpy) implementation of ggml's reference quantisers.
+TEST(QuantTest, QuantiserIsByteIdenticalToTheReference) {
+  const auto f32 = io::GgufFile::open(source_path("tests/golden/gguf/llama_f32.gguf"));
+  for (const auto& [file, dtype] : {std::pair{"llama_q8_0", DType::q8_0}, std::pair{"llama_q4_0", DType::q4_0}}) {
+    const auto q = io::GgufFile::open(source_path(std::string("tests/golden/gguf/") + file + ".gguf"));
+    int compared = 0;
+    for (const auto& t : q.tensors()) {
+      if (t.info().dtype != dtype) continue;
+      const auto x = f32_tensor(f32, t.name);
+      std::vector<std::byte> mine(size_t(dtype_bytes(dtype, int64_t(x.size()))));
+      quant::quantize_row(dtype, x.data(), int64_t(x.size()), mine.data());
+      ASSERT_EQ(mine.size(), t.nbytes) << t.name;
+      EXPECT_EQ(std::memcmp(mine.data(), t.data, mine.size()), 0) << file << " " << t.name;
+      ++compared;
+    }
+    EXPECT_GE(compared, 8) << file;
+  }
+}
+
+TEST(QuantTest, RoundTripErrorIsWithinTheStep) {
+  const auto x = random_floats(32 * 64, 11, 3.0f);
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    std::vector<std::byte> q(size_t(dtype_bytes(t, int64_t(x.size()))));
+    quant::quantize_row(t, x.data(), int64_t(x.size()), q.data());
+    std::vector<float> back(x.size());
+    quant::dequantize_row(t, q.data(), int64_t(x.size()), back.data());
+    for (size_t b = 0; b < x.size() / 32; ++b) {
+      float amax = 0;
+      for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+      // Half a step of rounding (q4_0: a whole step for the value opposite the
+      // extreme, clamped from 16 to 15), plus the f16 rounding of the scale
+      // (relative 2^-11) times the largest integer.
+      const float qmax = t == DType::q8_0 ? 127 : 8;
+      const float step = amax / qmax;
+      const float bound = ((t == DType::q8_0 ? 0.5f : 1.0f) + qmax * 0x1p-11f) * step * 1.001f + 1e-6f;
+      for (size_t j = 0; j < 32; ++j)
+        ASSERT_LE(std::fabs(back[b * 32 + j] - x[b * 32 + j]), bound)
+            << dtype_name(t) << " block " << b << " element " << j;
+    }
+  }
+  // A zero block stays zero (scale 0, no division by zero).
+  std::vector<float> zeros(32, 0.0f), back(32, 1.0f);
+  std::vector<std::byte> q(34);
+  quant::quantize_row(DType::q8_0, zeros.data(), 32, q.data());
+  quant::dequantize_row(DType::q8_0, q.data(), 32, back.data());
+  EXPECT_EQ(back, zeros);
+  EXPECT_THROW(quant::quantize_row(DType::q8_0, zeros.data(), 31, q.data()), Error);
+}
+
+class QuantKernelTest : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(QuantKernelTest, MatmulAndDequantMatchFloat64) {
+  const auto& k = kernels::kernels_for(GetParam());
+  const auto& ref = kernels::kernels_for(Isa::scalar);
+  struct Shape {
+    int64_t N, K, m0, m1, M;
+  };
+  for (const Shape s : {Shape{1, 32, 0, 1, 1}, Shape{1, 64, 0, 7, 7}, Shape{3, 96, 2, 11, 13},
+                        Shape{2, 256, 0, 9, 9}, Shape{5, 1024, 1, 6, 8}}) {
+    for (DType t : {DType::q8_0, DType::q4_0}) {
+      const auto w = random_floats(size_t(s.M * s.K), uint64_t(s.K + s.M), 1.0f);
+      const auto x = random_floats(size_t(s.N * s.K), uint64_t(s.K * 3 + s.N), 1.0f);
+      std::vector<std::byte> q(size_t(s.M * dtype_bytes(t, s.K)));
+      quant::quantize_row(t, w.data(), int64_t(w.size()), q.data());
+      // Dequantisation: identical on every path (one multiply per element).
+      std::vector<float> deq(w.size()), deq_ref(w.size());
+      (t == DType::q8_0 ? k.dequant_q8_0 : k.dequant_q4_0)(deq.data(), q.data(), int64_t(w.size()));
+      (t == DType::q8_0 ? ref.dequant_q8_0 : ref.dequant_q4_0)(deq_ref.data(), q.data(), int64_t(w.size()));
+      ASSERT_EQ(deq, deq_ref) << dtype_name(t);
+      std::vector<float> y(size_t(s.N * s.M), -7.0f);
+      (t == DType::q8_0 ? k.matmul_q8_0 : k.matmul_q4_0)(y.data(), x.data(), q.data(), s.N, s.K, s.m0, s.m1, s.M);
+      std::vector<double> got, want;
+      for (int64_t n = 0; n < s.N; ++n)
+        for (int64_t m = 0; m < s.M; ++m) {
+          double acc = -7.0;
+          if (m >= s.m0 && m < s.m1) {
+            acc = 0;
+            for (int64_t i = 0; i < s.K; ++i) acc += double(x[size_t(n * s.K + i)]) * deq_ref[size_t(m * s.K + i)];
+          }
+          got.push_back(y[size_t(n * s.M + m)]);
+          want.push_back(acc);
+        }
+      const double atol = 4e-7 * std::sqrt(double(s.K)) * 4 + 1e-6;
+      EXPECT_TRUE(all_close(got, want, {atol, 1e-5})) << dtype_name(t) << " K=" << s.K << " N=" << s.N;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, QuantKernelTest, ::testing::ValuesIn(kernels::supported_isas()),
+                         [](const ::testing::TestParamInfo<Isa>& info) { return std::string(kernels::isa_name(info.param)); });
+
+// linear_forward on quantised W: the register path (N < 4) and the widened
+// buffer path (N >= 4) both equal the f32 layer over the dequantised matrix.
+TEST(QuantLinearTest, DecodeAndPrefillPathsEqualTheDequantisedLayer) {
+  ThreadPool pool(2);
+  const int64_t M = 70, K = 160;
+  const auto w = random_floats(size_t(M * K), 5, 1.0f);
+  const std::vector<float> bias = random_floats(size_t(M), 6, 1.0f);
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    std::vector<std::byte> q(size_t(M * dtype_bytes(t, K)));
+    quant::quantize_row(t, w.data(), M * K, q.data());
+    std::vector<float> deq(w.size());
+    quant::dequantize_row(t, q.data(), M * K, deq.data());
+    const MatrixRef Wq{t, q.data(), M, K}, Wf{DType::f32, deq.data(), M, K};
+    EXPECT_EQ(Wq.bytes(), int64_t(q.size()));
+    std::vector<float> row(static_cast<size_t>(K));
+    Wq.row_f32(3, row.data());
+    EXPECT_EQ(row, std::vector<float>(deq.begin() + 3 * K, deq.begin() + 4 * K));
+    for (int64_t N : {1, 3, 4, 37}) {
+      const auto x = random_floats(size_t(N * K), uint64_t(N), 1.0f);
+      std::vector<float> yq(size_t(N * M)), yf(size_t(N * M));
+      linear_forward(yq.data(), x.data(), N, Wq, bias, pool);
+      linear_forward(yf.data(), x.data(), N, Wf, bias, pool);
+      EXPECT_TRUE(all_close(yq, yf, {2e-5, 1e-5})) << dtype_name(t) << " N=" << N;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tpp::test
