@@ -175,12 +175,13 @@ TEST(ChatTemplateTest, JsonContextSortsKeysOrderedJsonKeepsThem) {
 }
 
 TEST(ChatTemplateTest, ApplyLeavesAnEmptyTokenUndefined) {
-  const ChatTemplate tpl("{{ bos_token is defined }}|{{ eos_token }}|{{ tools is none }}|{{ messages | length }}", "inline");
+  const ChatTemplate tpl("{{ bos_token is defined }}|{{ eos_token }}|{{ tools is none }}|{{ messages | length }}",
+                         "inline");
   const ChatMessage msgs[] = {{"user", "a"}, {"assistant", "b"}};
   EXPECT_EQ(tpl.apply(msgs, false, "", "</s>"), "False|</s>|True|2");
 }
 
-class ModelDirTest : public ::testing::Test {
+class ChatTemplateDirTest : public ::testing::Test {
  protected:
   void write(const std::string& name, const std::string& text) {
     std::ofstream(dir_ + "/" + name) << text;
@@ -196,7 +197,7 @@ class ModelDirTest : public ::testing::Test {
   std::string dir_ = temp_dir("chat_template_model_dir");
 };
 
-TEST_F(ModelDirTest, ChatTemplateConfigForms) {
+TEST_F(ChatTemplateDirTest, ChatTemplateConfigForms) {
   EXPECT_FALSE(load_chat_template_config(dir_).has_value());  // no tokenizer_config.json
   write("tokenizer_config.json", R"({"bos_token": "<s>"})");
   EXPECT_FALSE(load_chat_template_config(dir_).has_value());  // no chat_template
@@ -225,7 +226,7 @@ TEST_F(ModelDirTest, ChatTemplateConfigForms) {
   EXPECT_EQ(cfg->eos_token, "</s>");
 }
 
-TEST_F(ModelDirTest, MalformedChatTemplateConfigsNameTheFileAndKey) {
+TEST_F(ChatTemplateDirTest, MalformedChatTemplateConfigsNameTheFileAndKey) {
   const std::string file = dir_ + "/tokenizer_config.json";
   write("tokenizer_config.json", R"({"chat_template": [{"name": "rag", "template": "A"}]})");
   EXPECT_EQ(error_of_config(), file + ": chat_template: a list of templates with none named \"default\"");
@@ -233,7 +234,8 @@ TEST_F(ModelDirTest, MalformedChatTemplateConfigsNameTheFileAndKey) {
   EXPECT_EQ(error_of_config(), file + ": chat_template: expected a string or a list of {name, template}, got number");
   write("tokenizer_config.json", R"({"chat_template": [{"name": "default"}]})");
   EXPECT_EQ(error_of_config(),
-            file + ": chat_template: expected list items {\"name\": string, \"template\": string}, got {\"name\":\"default\"}");
+            file + ": chat_template: expected list items {\"name\": string, \"template\": string}, got "
+                   "{\"name\":\"default\"}");
   write("tokenizer_config.json", R"({"chat_template": "T", "eos_token": 7})");
   EXPECT_EQ(error_of_config(), file + ": eos_token: expected a string or an object with a string \"content\", got 7");
   write("tokenizer_config.json", R"({"chat_template": "T",)");
@@ -249,7 +251,7 @@ TEST_F(ModelDirTest, MalformedChatTemplateConfigsNameTheFileAndKey) {
   }
 }
 
-TEST_F(ModelDirTest, GenerationEosIds) {
+TEST_F(ChatTemplateDirTest, GenerationEosIds) {
   EXPECT_TRUE(load_generation_eos_ids(dir_).empty());
   write("generation_config.json", R"({"bos_token_id": 1})");
   EXPECT_TRUE(load_generation_eos_ids(dir_).empty());

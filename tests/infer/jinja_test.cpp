@@ -49,7 +49,7 @@ void expect_all(std::initializer_list<Case> cases, const Json& ctx = Json::objec
   }
 }
 
-TEST(JinjaTest, TextAndWhitespaceControl) {
+TEST(ChatJinjaTest, TextAndWhitespaceControl) {
   expect_all({
       {"plain text", "plain text"},
       {"a  {{- 'b' -}}  c", "abc"},
@@ -72,7 +72,7 @@ TEST(JinjaTest, TextAndWhitespaceControl) {
   });
 }
 
-TEST(JinjaTest, LiteralsAndArithmetic) {
+TEST(ChatJinjaTest, LiteralsAndArithmetic) {
   expect_all({
       {"{{ 'a\\tb\\n' ~ \"it's\" ~ '\\u00e9\\x41' }}", "a\tb\nit'sé" "A"},
       {"{{ 'a' 'b' }}", "ab"},
@@ -92,7 +92,7 @@ TEST(JinjaTest, LiteralsAndArithmetic) {
   });
 }
 
-TEST(JinjaTest, ComparisonsAndLogic) {
+TEST(ChatJinjaTest, ComparisonsAndLogic) {
   expect_all({
       {"{{ 1 < 2 < 3 }} {{ 1 < 3 < 2 }} {{ 1 == 1.0 }} {{ 'a' != 'b' }} {{ 2 >= 2 }}", "True False True True True"},
       {"{{ 'b' in 'abc' }} {{ 2 in [1, 2] }} {{ 'k' in {'k': 1} }} {{ 3 not in [1] }}", "True True True True"},
@@ -103,7 +103,7 @@ TEST(JinjaTest, ComparisonsAndLogic) {
   });
 }
 
-TEST(JinjaTest, SubscriptsSlicesAndAttributes) {
+TEST(ChatJinjaTest, SubscriptsSlicesAndAttributes) {
   const Json ctx = {{"s", "abcdef"}, {"u", "h\u00e9llo"}, {"xs", {1, 2, 3, 4}}, {"d", {{"a", 1}, {"k", {{"n", "v"}}}}}};
   expect_all({
       {"{{ s[1:3] }} {{ s[::-1] }} {{ s[-2:] }} {{ s[::2] }} {{ s[:-1] }} {{ s[4:2] }}|", "bc fedcba ef ace abcde |"},
@@ -113,7 +113,7 @@ TEST(JinjaTest, SubscriptsSlicesAndAttributes) {
   }, ctx);
 }
 
-TEST(JinjaTest, IfForAndLoopVariable) {
+TEST(ChatJinjaTest, IfForAndLoopVariable) {
   const Json ctx = {{"d", {{"b", 1}, {"a", 2}}}};
   expect_all({
       {"{% if 0 %}a{% elif 1 %}b{% else %}c{% endif %}", "b"},
@@ -121,23 +121,27 @@ TEST(JinjaTest, IfForAndLoopVariable) {
        "{{ loop.length }}{{ loop.revindex }}{{ loop.revindex0 }}|{% endfor %}",
        "10TrueFalse332|21FalseFalse321|32FalseTrue310|"},
       {"{% for x in [1, 2, 3] %}{{ loop.previtem }}-{{ loop.nextitem }};{% endfor %}", "-2;1-3;2-;"},
+      {"{% for x in range(5) %}{{ loop.cycle('a', 'b') }}{% endfor %}", "ababa"},
       {"{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", "b=1;a=2;"},  // insertion order
       {"{% for k in d %}{{ k }}{% endfor %} {% for c in 'h\u00e9' %}[{{ c }}]{% endfor %}", "ba [h][\u00e9]"},
       {"{% for x in [] %}x{% else %}empty{% endfor %}", "empty"},
       {"{% for x in range(6) if x % 2 %}{{ x }}:{{ loop.index }}/{{ loop.length }},{% endfor %}", "1:1/3,3:2/3,5:3/3,"},
       {"{% for x in range(10) %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 4 %}{% break %}{% endif %}"
        "{{ x }}{% endfor %}", "013"},
-      {"{% for a in [1, 2] %}{% for b in 'xy' %}{{ a }}{{ b }}{{ loop.index }} {% endfor %}{{ loop.index }}|{% endfor %}",
+      {"{% for a in [1, 2] %}{% for b in 'xy' %}{{ a }}{{ b }}{{ loop.index }} {% endfor %}"
+       "{{ loop.index }}|{% endfor %}",
        "1x1 1y2 1|2x1 2y2 2|"},
-      {"{{ range(3) | list }} {{ range(1, 7, 2) | list }} {{ range(3, 0, -1) | list }}", "[0, 1, 2] [1, 3, 5] [3, 2, 1]"},
+      {"{{ range(3) | list }} {{ range(1, 7, 2) | list }} {{ range(3, 0, -1) | list }}",
+       "[0, 1, 2] [1, 3, 5] [3, 2, 1]"},
   }, ctx);
 }
 
-TEST(JinjaTest, SetScopingNamespaceAndMacros) {
+TEST(ChatJinjaTest, SetScopingNamespaceAndMacros) {
   expect_all({
       {"{% set y = 1 %}{% for x in [1, 2] %}{% set y = x * 10 %}{{ y }},{% endfor %}{{ y }}", "10,20,1"},
       {"{% for x in [1, 2] %}{% if x == 1 %}{% set z = 5 %}{% endif %}[{{ z }}]{% endfor %}", "[5][]"},
-      {"{% set ns = namespace(y=1, z='a') %}{% for x in [1, 2] %}{% set ns.y = ns.y + x %}{% endfor %}{{ ns.y }}{{ ns.z }}",
+      {"{% set ns = namespace(y=1, z='a') %}{% for x in [1, 2] %}{% set ns.y = ns.y + x %}{% endfor %}"
+       "{{ ns.y }}{{ ns.z }}",
        "4a"},
       {"{% set ns = namespace() %}{% set ns.i = 0 %}{% set ns.i = ns.i + 1 %}{{ ns.i }}", "1"},
       {"{% if true %}{% set w = 'top' %}{% endif %}{{ w }}", "top"},
@@ -149,12 +153,19 @@ TEST(JinjaTest, SetScopingNamespaceAndMacros) {
       {"{% macro fact(n) %}{% if n <= 1 %}1{% else %}{{ n * fact(n - 1) | int }}{% endif %}{% endmacro %}{{ fact(5) }}",
        "120"},
       {"{% set top = 'T' %}{% macro m() %}{{ top }}{% endmacro %}{{ m() }}", "T"},
+      {"{% macro m() %}{{ late }}{% endmacro %}{% set late = 'L' %}{{ m() }}", "L"},
+      {"{% for x in [1] %}{% macro m() %}[{{ x }}]{% endmacro %}{{ m() }}{% endfor %}", "[1]"},  // a closure
+      {"{% macro m() %}[{{ x }}]{% endmacro %}{% for x in [1] %}{{ m() }}{% endfor %}", "[]"},  // not dynamic
+      {"{% set x = 1 %}{% macro m() %}{% set x = 2 %}{{ x }}{% endmacro %}{{ m() }}{{ x }}", "21"},
   });
 }
 
-TEST(JinjaTest, Filters) {
+TEST(ChatJinjaTest, Filters) {
   const Json ctx = {
-      {"msgs", {{{"role", "system"}, {"content", "s"}}, {{"role", "user"}, {"content", "u"}}, {{"role", "user"}, {"content", "v"}}}},
+      {"msgs",
+       {{{"role", "system"}, {"content", "s"}},
+        {{"role", "user"}, {"content", "u"}},
+        {{"role", "user"}, {"content", "v"}}}},
       {"d", {{"b", 1}, {"a", "x"}}},
       {"tools", {"brave_search", "code_interpreter", "wolfram_alpha"}},
   };
@@ -168,7 +179,8 @@ TEST(JinjaTest, Filters) {
       {"{{ [1, 2, 3] | join(', ') }} {{ msgs | join('/', attribute='content') }}", "1, 2, 3 s/u/v"},
       {"{{ 'a-b-c' | replace('-', '+') }} {{ 'a-b-c' | replace('-', '', 1) }}", "a+b+c ab-c"},
       {"{{ [3, 4] | first }} {{ [3, 4] | last }} {{ 'xyz' | first }} [{{ [] | first }}]", "3 4 x []"},
-      {"{{ 12 | string ~ 'x' }} {{ '42' | int + 1 }} {{ '3.9' | int }} {{ 'zz' | int }} {{ 2.7 | int }}", "12x 43 3 0 2"},
+      {"{{ 12 | string ~ 'x' }} {{ '42' | int + 1 }} {{ '3.9' | int }} {{ 'zz' | int }} {{ 2.7 | int }}",
+       "12x 43 3 0 2"},
       {"{{ 'ab' | list }} {{ d | list }} {{ d | items | list }}", "['a', 'b'] ['b', 'a'] [('b', 1), ('a', 'x')]"},
       {"{{ msgs | selectattr('role', 'equalto', 'user') | map(attribute='content') | join }}", "uv"},
       {"{{ msgs | rejectattr('role', 'eq', 'user') | map(attribute='content') | list }}", "['s']"},
@@ -180,12 +192,13 @@ TEST(JinjaTest, Filters) {
   }, ctx);
 }
 
-TEST(JinjaTest, ToJsonKeepsOrderAndUnicode) {
+TEST(ChatJinjaTest, ToJsonKeepsOrderAndUnicode) {
   const Json ctx = {{"v", {{"z", 1}, {"a", {true, nullptr, 1.5, "\u00e9\"\\\n\u0001"}}, {"e", Json::object()}}}};
   expect_all({
       {"{{ v | tojson }}", "{\"z\": 1, \"a\": [true, null, 1.5, \"\u00e9\\\"\\\\\\n\\u0001\"], \"e\": {}}"},
       {"{{ v | tojson(indent=2) }}",
-       "{\n  \"z\": 1,\n  \"a\": [\n    true,\n    null,\n    1.5,\n    \"\u00e9\\\"\\\\\\n\\u0001\"\n  ],\n  \"e\": {}\n}"},
+       "{\n  \"z\": 1,\n  \"a\": [\n    true,\n    null,\n    1.5,\n"
+       "    \"\u00e9\\\"\\\\\\n\\u0001\"\n  ],\n  \"e\": {}\n}"},
       {"{{ v.a | tojson(ensure_ascii=true) }}", "[true, null, 1.5, \"\\u00e9\\\"\\\\\\n\\u0001\"]"},
       {"{{ v | tojson(sort_keys=true, separators=(',', ':')) }}",
        "{\"a\":[true,null,1.5,\"\u00e9\\\"\\\\\\n\\u0001\"],\"e\":{},\"z\":1}"},
@@ -193,15 +206,17 @@ TEST(JinjaTest, ToJsonKeepsOrderAndUnicode) {
   }, ctx);
 }
 
-TEST(JinjaTest, Tests) {
+TEST(ChatJinjaTest, Tests) {
   const Json ctx = {{"s", "x"}, {"n", 3}, {"f", 1.5}, {"d", {{"k", 1}}}, {"l", {1}}, {"z", nullptr}, {"t", true}};
   expect_all({
       {"{{ s is defined }}{{ nope is defined }}{{ nope is undefined }}{{ s is not defined }}", "TrueFalseTrueFalse"},
       {"{{ z is none }}{{ s is none }}{{ z is not none }}", "TrueFalseFalse"},
-      {"{{ s is string }}{{ n is string }}{{ n is number }}{{ f is number }}{{ s is number }}", "TrueFalseTrueTrueFalse"},
+      {"{{ s is string }}{{ n is string }}{{ n is number }}{{ f is number }}{{ s is number }}",
+       "TrueFalseTrueTrueFalse"},
       {"{{ d is mapping }}{{ l is mapping }}{{ l is iterable }}{{ s is iterable }}{{ n is iterable }}",
        "TrueFalseTrueTrueFalse"},
-      {"{{ l is sequence }}{{ n is sequence }}{{ t is true }}{{ t is false }}{{ 1 is true }}{{ n is integer }}{{ f is float }}",
+      {"{{ l is sequence }}{{ n is sequence }}{{ t is true }}{{ t is false }}{{ 1 is true }}{{ n is integer }}"
+       "{{ f is float }}",
        "TrueFalseTrueFalseFalseTrueTrue"},
       {"{{ n is odd }}{{ n is even }}{{ n is divisibleby 3 }}{{ n is eq 3 }}{{ n is equalto(4) }}{{ 2 is in [1, 2] }}",
        "TrueFalseTrueTrueFalseTrue"},
@@ -209,7 +224,7 @@ TEST(JinjaTest, Tests) {
   }, ctx);
 }
 
-TEST(JinjaTest, StringDictAndListMethods) {
+TEST(ChatJinjaTest, StringDictAndListMethods) {
   const Json ctx = {{"d", {{"b", 1}, {"a", 2}}}, {"xs", {"p", "q", "p"}}};
   expect_all({
       {"[{{ '  a  '.strip() }}][{{ '  a  '.lstrip() }}][{{ '  a  '.rstrip() }}][{{ '\\n\\nx\\n'.strip('\\n') }}]",
@@ -220,14 +235,16 @@ TEST(JinjaTest, StringDictAndListMethods) {
        "y True True"},
       {"{{ 'aBc'.upper() }} {{ 'aBc'.lower() }} {{ 'a-b'.replace('-', '+') }} {{ \"they're bill's\".title() }}",
        "ABC abc a+b They'Re Bill'S"},
-      {"{{ 'abcb'.find('b') }} {{ 'abcb'.rfind('b') }} {{ 'abcb'.count('b') }} {{ '-'.join(['a', 'b']) }}", "1 3 2 a-b"},
-      {"{{ d.items() | list }} {{ d.keys() | list }} {{ d.values() | list }} {{ d.get('a') }} {{ d.get('z', 9) }} {{ d.get('z') }}",
+      {"{{ 'abcb'.find('b') }} {{ 'abcb'.rfind('b') }} {{ 'abcb'.count('b') }} {{ '-'.join(['a', 'b']) }}",
+       "1 3 2 a-b"},
+      {"{{ d.items() | list }} {{ d.keys() | list }} {{ d.values() | list }} {{ d.get('a') }} {{ d.get('z', 9) }}"
+       " {{ d.get('z') }}",
        "[('b', 1), ('a', 2)] ['b', 'a'] [1, 2] 2 9 None"},
       {"{{ xs.index('q') }} {{ xs.count('p') }} [{{ xs.append }}]", "1 2 []"},
   }, ctx);
 }
 
-TEST(JinjaTest, UndefinedBehavesLikeJinjasDefault) {
+TEST(ChatJinjaTest, UndefinedBehavesLikeJinjasDefault) {
   const Json ctx = {{"d", {{"k", "v"}}}, {"n", nullptr}};
   expect_all({
       {"[{{ missing }}][{{ d.nokey }}][{{ n.attr }}]", "[][][]"},
@@ -243,7 +260,7 @@ TEST(JinjaTest, UndefinedBehavesLikeJinjasDefault) {
   EXPECT_NE(error_of("{{ [1].append(2) }}").find("unsafe"), std::string::npos);
 }
 
-TEST(JinjaTest, GlobalsRaiseExceptionAndClock) {
+TEST(ChatJinjaTest, GlobalsRaiseExceptionAndClock) {
   try {
     render("line one\n{{ raise_exception('Roles must ' ~ 'alternate') }}");
     FAIL() << "no exception";
@@ -268,7 +285,7 @@ TEST(JinjaTest, GlobalsRaiseExceptionAndClock) {
   EXPECT_EQ(render("{{ range }}", Json{{"range", "mine"}}), "mine");
 }
 
-TEST(JinjaTest, SyntaxErrorsNameOriginLineColumnAndWhatWasExpected) {
+TEST(ChatJinjaTest, SyntaxErrorsNameOriginLineColumnAndWhatWasExpected) {
   EXPECT_EQ(error_of("{{ 1 + }}"), "t:1:8: expected an expression, found '}}'");
   EXPECT_EQ(error_of("ok\n{% if x %}\nabc"),
             "t:3:4: unexpected end of template: expected '{% elif %}' or '{% else %}' or '{% endif %}' to close the "
@@ -290,21 +307,23 @@ TEST(JinjaTest, SyntaxErrorsNameOriginLineColumnAndWhatWasExpected) {
   EXPECT_EQ(error_of("é€😀{{ ) }}"), "t:1:7: expected an expression, found ')'");
 }
 
-TEST(JinjaTest, RuntimeErrorsAreLocated) {
+TEST(ChatJinjaTest, RuntimeErrorsAreLocated) {
   EXPECT_EQ(error_of("{{ 1 / 0 }}"), "t:1:6: division by zero");
   EXPECT_EQ(error_of("\n{{ 'a' + 1 }}"), "t:2:8: can only concatenate str (not \"int\") to str");
   EXPECT_EQ(error_of("{{ 1 < 'a' }}"), "t:1:4: '<' not supported between instances of 'int' and 'str'");
   EXPECT_EQ(error_of("{% for a, b in [[1, 2, 3]] %}{% endfor %}"), "t:1:4: expected 2 values to unpack, got 3");
-  EXPECT_EQ(error_of("{% set x = 1 %}{% set x.y = 2 %}"), "t:1:19: cannot assign attribute 'y' on 'x': not a namespace()");
+  EXPECT_EQ(error_of("{% set x = 1 %}{% set x.y = 2 %}"),
+            "t:1:19: cannot assign attribute 'y' on 'x': not a namespace()");
   EXPECT_EQ(error_of("{{ 'abc'.nosuch() }}"), "t:1:16: 'str object' has no attribute 'nosuch'");
   EXPECT_EQ(error_of("{{ 5() }}"), "t:1:5: 'int' object is not callable");
   EXPECT_EQ(error_of("{% for x in 5 %}{% endfor %}"), "t:1:13: 'int' object is not iterable");
   EXPECT_EQ(error_of("{{ range(200000) }}"),
             "t:1:9: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
-  EXPECT_EQ(error_of("{{ 9223372036854775807 + 1 }}"), "t:1:24: integer overflow (this Jinja subset has 64-bit integers)");
+  EXPECT_EQ(error_of("{{ 9223372036854775807 + 1 }}"),
+            "t:1:24: integer overflow (this Jinja subset has 64-bit integers)");
 }
 
-TEST(JinjaTest, GuardsStopRunawayTemplates) {
+TEST(ChatJinjaTest, GuardsStopRunawayTemplates) {
   RenderOptions opt;
   opt.max_loop_iterations = 1000;
   EXPECT_NE(error_of("{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}", Json::object(), opt)
@@ -331,13 +350,15 @@ uint64_t splitmix(uint64_t& s) {
   return z ^ (z >> 31);
 }
 
-TEST(JinjaTest, TruncatedOrCorruptedTemplatesFailCleanly) {
+TEST(ChatJinjaTest, TruncatedOrCorruptedTemplatesFailCleanly) {
   // A real template (Qwen3's, with namespaces, slicing, methods and tojson)
   // cut at every byte and with random bytes replaced: parse and render either
   // succeed or throw tpp::Error, never crash or hang.
   const auto golden = nlohmann::json::parse(io::read_text_file(test::source_path("tests/golden/chat/qwen3.json")));
   const std::string src = golden["template"].get<std::string>();
-  const Json ctx = {{"messages", {{{"role", "user"}, {"content", "hi"}}, {{"role", "assistant"}, {"content", "<think>a</think>b"}}}},
+  const Json ctx = {{"messages",
+                     {{{"role", "user"}, {"content", "hi"}},
+                      {{"role", "assistant"}, {"content", "<think>a</think>b"}}}},
                     {"add_generation_prompt", true}};
   int ok = 0, failed = 0;
   auto attempt = [&](const std::string& s) {
@@ -360,7 +381,7 @@ TEST(JinjaTest, TruncatedOrCorruptedTemplatesFailCleanly) {
   EXPECT_GT(failed, 100);
 }
 
-TEST(JinjaTest, DictEqualityIsDeepAsInPython) {
+TEST(ChatJinjaTest, DictEqualityIsDeepAsInPython) {
   // Mistral's v3 template finds the last user message with `message ==
   // user_messages[-1]`: Python compares dicts by value, so an earlier equal
   // message matches too.

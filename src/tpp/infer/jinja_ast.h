@@ -1,11 +1,13 @@
-// The Jinja engine's syntax tree (internal to jinja*.cpp): what the parser
-// (jinja_parser.cpp) builds and the evaluator (jinja_eval.cpp) walks.
+// The Jinja engine's internals (shared by jinja*.cpp): the lexer's tokens, the
+// syntax tree the parser (jinja_parser.cpp) builds and the evaluator
+// (jinja_eval.cpp) walks, and the interpreter state builtins may use.
 #pragma once
 
 #include <cstdint>
 #include <ctime>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -103,6 +105,19 @@ struct Stmt {
   std::vector<Param> params;
 };
 
+// Lexer tokens: text between tags, tag delimiters, and expression tokens.
+enum class Tok { text, var_begin, var_end, block_begin, block_end, name, string, integer, real, op, eof };
+
+struct Token {
+  Tok type;
+  std::string text;  // text content, name, operator or decoded string literal
+  Value number;      // integer / real
+  Loc loc;
+};
+
+// Splits a template into tokens (jinja_lexer.cpp). Throws tpp::Error located in `origin`.
+std::vector<Token> lex(std::string_view source, const std::string& origin);
+
 struct Template::Impl {
   std::string origin;
   Body body;
@@ -135,19 +150,22 @@ class Interp {
   // raise_exception(message) at the expression being evaluated.
   [[noreturn]] void raise(const std::string& message) const;
   std::tm now() const;
-  Value call_macro(const Stmt& macro, CallArgs& args);
-  // Refuses strings and outputs over max_output_bytes.
-  void check_size(size_t bytes) const;
-  // Counts loop iterations (and range() elements) against max_loop_iterations.
-  void count_iterations(int64_t n);
-
- private:
+  // A variable frame: a for-loop iteration, a macro call, the template's top level.
   struct Frame {
     Frame* parent = nullptr;
     std::vector<std::pair<std::string, Value>> vars;
     Value* find(std::string_view name);
     void set(std::string_view name, Value value);
   };
+  // Calls a macro; `closure` holds the variables of the loops it was defined
+  // in (null at the top level), above the template's top-level frame.
+  Value call_macro(const Stmt& macro, Frame* closure, CallArgs& args);
+  // Refuses strings and outputs over max_output_bytes.
+  void check_size(size_t bytes) const;
+  // Counts loop iterations (and range() elements) against max_loop_iterations.
+  void count_iterations(int64_t n);
+
+ private:
   enum class Flow { normal, break_, continue_ };
 
   Flow exec(const Body& body);

@@ -38,7 +38,8 @@ List pair(const std::string& key, const Value& value) {
 // Binds a call's arguments to named parameters, Python-style.
 std::vector<Value> bind(const CallArgs& a, std::string_view fn, std::initializer_list<std::string_view> params) {
   if (a.positional.size() > params.size())
-    throw EvalError(fmt::format("{}() takes at most {} argument(s) ({} given)", fn, params.size(), a.positional.size()));
+    throw EvalError(
+        fmt::format("{}() takes at most {} argument(s) ({} given)", fn, params.size(), a.positional.size()));
   std::vector<Value> out(params.size());
   for (size_t i = 0; i < a.positional.size(); ++i) out[i] = a.positional[i];
   for (const auto& [k, v] : a.keyword) {
@@ -259,7 +260,8 @@ Value attr_path(const Value& item, const std::string& path) {
   while (true) {
     const size_t dot = path.find('.', pos);
     const std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
-    const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(uint8_t(c)); });
+    const bool digits =
+        !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(uint8_t(c)); });
     v = get_item(v, digits ? Value(int64_t(std::strtoll(part.c_str(), nullptr, 10))) : Value(part));
     if (dot == std::string::npos) return v;
     pos = dot + 1;
@@ -301,7 +303,8 @@ Value filter_float(const Value& v, const Value& dflt) {
 }
 
 std::string indent(const std::string& s, const Value& width, bool first, bool blank) {
-  const std::string unit = width.is_string() ? width.str() : std::string(size_t(std::max<int64_t>(0, given(width) ? need_int(width, "indent width") : 4)), ' ');
+  const int64_t n = given(width) && !width.is_string() ? need_int(width, "indent width") : 4;
+  const std::string unit = width.is_string() ? width.str() : std::string(size_t(std::max<int64_t>(0, n)), ' ');
   std::vector<std::string> lines = splitlines(s + "\n", false);
   std::string rv;
   if (blank) {
@@ -426,9 +429,12 @@ const std::unordered_map<std::string_view, FilterFn>& filters() {
       {"lower", [](Interp&, const Value& v, CallArgs&) { return Value(lower(to_str(v))); }},
       {"map", [](Interp& in, const Value& v, CallArgs& args) {
          List out;
-         const auto attr = std::find_if(args.keyword.begin(), args.keyword.end(), [](const auto& kv) { return kv.first == "attribute"; });
+         auto keyword = [&](std::string_view k) {
+           return std::find_if(args.keyword.begin(), args.keyword.end(), [&](const auto& kv) { return kv.first == k; });
+         };
+         const auto attr = keyword("attribute");
          if (attr != args.keyword.end()) {
-           const auto dflt = std::find_if(args.keyword.begin(), args.keyword.end(), [](const auto& kv) { return kv.first == "default"; });
+           const auto dflt = keyword("default");
            for (const Value& item : to_list(v)) {
              Value x = attr_path(item, need_str(attr->second, "map attribute"));
              out.push_back(x.is_undefined() && dflt != args.keyword.end() ? dflt->second : x);
@@ -629,10 +635,14 @@ Value str_method(Interp& in, const std::string& s, const std::string& name, Call
     for (auto& l : splitlines(s, given(a[0]) && truthy(a[0]))) out.emplace_back(std::move(l));
     return Value(std::move(out));
   }
-  if (name == "startswith" || name == "endswith") return Value(affix(s, bind(args, name, {"prefix"})[0], name == "startswith"));
+  if (name == "startswith" || name == "endswith")
+    return Value(affix(s, bind(args, name, {"prefix"})[0], name == "startswith"));
   if (name == "upper" || name == "lower" || name == "title" || name == "capitalize") {
     bind(args, name, {});
-    return Value(name == "upper" ? upper(s) : name == "lower" ? lower(s) : name == "title" ? py_title(s) : capitalize(s));
+    return Value(name == "upper"   ? upper(s)
+                 : name == "lower" ? lower(s)
+                 : name == "title" ? py_title(s)
+                                   : capitalize(s));
   }
   if (name == "replace") {
     const auto a = bind(args, name, {"old", "new", "count"});
@@ -695,8 +705,9 @@ Value Method::call(Interp& in, CallArgs& args) const {
   }
   const List& l = self_.list();
   const Value x = bind(args, name_, {"value"})[0];
-  if (name_ == "count") return Value(int64_t(std::count_if(l.begin(), l.end(), [&](const Value& v) { return equals(v, x); })));
-  const auto it = std::find_if(l.begin(), l.end(), [&](const Value& v) { return equals(v, x); });
+  auto same = [&](const Value& v) { return equals(v, x); };
+  if (name_ == "count") return Value(int64_t(std::count_if(l.begin(), l.end(), same)));
+  const auto it = std::find_if(l.begin(), l.end(), same);
   if (it == l.end()) throw EvalError(fmt::format("{} is not in list", repr(x)));
   return Value(int64_t(it - l.begin()));
 }
@@ -753,7 +764,8 @@ Dict mapping_args(CallArgs& args, std::string_view fn) {
       for (const auto& [k, v] : (m.is_dict() ? m.dict() : m.ns()).items()) d.set(k, v);
     } else {
       for (const Value& pair : to_list(m)) {
-        if (!pair.is_list() || pair.list().size() != 2) throw EvalError(fmt::format("{}() needs a mapping or key-value pairs", fn));
+        if (!pair.is_list() || pair.list().size() != 2)
+          throw EvalError(fmt::format("{}() needs a mapping or key-value pairs", fn));
         d.set(need_str(pair.list()[0], "key"), pair.list()[1]);
       }
     }
@@ -805,8 +817,8 @@ Value bound_method(const Value& self, std::string_view name) {
                   (self.is_list() && in(kListMethods, name));
   if (ok) return Value(CallablePtr(std::make_shared<Method>(self, std::string(name))));
   if ((self.is_list() || self.is_dict()) && in(kUnsafe, name))
-    return Value::undefined(fmt::format("access to attribute '{}' of '{}' object is unsafe (the sandbox forbids changing it)",
-                                        name, type_name(self)));
+    return Value::undefined(fmt::format(
+        "access to attribute '{}' of '{}' object is unsafe (the sandbox forbids changing it)", name, type_name(self)));
   return Value::undefined(fmt::format("'{}' has no attribute '{}'", object_repr(self), name));
 }
 

@@ -18,12 +18,27 @@ namespace {
 
 class Macro : public Callable {
  public:
-  explicit Macro(const Stmt& def) : def_(def) {}
-  Value call(Interp& interp, CallArgs& args) const override { return interp.call_macro(def_, args); }
+  Macro(const Stmt& def, std::unique_ptr<Interp::Frame> closure) : def_(def), closure_(std::move(closure)) {}
+  Value call(Interp& interp, CallArgs& args) const override { return interp.call_macro(def_, closure_.get(), args); }
   std::string name() const override { return def_.names[0]; }
 
  private:
   const Stmt& def_;
+  std::unique_ptr<Interp::Frame> closure_;
+};
+
+// loop.cycle(a, b, ...): the argument at the iteration's index, round robin.
+class Cycle : public Callable {
+ public:
+  explicit Cycle(int64_t index0) : index0_(index0) {}
+  Value call(Interp&, CallArgs& args) const override {
+    if (args.positional.empty()) throw EvalError("no items for cycling given");
+    return args.positional[size_t(index0_ % int64_t(args.positional.size()))];
+  }
+  std::string name() const override { return "cycle"; }
+
+ private:
+  int64_t index0_;
 };
 
 int64_t as_py_int(const Value& v) { return v.is_bool() ? int64_t(v.as_bool()) : v.as_int(); }
@@ -78,7 +93,8 @@ Value arithmetic(Op op, const Value& a, const Value& b, Interp& interp) {
       require_defined(a);
       require_defined(b);
       if (a.is_string() || a.is_list())
-        throw EvalError(fmt::format("can only concatenate {} (not \"{}\") to {}", type_name(a), type_name(b), type_name(a)));
+        throw EvalError(
+            fmt::format("can only concatenate {} (not \"{}\") to {}", type_name(a), type_name(b), type_name(a)));
       unsupported("+", a, b);
     }
     case Op::sub: {
@@ -156,7 +172,8 @@ bool contains(const Value& container, const Value& item) {
         throw EvalError(fmt::format("'in <string>' requires string as left operand, not {}", type_name(item)));
       return container.str().find(item.str()) != std::string::npos;
     case Value::Kind::list:
-      return std::any_of(container.list().begin(), container.list().end(), [&](const Value& v) { return equals(v, item); });
+      return std::any_of(container.list().begin(), container.list().end(),
+                         [&](const Value& v) { return equals(v, item); });
     case Value::Kind::dict: return item.is_string() && container.dict().find(item.str()) != nullptr;
     case Value::Kind::undefined: return false;  // iterates as empty
     default:
@@ -336,9 +353,20 @@ Interp::Flow Interp::exec(const Stmt& s) {
       assign(s, Value(std::move(text)));
       return flow;
     }
-    case StmtType::macro:
-      frame_->set(s.names[0], Value(CallablePtr(std::make_shared<Macro>(s))));
+    case StmtType::macro: {
+      // Inside loops the macro closes over the loops' variables (copied now:
+      // the frames end with their iterations); the top level it reads live.
+      std::unique_ptr<Frame> closure;
+      if (frame_ != template_frame_) {
+        closure = std::make_unique<Frame>();
+        closure->parent = template_frame_;
+        for (Frame* f = frame_; f != template_frame_; f = f->parent)
+          for (const auto& [name, v] : f->vars)
+            if (!closure->find(name)) closure->set(name, v);
+      }
+      frame_->set(s.names[0], Value(CallablePtr(std::make_shared<Macro>(s, std::move(closure)))));
       break;
+    }
     case StmtType::break_: return Flow::break_;
     case StmtType::continue_: return Flow::continue_;
     case StmtType::block: return exec(s.body);
@@ -361,7 +389,8 @@ void Interp::assign(const Stmt& s, Value value) {
         throw EvalError(fmt::format("cannot assign attribute '{}' on '{}': not a namespace()", s.names[1], s.names[0]));
       ns.ns().set(s.names[1], std::move(value));
     } else if (s.unpack) {
-      if (!value.is_list()) throw EvalError(fmt::format("cannot unpack a '{}' into {} names", type_name(value), s.names.size()));
+      if (!value.is_list())
+        throw EvalError(fmt::format("cannot unpack a '{}' into {} names", type_name(value), s.names.size()));
       if (value.list().size() != s.names.size())
         throw EvalError(fmt::format("expected {} values to unpack, got {}", s.names.size(), value.list().size()));
       for (size_t i = 0; i < s.names.size(); ++i) frame_->set(s.names[i], value.list()[i]);
@@ -423,18 +452,19 @@ Interp::Flow Interp::exec_for(const Stmt& s) {
     loop.set("nextitem", i + 1 < n ? items[size_t(i + 1)] : Value::undefined("there is no next item"));
     loop.set("depth", Value(1));
     loop.set("depth0", Value(0));
+    loop.set("cycle", Value(CallablePtr(std::make_shared<Cycle>(i))));
     f.set("loop", Value(std::move(loop)));
     if (exec(s.body) == Flow::break_) break;
   }
   return Flow::normal;
 }
 
-Value Interp::call_macro(const Stmt& m, CallArgs& args) {
+Value Interp::call_macro(const Stmt& m, Frame* closure, CallArgs& args) {
   if (call_depth_ >= options_.max_call_depth)
     throw EvalError(fmt::format("macro calls nested deeper than {} (runaway recursion?)", options_.max_call_depth));
   if (args.positional.size() > m.params.size())
     throw EvalError(fmt::format("macro '{}' takes not more than {} argument(s)", m.names[0], m.params.size()));
-  Frame f{template_frame_, {}};
+  Frame f{closure ? closure : template_frame_, {}};
   std::vector<bool> given(m.params.size(), false);
   for (size_t i = 0; i < args.positional.size(); ++i) {
     f.set(m.params[i].name, args.positional[i]);
@@ -442,7 +472,8 @@ Value Interp::call_macro(const Stmt& m, CallArgs& args) {
   }
   for (auto& [key, v] : args.keyword) {
     const auto it = std::find_if(m.params.begin(), m.params.end(), [&](const Param& p) { return p.name == key; });
-    if (it == m.params.end()) throw EvalError(fmt::format("macro '{}' takes no keyword argument '{}'", m.names[0], key));
+    if (it == m.params.end())
+      throw EvalError(fmt::format("macro '{}' takes no keyword argument '{}'", m.names[0], key));
     const size_t i = size_t(it - m.params.begin());
     if (given[i]) throw EvalError(fmt::format("macro '{}' got multiple values for argument '{}'", m.names[0], key));
     f.set(key, v);
@@ -582,7 +613,8 @@ Value Interp::eval_impl(const Expr& e) {
     case ExprType::cond: {
       if (truthy(eval(*e.kids[1]))) return eval(*e.kids[0]);
       if (e.kids[2]) return eval(*e.kids[2]);
-      return Value::undefined(fmt::format("the inline if-expression at {}:{} was false and has no else", e.loc.line, e.loc.col));
+      return Value::undefined(
+          fmt::format("the inline if-expression at {}:{} was false and has no else", e.loc.line, e.loc.col));
     }
   }
   throw EvalError("internal error: bad expression");
@@ -597,7 +629,8 @@ Template::Template(std::string_view source, std::string origin) : impl_(std::mak
 
 std::string Template::render(const nlohmann::ordered_json& context, const RenderOptions& options) const {
   if (!context.is_object())
-    throw Error(fmt::format("{}: the render context must be a JSON object, got {}", impl_->origin, context.type_name()));
+    throw Error(
+        fmt::format("{}: the render context must be a JSON object, got {}", impl_->origin, context.type_name()));
   Value ctx;
   try {
     ctx = from_json(context);
