@@ -278,8 +278,8 @@ TEST(ChatJinjaTest, GlobalsRaiseExceptionAndClock) {
     tm.tm_min = 7;
     return tm;
   };
-  EXPECT_EQ(render("{{ strftime_now('%d %b %Y %H:%M') }} {{ strftime_now is defined }}", Json::object(), opt),
-            "05 Mar 2025 14:07 True");
+  EXPECT_EQ(render("{{ strftime_now('%d %b %Y %H:%M %A') }} {{ strftime_now is defined }}", Json::object(), opt),
+            "05 Mar 2025 14:07 Wednesday True");
   EXPECT_EQ(render("{{ dict(a=1, b='x') | tojson }} {{ namespace({'k': 2}).k }}"), "{\"a\": 1, \"b\": \"x\"} 2");
   // Context variables shadow globals, as render(**kwargs) does in Python.
   EXPECT_EQ(render("{{ range }}", Json{{"range", "mine"}}), "mine");
@@ -340,6 +340,28 @@ TEST(ChatJinjaTest, GuardsStopRunawayTemplates) {
   EXPECT_NE(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").find("nesting deeper"),
             std::string::npos);
   EXPECT_NE(error_of("{{ " + std::string(3000, '[') + " }}").find("nesting deeper"), std::string::npos);
+}
+
+TEST(ChatJinjaTest, GuardsKeepValuesAndRecursionWithinTheStack) {
+  // Recursion and nesting each under their own limits, together deep enough
+  // to exhaust a small thread stack, stop at the stack budget instead.
+  std::string expr = "f(n - 1)";
+  for (int i = 0; i < 40; ++i) expr = "(" + expr + " ~ '')";
+  EXPECT_NE(error_of("{% macro f(n) %}{% if n > 0 %}{{ " + expr + " }}{% endif %}{% endmacro %}{{ f(199) }}")
+                .find("bytes of stack"),
+            std::string::npos);
+  // Values nest at most kMaxValueDepth levels, from JSON or built in a loop,
+  // and a namespace cannot hold itself (or any namespace).
+  Json deep = 1;
+  for (int i = 0; i < 300; ++i) deep = Json::array({deep});
+  EXPECT_NE(error_of("{{ x }}", Json{{"x", deep}}).find("nested deeper than 256 levels"), std::string::npos);
+  EXPECT_NE(error_of("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}")
+                .find("nested deeper than 256 levels"),
+            std::string::npos);
+  EXPECT_EQ(error_of("{% set ns = namespace() %}{% set ns.me = [ns] %}"),
+            "t:1:30: namespace attribute 'me' cannot hold a namespace in this Jinja subset");
+  EXPECT_NE(error_of("{% set a = namespace() %}{{ namespace(b=a) }}").find("cannot hold a namespace"),
+            std::string::npos);
 }
 
 // splitmix64, for the corruption test (never std distributions: STYLE §8).

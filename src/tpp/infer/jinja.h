@@ -19,10 +19,16 @@
 // ~, comparisons (chained), in / not in, and / or / not, conditional
 // expressions. The filters, tests and methods are listed in jinja_builtins.cpp.
 // Not supported (a clean error at parse time): include / extends / block /
-// import, call blocks, filter blocks, with, recursive loops.
+// import, call blocks, filter blocks, with, recursive loops, *args / **kwargs,
+// filters and tests beyond those listed. Differences from Python, by design or
+// simplification: integers are 64-bit (overflow is an error); range() returns
+// a list; upper / lower / title / capitalize map ASCII letters only; "%"
+// string formatting is an error; dict keys are strings; a namespace may not
+// hold a namespace; values nest at most kMaxValueDepth levels.
 //
 // Errors (syntax, unknown filter or test, runtime type errors, undefined use,
 // raise_exception) throw tpp::Error "<origin>:<line>:<column>: <message>".
+// A Template is immutable once parsed: renders may run concurrently.
 #pragma once
 
 #include <cstddef>
@@ -57,6 +63,7 @@ struct RenderOptions {
   std::function<std::tm()> now;
   // Guards against runaway templates; exceeding one is a tpp::Error.
   int max_call_depth = 200;                  // nested macro calls
+  size_t max_stack_bytes = 1u << 20;         // C++ stack a render may use (deep nesting, recursion)
   int64_t max_loop_iterations = 10'000'000;  // all loops of one render together
   size_t max_output_bytes = 256u << 20;      // rendered text and any one string built
 };

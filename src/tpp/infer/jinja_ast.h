@@ -164,6 +164,8 @@ class Interp {
   void check_size(size_t bytes) const;
   // Counts loop iterations (and range() elements) against max_loop_iterations.
   void count_iterations(int64_t n);
+  // Refuses to go deeper once the render has used max_stack_bytes of stack.
+  void check_stack() const;
 
  private:
   enum class Flow { normal, break_, continue_ };
@@ -185,6 +187,7 @@ class Interp {
   Frame* frame_ = nullptr;
   Frame* template_frame_ = nullptr;  // top-level {% set %}s; macros run above it
   Loc loc_;                          // the expression being evaluated
+  uintptr_t stack_base_ = 0;         // an address near the bottom of the render's stack
   int call_depth_ = 0;
   int64_t iterations_ = 0;
 };

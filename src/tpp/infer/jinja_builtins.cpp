@@ -776,7 +776,11 @@ Dict mapping_args(CallArgs& args, std::string_view fn) {
 
 Value global_strftime_now(Interp& in, CallArgs& args) {
   const std::string& format = need_str(bind(args, "strftime_now", {"format"})[0], "strftime_now() format");
-  const std::tm tm = in.now();
+  std::tm tm = in.now();
+  std::tm norm = tm;  // an injected clock may leave the weekday and day of year unset
+  timegm(&norm);
+  tm.tm_wday = norm.tm_wday;
+  tm.tm_yday = norm.tm_yday;
   if (format.empty()) return Value(std::string());
   for (size_t cap = 256; cap <= 1 << 16; cap *= 4) {
     std::string buf(cap, '\0');

@@ -276,6 +276,8 @@ void Interp::Frame::set(std::string_view name, Value value) {
 Interp::Interp(const Template::Impl& tpl, const RenderOptions& options) : tpl_(tpl), options_(options) {}
 
 std::string Interp::run(const Value& context) {
+  char base = 0;
+  stack_base_ = reinterpret_cast<uintptr_t>(&base);
   Frame globals;
   for (auto& [name, fn] : global_functions()) globals.set(name, std::move(fn));
   Frame ctx{&globals, {}};
@@ -308,6 +310,15 @@ void Interp::check_size(size_t bytes) const {
   if (bytes > options_.max_output_bytes)
     throw EvalError(fmt::format("output or string of {} bytes exceeds the limit of {} bytes", bytes,
                                 options_.max_output_bytes));
+}
+
+void Interp::check_stack() const {
+  char here = 0;
+  const uintptr_t at = reinterpret_cast<uintptr_t>(&here);
+  const uintptr_t used = at < stack_base_ ? stack_base_ - at : at - stack_base_;
+  if (used > options_.max_stack_bytes)
+    throw EvalError(fmt::format("nesting and recursion used more than {} bytes of stack (runaway recursion?)",
+                                options_.max_stack_bytes));
 }
 
 void Interp::count_iterations(int64_t n) {
@@ -387,6 +398,11 @@ void Interp::assign(const Stmt& s, Value value) {
       const Value ns = lookup(s.names[0]);
       if (!ns.is_namespace())
         throw EvalError(fmt::format("cannot assign attribute '{}' on '{}': not a namespace()", s.names[1], s.names[0]));
+      if (holds_namespace(value))
+        throw EvalError(
+            fmt::format("namespace attribute '{}' cannot hold a namespace in this Jinja subset", s.names[1]));
+      if (value_depth(value) + 1 > kMaxValueDepth)
+        throw EvalError(fmt::format("value nested deeper than {} levels", kMaxValueDepth));
       ns.ns().set(s.names[1], std::move(value));
     } else if (s.unpack) {
       if (!value.is_list())
@@ -514,6 +530,7 @@ CallArgs Interp::eval_args(const Args& args) {
 
 Value Interp::eval(const Expr& e) {
   try {
+    check_stack();
     return eval_impl(e);
   } catch (const EvalError& err) {
     fail_at(e.loc, err.what());

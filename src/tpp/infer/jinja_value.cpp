@@ -31,6 +31,75 @@ void Dict::set(std::string_view key, Value value) {
   items_.emplace_back(std::string(key), std::move(value));
 }
 
+namespace {
+
+template <class Items>
+void measure(const Items& items, int* depth, bool* has_namespace) {
+  int deepest = 0;
+  for (const Value& v : items) {
+    deepest = std::max(deepest, value_depth(v));
+    *has_namespace = *has_namespace || holds_namespace(v);
+  }
+  if (deepest + 1 > kMaxValueDepth) throw EvalError(fmt::format("value nested deeper than {} levels", kMaxValueDepth));
+  *depth = deepest + 1;
+}
+
+struct DictValues {  // a Dict's values as a range of Value
+  const Dict& d;
+  struct It {
+    std::vector<std::pair<std::string, Value>>::const_iterator i;
+    const Value& operator*() const { return i->second; }
+    It& operator++() {
+      ++i;
+      return *this;
+    }
+    bool operator!=(const It& o) const { return i != o.i; }
+  };
+  It begin() const { return {d.items().begin()}; }
+  It end() const { return {d.items().end()}; }
+};
+
+void check_namespace_attrs(const Dict& attrs) {
+  for (const auto& [k, v] : attrs.items())
+    if (holds_namespace(v))
+      throw EvalError(fmt::format("namespace attribute '{}' cannot hold a namespace in this Jinja subset", k));
+}
+
+}  // namespace
+
+Value::Value(List l) {
+  measure(l, &l.depth, &l.has_namespace);
+  v_ = std::make_shared<const List>(std::move(l));
+}
+
+Value::Value(Dict d) {
+  measure(DictValues{d}, &d.depth, &d.has_namespace);
+  v_ = std::make_shared<const Dict>(std::move(d));
+}
+
+Value Value::make_namespace(Dict attrs) {
+  check_namespace_attrs(attrs);
+  measure(DictValues{attrs}, &attrs.depth, &attrs.has_namespace);
+  return Value(Namespace{std::make_shared<Dict>(std::move(attrs))});
+}
+
+int value_depth(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::list: return v.list().depth;
+    case Value::Kind::dict: return v.dict().depth;
+    case Value::Kind::ns: {  // mutable: measured now (its attributes hold no namespace)
+      int deepest = 0;
+      for (const auto& [k, x] : v.ns().items()) deepest = std::max(deepest, value_depth(x));
+      return deepest + 1;
+    }
+    default: return 0;
+  }
+}
+
+bool holds_namespace(const Value& v) {
+  return v.is_namespace() || (v.is_list() && v.list().has_namespace) || (v.is_dict() && v.dict().has_namespace);
+}
+
 double Value::number() const {
   switch (kind()) {
     case Kind::boolean: return as_bool() ? 1.0 : 0.0;
@@ -326,7 +395,8 @@ void json_value(std::string& out, const Value& v, const JsonStyle& st, int level
 }
 
 template <class Json>
-Value from_json_impl(const Json& j) {
+Value from_json_impl(const Json& j, int depth = 0) {
+  if (depth >= kMaxValueDepth) throw EvalError(fmt::format("value nested deeper than {} levels", kMaxValueDepth));
   switch (j.type()) {
     case nlohmann::json::value_t::null: return Value::none();
     case nlohmann::json::value_t::boolean: return Value(j.template get<bool>());
@@ -340,12 +410,12 @@ Value from_json_impl(const Json& j) {
     case nlohmann::json::value_t::array: {
       List l;
       l.reserve(j.size());
-      for (const auto& x : j) l.push_back(from_json_impl(x));
+      for (const auto& x : j) l.push_back(from_json_impl(x, depth + 1));
       return Value(std::move(l));
     }
     case nlohmann::json::value_t::object: {
       Dict d;
-      for (auto it = j.begin(); it != j.end(); ++it) d.set(it.key(), from_json_impl(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) d.set(it.key(), from_json_impl(it.value(), depth + 1));
       return Value(std::move(d));
     }
     default: throw EvalError("unsupported JSON value (binary or discarded)");

@@ -24,11 +24,18 @@ namespace tpp::jinja {
 class Value;
 class Interp;
 
+// Values nest at most this deep (JSON input, literals, dict(), namespace()):
+// printing, comparing and freeing values recurse, and so stay within the stack.
+inline constexpr int kMaxValueDepth = 256;
+
 // A Python list, or a tuple (from a tuple literal or dict.items()): the same
 // everywhere except that a tuple prints as (a, b) and never equals a list.
 struct List : std::vector<Value> {
   using std::vector<Value>::vector;
   bool tuple = false;
+  // Set when the list is wrapped in a Value (it is immutable from then on).
+  int depth = 1;               // 1 + the deepest element's depth
+  bool has_namespace = false;  // a namespace is inside
 };
 
 // An evaluation error without a location; the evaluator adds origin, line and
@@ -41,6 +48,10 @@ class EvalError : public std::runtime_error {
 // Insertion-ordered string-keyed mapping (Python dict of a JSON object).
 class Dict {
  public:
+  // Set when the dict is wrapped in a Value, as for List.
+  int depth = 1;
+  bool has_namespace = false;
+
   const Value* find(std::string_view key) const;
   Value* find(std::string_view key);
   void set(std::string_view key, Value value);  // replaces in place or appends
@@ -90,10 +101,13 @@ class Value {
   explicit Value(std::string s) : v_(std::make_shared<const std::string>(std::move(s))) {}
   explicit Value(std::string_view s) : Value(std::string(s)) {}
   explicit Value(const char* s) : Value(std::string(s)) {}
-  explicit Value(List l) : v_(std::make_shared<const List>(std::move(l))) {}
-  explicit Value(Dict d) : v_(std::make_shared<const Dict>(std::move(d))) {}
+  // Throw EvalError when nested deeper than kMaxValueDepth.
+  explicit Value(List l);
+  explicit Value(Dict d);
   explicit Value(CallablePtr f) : v_(std::move(f)) {}
-  static Value make_namespace(Dict attrs) { return Value(Namespace{std::make_shared<Dict>(std::move(attrs))}); }
+  // Throws EvalError if an attribute is or holds a namespace: namespaces are
+  // the one mutable value, and this keeps them acyclic and shallow.
+  static Value make_namespace(Dict attrs);
 
   Kind kind() const { return Kind(v_.index()); }
   bool is_undefined() const { return kind() == Kind::undefined; }
@@ -129,6 +143,10 @@ class Value {
   explicit Value(Namespace n) : v_(std::move(n)) {}
   Variant v_;
 };
+
+// Nesting depth (0 for scalars) and whether a namespace is or is inside `v`.
+int value_depth(const Value& v);
+bool holds_namespace(const Value& v);
 
 // Python's type name of a value, for error messages ("str", "int", "dict", ...).
 std::string type_name(const Value& v);
