@@ -46,13 +46,14 @@ TEST(GgufTest, ReadsAnIndependentlyWrittenFile) {
   EXPECT_EQ(f.get_int("llama.block_count"), 2);
   EXPECT_EQ(f.get_int("llama.attention.head_count_kv"), 2);
   EXPECT_NEAR(*f.get_float("llama.attention.layer_norm_rms_epsilon"), 1e-5, 1e-12);
-  EXPECT_EQ(f.get_bool("tokenizer.ggml.add_bos_token"), true);
+  EXPECT_EQ(f.get_bool("tokenizer.ggml.add_bos_token"), false);
   const auto tokens = f.get_strings("tokenizer.ggml.tokens");
   ASSERT_TRUE(tokens);
   EXPECT_EQ(tokens->size(), 67u);
-  EXPECT_EQ((*tokens)[1], "<s>");
-  EXPECT_EQ(f.get_floats("tokenizer.ggml.scores")->size(), 67u);
-  EXPECT_EQ(f.get_ints("tokenizer.ggml.token_type")->at(0), 2);
+  EXPECT_EQ((*tokens)[1], "t");
+  EXPECT_EQ(f.get_strings("tokenizer.ggml.merges")->at(0), "t h");
+  EXPECT_EQ(f.get_ints("tokenizer.ggml.token_type")->at(0), 1);
+  EXPECT_EQ(f.get_ints("tokenizer.ggml.token_type")->at(19), 3);
   EXPECT_FALSE(f.get_int("llama.no_such_key"));
 
   const GgufTensor* q = f.find_tensor("blk.0.attn_q.weight");
@@ -77,7 +78,8 @@ TEST(GgufTest, WrongTypedGetterNamesKeyAndTypes) {
     EXPECT_NE(std::string(e.what()).find("'llama.block_count': type u32, expected string"), std::string::npos)
         << e.what();
   }
-  EXPECT_THROW(f.get_strings("tokenizer.ggml.scores"), Error);
+  EXPECT_THROW(f.get_strings("tokenizer.ggml.token_type"), Error);
+  EXPECT_THROW(f.get_floats("tokenizer.ggml.tokens"), Error);
   EXPECT_THROW(f.get_bool("general.name"), Error);
 }
 

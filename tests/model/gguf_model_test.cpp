@@ -5,6 +5,7 @@
 // weights for q8_0 / q4_0 files. Tolerance: max abs 1e-4 (kModelLogitsF32),
 // as for the HF checkpoints: both sides use the identical stored weights.
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 #include <functional>
 
@@ -37,9 +38,11 @@ std::vector<GgufCase> gguf_cases() {
       {"llama_f16", m + "hf_llama_f16", DType::f16},
       {"llama_q8_0", g + "llama_q8_0.golden.safetensors", DType::q8_0},
       {"llama_q4_0", g + "llama_q4_0.golden.safetensors", DType::q4_0},
+      {"llama3_tied_bf16", m + "hf_llama_tied_bf16", DType::bf16},
       {"qwen2_bf16", m + "hf_qwen2_bf16", DType::bf16},
       {"qwen3_f32", m + "hf_qwen3_f32", DType::f32},
       {"qwen3_q8_0", g + "qwen3_q8_0.golden.safetensors", DType::q8_0},
+      {"phi3_q8_0", g + "phi3_q8_0.golden.safetensors", DType::q8_0},
       {"gemma2_f32", m + "hf_gemma2_f32", DType::f32},
       {"gemma3_bf16", m + "hf_gemma3_bf16", DType::bf16},
   };
@@ -216,11 +219,64 @@ TEST(GgufRefuseTest, MissingExtraAndMisshapenTensorsAreNamed) {
     t.name = "rope_freqs.weight";
     ts.push_back(t);
   });
-  EXPECT_NE(load_error(freqs).find("rope_freqs.weight"), std::string::npos);
+  EXPECT_NE(load_error(freqs).find("rope_freqs.weight"), std::string::npos) << "not F32 [rotary_dim / 2]";
   auto kv = rewrite("qwen3_f32", "kv", [](Meta& m, auto&) { set(m, "qwen3.attention.head_count_kv", io::gguf_u32(4)); });
   const std::string e = load_error(kv);
   EXPECT_NE(e.find("blk.0.attn_k.weight"), std::string::npos) << e;
   EXPECT_NE(e.find("shape"), std::string::npos) << e;
+}
+
+// rope_freqs.weight with blended pairs: the recovered llama3 parameters give
+// the same logits as the HF directory whose config.json states them.
+TEST(GgufRopeFreqsTest, FactorsWithABlendMatchTheStatedScaling) {
+  const double theta = 10000, factor = 8, low = 1, high = 64, orig = 2048;
+  std::vector<float> freqs;
+  int blended = 0;
+  for (int i = 0; i < 8; i += 2) {
+    const double wavelen = 2 * M_PI * std::pow(theta, i / 8.0);
+    if (wavelen < orig / high) {
+      freqs.push_back(1);
+    } else if (wavelen > orig / low) {
+      freqs.push_back(float(factor));
+    } else {
+      const double smooth = (orig / wavelen - low) / (high - low);
+      freqs.push_back(float(1 / ((1 - smooth) / factor + smooth)));
+      ++blended;
+    }
+  }
+  ASSERT_EQ(blended, 2);
+  const auto path = rewrite("llama_f32", "freqs_blend", [&](Meta&, std::vector<io::GgufWriteTensor>& ts) {
+    ts.push_back({"rope_freqs.weight", 0, {4}, std::as_bytes(std::span(freqs))});
+  });
+  const Model gguf = load_model(path);
+  EXPECT_EQ(gguf.config.rope_scaling.type, RopeScalingType::llama3);
+  EXPECT_NEAR(gguf.config.rope_scaling.factor, factor, 1e-6);
+
+  const std::string dir = temp_dir("gguf_freqs_hf");
+  const std::string src = source_path("tests/golden/models/hf_llama_f32");
+  fs::copy_file(src + "/model.safetensors", dir + "/model.safetensors");
+  std::ifstream in(src + "/config.json");
+  std::string cfg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string from = "\"rope_scaling\": null";
+  ASSERT_NE(cfg.find(from), std::string::npos);
+  cfg.replace(cfg.find(from), from.size(),
+              R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, )"
+              R"("high_freq_factor": 64.0, "original_max_position_embeddings": 2048})");
+  std::ofstream(dir + "/config.json") << cfg;
+  const Model hf = load_model(dir);
+  const Golden g = load_golden(src);
+  const auto a = forward_logits(gguf, g.tokens), b = forward_logits(hf, g.tokens);
+  EXPECT_TRUE(all_close(a, b, kModelLogitsF32));
+  EXPECT_FALSE(all_close(a, g.logits, kModelLogitsF32)) << "the scaling changes the logits";
+
+  // Factors that follow no llama3 rule are refused, naming the tensor: a
+  // higher frequency scaled more than a lower one.
+  std::swap(freqs[1], freqs[2]);
+  const auto bad = rewrite("llama_f32", "freqs_bad", [&](Meta&, std::vector<io::GgufWriteTensor>& ts) {
+    ts.push_back({"rope_freqs.weight", 0, {4}, std::as_bytes(std::span(freqs))});
+  });
+  const std::string e = load_error(bad);
+  EXPECT_NE(e.find("rope_freqs.weight"), std::string::npos) << e;
 }
 
 TEST(GgufRefuseTest, IsGgufFileLooksAtTheMagic) {

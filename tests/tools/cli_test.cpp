@@ -211,5 +211,47 @@ TEST(CliTest, GenerateUsesTheModelsTokenizer) {
   }
 }
 
+// A GGUF file runs as it is: tokenize, generate (plain and --chat) and an
+// interactive chat whose second turn reuses the first turn's cache.
+TEST(CliTest, GgufFileTokenizesGeneratesAndChats) {
+  const std::string q8 = source_path("tests/golden/gguf/qwen3_q8_0.gguf");
+  int code;
+  auto out = tpp("tokenize -m " + q8 + " -p \"the cat\" --ids", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out, "10,14\n");
+  out = tpp("tokenize -m " + source_path("tests/golden/gguf/tokenizer_spm.gguf") + " -p \"the cat sat\" --ids", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out, "1,268,271,273\n");
+
+  const std::string greedy = tpp("generate -m " + q8 + " -p \"the cat\" -n 6 --ids -t 1", &code);
+  ASSERT_EQ(code, 0) << greedy;
+  EXPECT_EQ(greedy, tpp("generate -m " + q8 + " -p \"the cat\" -n 6 --ids -t 2", &code)) << "deterministic";
+  // --chat renders <|im_start|>the cat<|im_end|><|im_start|> before generating.
+  const std::string chat = tpp("generate -m " + q8 + " -p \"the cat\" --chat -n 6 --ids -t 1", &code);
+  ASSERT_EQ(code, 0) << chat;
+  EXPECT_NE(chat, greedy) << "the template changes the prompt";
+  out = tpp("generate -m " + q8 + " --prompt-ids 18,10,14,19,18 -n 6 --ids -t 1", &code);
+  EXPECT_EQ(out, chat) << "--chat equals the rendered ids given by hand";
+
+  // Two turns; --stats reports how many prompt tokens each turn prefilled.
+  out = tpp("chat -m " + q8 + " -n 3 --temp 0 --stats -t 1 < /dev/null", &code);
+  EXPECT_EQ(code, 0) << out;
+  const std::string dir = temp_dir("cli_chat");
+  write(dir + "/in.txt", "the cat\nsat\n");
+  out = tpp("chat -m " + q8 + " -n 3 --temp 0 --stats -t 1 < " + dir + "/in.txt", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("[prefill 5 tokens"), std::string::npos) << out;
+  // Turn 2 prefills only what follows the cached turn 1 (the reply, its end
+  // and the new user turn), not the whole conversation again.
+  const size_t second = out.find("[prefill", out.find("[prefill") + 1);
+  ASSERT_NE(second, std::string::npos) << out;
+  const int prefilled = std::stoi(out.substr(second + 9));
+  EXPECT_LT(prefilled, 9) << out;
+
+  out = tpp("chat -m " + source_path("tests/golden/models/hf_llama_f32") + " < /dev/null", &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("has no tokenizer"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace tpp::test

@@ -24,6 +24,7 @@ by gen_models.py's float64 reference from the dequantised weights
 Run: /usr/bin/python3 tools/golden/gen_gguf.py   (writes tests/golden/gguf/)
 """
 import json
+import math
 import os
 import struct
 import sys
@@ -45,9 +46,11 @@ CASES = {
     "llama_f16": ("hf_llama_f16", "llama", "F16"),
     "llama_q8_0": ("hf_llama_f32", "llama", "Q8_0"),
     "llama_q4_0": ("hf_llama_f32", "llama", "Q4_0"),
+    "llama3_tied_bf16": ("hf_llama_tied_bf16", "llama", "BF16"),
     "qwen2_bf16": ("hf_qwen2_bf16", "qwen2", "BF16"),
     "qwen3_f32": ("hf_qwen3_f32", "qwen3", "F32"),
     "qwen3_q8_0": ("hf_qwen3_f32", "qwen3", "Q8_0"),
+    "phi3_q8_0": ("hf_phi3_f32", "phi3", "Q8_0"),
     "gemma2_f32": ("hf_gemma2_f32", "gemma2", "F32"),
     "gemma3_bf16": ("hf_gemma3_bf16", "gemma3", "BF16"),
 }
@@ -68,6 +71,7 @@ LAYER = {
     "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
     "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
+    "self_attn.qkv_proj.weight": "attn_qkv.weight", "mlp.gate_up_proj.weight": "ffn_up.weight",
 }
 LAYER_PRE = dict(LAYER, **{"post_attention_layernorm.weight": "ffn_norm.weight"})
 LAYER_GEMMA = dict(LAYER, **{"post_attention_layernorm.weight": "post_attention_norm.weight",
@@ -396,6 +400,27 @@ def convert(case, src, arch, typ):
             (f"{p}.rope.freq_base", float(cfg["rope_theta"]))]
     if arch == "llama":
         meta += [(f"{p}.rope.dimension_count", head_dim), (f"{p}.vocab_size", cfg["vocab_size"])]
+    rs = cfg.get("rope_scaling") or {}
+    if rs.get("rope_type") == "llama3":
+        # The converter's rope_freqs: the divisor of each pair's inverse frequency.
+        factors = []
+        low_wavelen = rs["original_max_position_embeddings"] / rs["low_freq_factor"]
+        high_wavelen = rs["original_max_position_embeddings"] / rs["high_freq_factor"]
+        for i in range(0, head_dim, 2):
+            wavelen = 2 * math.pi / (cfg["rope_theta"] ** (-i / head_dim))
+            if wavelen < high_wavelen:
+                factors.append(1.0)
+            elif wavelen > low_wavelen:
+                factors.append(rs["factor"])
+            else:
+                smooth = ((rs["original_max_position_embeddings"] / wavelen - rs["low_freq_factor"])
+                          / (rs["high_freq_factor"] - rs["low_freq_factor"]))
+                factors.append(1 / ((1 - smooth) / rs["factor"] + smooth))
+        a = np.array(factors, np.float32)
+        tensors.append(("rope_freqs.weight", "F32", [len(factors)], a.tobytes()))
+    if arch == "phi3":
+        meta += [(f"{p}.rope.dimension_count", head_dim), (f"{p}.attention.sliding_window", cfg["sliding_window"]),
+                 (f"{p}.rope.scaling.original_context_length", cfg["original_max_position_embeddings"])]
     if arch in ("qwen3", "gemma2", "gemma3"):
         meta += [(f"{p}.attention.key_length", head_dim), (f"{p}.attention.value_length", head_dim)]
     if gemma:
@@ -425,6 +450,16 @@ def golden_quantised(case, src, values):
                 names[gen_models.hf_name(f"blk.{l}.{rest}", family)] = f"blk.{l}.{rest}"
             except KeyError:
                 pass
+    values = dict(values)
+    for hf in [n for n in values if n.endswith("qkv_proj.weight") or n.endswith("gate_up_proj.weight")]:
+        v, base = values.pop(hf), hf.rsplit(".", 2)[0]
+        if hf.endswith("qkv_proj.weight"):
+            q, g = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
+            values[base + ".q_proj.weight"], values[base + ".k_proj.weight"], values[base + ".v_proj.weight"] = (
+                v[:q], v[q:q + g], v[q + g:])
+        else:
+            F = v.shape[0] // 2
+            values[base + ".gate_proj.weight"], values[base + ".up_proj.weight"] = v[:F], v[F:]
     weights = {names[hf]: torch.from_numpy(v.astype(np.float64)) for hf, v in values.items()}
     tokens = torch.from_numpy(read_safetensors(os.path.join(MODELS, src, "golden.safetensors"))["tokens"][0]
                               .astype(np.int64))

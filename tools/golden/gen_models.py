@@ -452,6 +452,8 @@ HF_CASES = {
                            sliding_window=4, rope_scaling={"type": "linear", "factor": 4.0}, ffn="geglu",
                            gelu_approx="tanh", embed_scale=math.sqrt(32), attn_scale=24 ** -0.5,
                            tie_embeddings=True, norm_eps=1e-6), torch.bfloat16, "gemma3"),
+    # Phi-3: Llama math, q/k/v fused into qkv_proj and gate/up into gate_up_proj.
+    "hf_phi3_f32": (Cfg(rope_theta=10000.0, sliding_window=5), torch.float32, "phi3"),
 }
 
 # Gemma's names for the sandwich norms of a block.
@@ -571,11 +573,24 @@ def main():
                            sliding_window=c.sliding_window, sliding_window_pattern=3, rope_local_base_freq=1e4,
                            rope_scaling={"rope_type": "linear", "factor": 4.0}, attn_logit_softcapping=None,
                            final_logit_softcapping=None, attention_bias=False)
+            elif hf_rope == "phi3":
+                for key in ("head_dim", "mlp_bias"):
+                    del cfg[key]
+                cfg.update(architectures=["Phi3ForCausalLM"], model_type="phi3", sliding_window=c.sliding_window,
+                           original_max_position_embeddings=c.max_seq_len, resid_pdrop=0.0, embd_pdrop=0.0,
+                           attention_dropout=0.0, pad_token_id=0)
             elif hf_rope == "qwen3":
                 cfg.update(architectures=["Qwen3ForCausalLM"], model_type="qwen3", use_sliding_window=False,
                            sliding_window=None, max_window_layers=c.n_layers)
                 del cfg["mlp_bias"]
             files = {hf_name(n, hf_rope): t for n, t in files.items()}
+            if hf_rope == "phi3":
+                for l in range(c.n_layers):
+                    a = f"model.layers.{l}."
+                    files[a + "self_attn.qkv_proj.weight"] = torch.cat(
+                        [files.pop(a + f"self_attn.{x}_proj.weight") for x in "qkv"])
+                    files[a + "mlp.gate_up_proj.weight"] = torch.cat(
+                        [files.pop(a + "mlp.gate_proj.weight"), files.pop(a + "mlp.up_proj.weight")])
         else:
             cfg = c.to_json()
         with open(os.path.join(d, "config.json"), "w") as f:

@@ -4,15 +4,17 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <numbers>
 #include <set>
 
 #include "tpp/core/error.h"
+#include "tpp/ops/rope.h"
 
 namespace tpp {
 namespace {
 
 const std::set<std::string>& known_architectures() {
-  static const std::set<std::string> archs = {"llama", "qwen2", "qwen3", "gemma2", "gemma3"};
+  static const std::set<std::string> archs = {"llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"};
   return archs;
 }
 
@@ -90,11 +92,17 @@ RopeScaling rope_scaling(const Meta& m) {
   RopeScaling r;
   const auto type = m.string("rope.scaling.type");
   m.raw("rope.scaling.finetuned");  // informational
+  if (const auto orig = m.opt_int("rope.scaling.original_context_length")) {
+    if (*orig <= 0 || *orig > INT32_MAX)
+      fail("{}: metadata key '{}': {}, expected a positive context length", m.file().path(),
+           m.key("rope.scaling.original_context_length"), *orig);
+    r.original_max_position_embeddings = int(*orig);
+  }
+  const double factor = m.number("rope.scaling.factor", 1.0);
+  if (!(factor > 0)) fail("{}: metadata key '{}': {}, expected > 0", m.file().path(), m.key("rope.scaling.factor"), factor);
   if (!type || *type == "none") {
-    if (m.raw("rope.scaling.factor") && m.number("rope.scaling.factor", 1.0) != 1.0 && !type)
-      r.type = RopeScalingType::linear;  // older files give the factor alone (linear)
-    else
-      return r;
+    if (type || factor == 1.0) return r;
+    r.type = RopeScalingType::linear;  // older files give the factor alone (linear)
   } else if (*type == "linear") {
     r.type = RopeScalingType::linear;
   } else if (*type == "yarn") {
@@ -103,10 +111,80 @@ RopeScaling rope_scaling(const Meta& m) {
     fail("{}: metadata key '{}': \"{}\", which tpp cannot honour; expected none, linear or yarn", m.file().path(),
          m.key("rope.scaling.type"), *type);
   }
-  r.factor = m.number("rope.scaling.factor", 1.0);
-  if (!(r.factor > 0)) fail("{}: metadata key '{}': {}, expected > 0", m.file().path(), m.key("rope.scaling.factor"), r.factor);
-  if (const auto orig = m.opt_int("rope.scaling.original_context_length")) r.original_max_position_embeddings = int(*orig);
+  r.factor = factor;
   return r;
+}
+
+// llama.cpp stores LLaMA 3.1-style scaling not as parameters but as the
+// per-pair divisors of the inverse frequencies (rope_freqs.weight, f32 [r/2]):
+// 1 for short wavelengths, `factor` for long ones and a smooth blend between.
+// The llama3 parameters that reproduce them are recovered here (the
+// boundaries are only determined up to the pairs that lie between them),
+// and the result is checked pair by pair, so a file whose factors follow
+// another rule is refused rather than approximated.
+RopeScaling llama3_from_factors(const io::GgufFile& f, const io::GgufTensor& t, const ModelConfig& c,
+                                int orig_max) {
+  const int r = c.rotary_dim_resolved(), half = r / 2;
+  if (t.info().dtype != DType::f32 || t.ne.size() != 1 || t.ne[0] != half)
+    fail("{}: tensor 'rope_freqs.weight': {} {}, expected F32 [{}] (rotary_dim / 2)", f.path(), t.info().name,
+         t.ne.size() == 1 ? std::to_string(t.ne[0]) : "matrix", half);
+  std::vector<double> factor(static_cast<size_t>(half)), wavelen(static_cast<size_t>(half));
+  double max_factor = 1;
+  for (int i = 0; i < half; ++i) {
+    float v;
+    std::memcpy(&v, t.data + 4 * i, 4);
+    if (!(v >= 1.0f) || !std::isfinite(v))
+      fail("{}: tensor 'rope_freqs.weight'[{}] = {}, expected a finite factor >= 1", f.path(), i, v);
+    factor[size_t(i)] = v;
+    wavelen[size_t(i)] = 2 * std::numbers::pi * std::pow(c.rope_theta, 2.0 * i / r);
+    max_factor = std::max(max_factor, double(v));
+  }
+  RopeScaling s;
+  if (max_factor == 1) return s;
+  s.type = RopeScalingType::llama3;
+  s.factor = max_factor;
+  s.original_max_position_embeddings = orig_max;
+  const double tol = 1e-5;
+  // Smooth pairs: s_i = (1/f_i - 1/F) / (1 - 1/F) = orig/wavelen * a - b, a = 1/(high-low), b = low/(high-low).
+  std::vector<std::pair<double, double>> smooth;  // (orig / wavelen, s)
+  double last_one = 0, first_full = 1e300;
+  for (int i = 0; i < half; ++i) {
+    const double fi = factor[size_t(i)];
+    if (std::abs(fi - 1) <= tol) last_one = std::max(last_one, wavelen[size_t(i)]);
+    else if (std::abs(fi - max_factor) <= tol * max_factor) first_full = std::min(first_full, wavelen[size_t(i)]);
+    else smooth.push_back({orig_max / wavelen[size_t(i)], (1 / fi - 1 / max_factor) / (1 - 1 / max_factor)});
+  }
+  if (smooth.size() >= 2) {
+    // Least squares line through (x, s): s = a x - b.
+    double sx = 0, ss = 0, sxx = 0, sxs = 0;
+    for (auto [x, y] : smooth) sx += x, ss += y, sxx += x * x, sxs += x * y;
+    const double n = double(smooth.size());
+    const double a = (n * sxs - sx * ss) / (n * sxx - sx * sx), b = (sx * a - ss) / n;
+    if (!(a > 0) || !std::isfinite(a) || !std::isfinite(b))
+      fail("{}: tensor 'rope_freqs.weight': the blended factors do not fall from the full factor {} towards 1 "
+           "as the frequency rises, as LLaMA 3's frequency scaling does; tpp cannot honour these factors",
+           f.path(), max_factor);
+    s.low_freq_factor = b / a;
+    s.high_freq_factor = s.low_freq_factor + 1 / a;
+  } else {
+    // No blend to fit: put both boundaries between the last unscaled and the
+    // first fully scaled wavelength (around the single blended pair, if any).
+    double lo = last_one, hi = first_full;
+    if (smooth.size() == 1) lo = hi = orig_max / smooth[0].first;
+    const double mid = lo > 0 && hi < 1e300 ? std::sqrt(lo * hi) : (lo > 0 ? 2 * lo : hi / 2);
+    s.high_freq_factor = orig_max / (mid * (smooth.empty() ? 0.999 : 0.5));
+    s.low_freq_factor = orig_max / (mid * (smooth.empty() ? 1.001 : 2.0));
+  }
+  // Check: the fitted parameters reproduce every stored factor.
+  const RopeParams plain = make_rope(c.head_dim_resolved(), r, c.rope_layout, c.rope_theta, RopeScaling{}, orig_max, 0);
+  const RopeParams fitted = make_rope(c.head_dim_resolved(), r, c.rope_layout, c.rope_theta, s, orig_max, 0);
+  for (int i = 0; i < half; ++i) {
+    const double got = plain.inv_freq[size_t(i)] / fitted.inv_freq[size_t(i)];
+    if (std::abs(got - factor[size_t(i)]) > 1e-4 * factor[size_t(i)])
+      fail("{}: tensor 'rope_freqs.weight'[{}] = {} does not follow LLaMA 3's frequency scaling (the best fit "
+           "gives {}); tpp cannot honour these factors", f.path(), i, factor[size_t(i)], got);
+  }
+  return s;
 }
 
 }  // namespace
@@ -126,7 +204,7 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
   const std::string& arch = *arch_value;
   if (!known_architectures().count(arch))
     fail("{}: metadata key 'general.architecture': \"{}\", which tpp does not support; expected one of llama, "
-         "qwen2, qwen3, gemma2, gemma3", f.path(), arch);
+         "qwen2, qwen3, phi3, gemma2, gemma3", f.path(), arch);
   const Meta m(f, arch);
   const bool gemma = arch == "gemma2" || arch == "gemma3";
 
@@ -173,6 +251,21 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
     // adjacent pairs.
     c.rope_layout = RopeLayout::interleaved;
     if (const auto w = m.opt_int("attention.sliding_window"); w && *w > 0) c.sliding_window = int(*w);
+  }
+  if (const io::GgufTensor* freqs = f.find_tensor("rope_freqs.weight")) {
+    if (c.rope_scaling.type != RopeScalingType::none)
+      fail("{}: tensor 'rope_freqs.weight' and metadata key '{}' both scale RoPE, expected one of them", f.path(),
+           m.key("rope.scaling.type"));
+    const int orig = c.rope_scaling.original_max_position_embeddings > 0 ? c.rope_scaling.original_max_position_embeddings
+                                                                         : 8192;  // LLaMA 3's pre-training context
+    c.rope_scaling = llama3_from_factors(f, *freqs, c, orig);
+  }
+  if (arch == "phi3") {
+    // Sliding window on every layer; q/k/v and gate/up fused (model.cpp slices them).
+    if (const auto w = m.opt_int("attention.sliding_window"); w && *w > 0) c.sliding_window = int(*w);
+    for (const char* t : {"rope_factors_long.weight", "rope_factors_short.weight"})
+      if (f.find_tensor(t))
+        fail("{}: tensor '{}': Phi-3's longrope scaling, which tpp cannot honour", f.path(), t);
   }
   const bool has_q_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
   if (arch == "qwen2" || has_q_bias) c.qkv_bias = true;

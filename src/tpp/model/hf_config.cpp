@@ -117,7 +117,8 @@ ModelConfig hf_sizes(const json& j, const std::string& source, int head_dim_defa
 
 // The Llama-architecture families: LLaMA 2/3, TinyLlama, SmolLM2 ("llama"),
 // Mistral (sliding window on every layer), Qwen2 (q/k/v biases; sliding
-// window on layers >= max_window_layers when enabled), Qwen3 (QK-norm).
+// window on layers >= max_window_layers when enabled), Qwen3 (QK-norm), Phi-3
+// (sliding window on every layer; q/k/v and gate/up stored fused, see model.cpp).
 // Every key is either mapped, known not to change the computation, or refused.
 ModelConfig llama_family_config(const json& j, const std::string& model_type, const std::string& source) {
   std::set<std::string> mapped = {
@@ -126,6 +127,11 @@ ModelConfig llama_family_config(const json& j, const std::string& model_type, co
       "rope_theta", "rope_scaling", "attention_bias", "mlp_bias"};
   const bool qwen = model_type == "qwen2" || model_type == "qwen3";
   if (model_type == "mistral") mapped.insert("sliding_window");
+  // Phi-3: dropout rates (inference ignores them); original_max_position_embeddings
+  // only matters to longrope scaling, which hf_rope_scaling refuses by name.
+  if (model_type == "phi3")
+    mapped.insert({"sliding_window", "resid_pdrop", "embd_pdrop", "original_max_position_embeddings",
+                   "partial_rotary_factor"});
   if (qwen) mapped.insert({"use_sliding_window", "sliding_window", "max_window_layers"});
   refuse_unknown_keys(j, mapped, model_type, source);
   if (auto act = j.find("hidden_act"); act != j.end() && *act != "silu")
@@ -142,7 +148,15 @@ ModelConfig llama_family_config(const json& j, const std::string& model_type, co
     c.o_bias = false;
   }
   if (model_type == "qwen3") c.qk_norm = true;
-  if (model_type == "mistral") {
+  if (model_type == "phi3") {
+    const double partial = get_double(j, "partial_rotary_factor", source, 1.0);
+    const int k = c.head_dim_resolved();
+    if (!(partial > 0 && partial <= 1) || std::fmod(partial * k, 2.0) != 0)
+      fail("{}: key 'partial_rotary_factor': got {}, expected a fraction of head_dim {} giving an even width",
+           source, partial, k);
+    if (partial < 1) c.rotary_dim = int(partial * k);
+  }
+  if (model_type == "mistral" || model_type == "phi3") {
     const int w = get_int(j, "sliding_window", source, 0);
     if (w < 0) fail("{}: key 'sliding_window': got {}, expected a positive window or null", source, w);
     if (w > 0) c.sliding_window = w;
@@ -236,11 +250,12 @@ ModelConfig config_from_hf(const json& j, const std::string& source) {
   if (type == j.end() || !type->is_string())
     fail("{}: key 'model_type': missing or not a string", source);
   const std::string model_type = type->get<std::string>();
-  if (model_type == "llama" || model_type == "mistral" || model_type == "qwen2" || model_type == "qwen3")
+  if (model_type == "llama" || model_type == "mistral" || model_type == "qwen2" || model_type == "qwen3" ||
+      model_type == "phi3")
     return llama_family_config(j, model_type, source);
   if (model_type == "gemma2" || model_type == "gemma3_text") return gemma_config(j, model_type, source);
   fail("{}: key 'model_type': got \"{}\", which tpp does not support; expected one of llama, mistral, "
-       "qwen2, qwen3, gemma2, gemma3_text", source, model_type);
+       "qwen2, qwen3, phi3, gemma2, gemma3_text", source, model_type);
 }
 
 }  // namespace tpp

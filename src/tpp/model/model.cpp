@@ -74,6 +74,37 @@ void finish(Model& m) {
   if (m.config.tie_embeddings) m.weights.output = m.weights.tok_embd;
 }
 
+// Phi-3 stores q/k/v as one matrix (HF qkv_proj, GGUF attn_qkv) and gate/up as
+// one (HF gate_up_proj, GGUF ffn_up): each separate matrix is a range of the
+// fused one's rows, borrowed in place (rows are contiguous, whatever the
+// dtype). Keyed by the separate tensor's name.
+struct FusedRows {
+  std::string tensor;  // the fused tensor
+  int64_t row0 = 0;    // first row of this part
+  std::vector<int64_t> shape;  // the fused tensor's shape
+};
+std::map<std::string, FusedRows> fused_rows(const ModelConfig& c, NameStyle style) {
+  std::map<std::string, FusedRows> out;
+  const int64_t d = c.d_model, k = c.head_dim_resolved(), h = c.n_heads, F = c.ffn_width();
+  for (int l = 0; l < c.n_layers; ++l) {
+    const int64_t g = c.kv_heads(l);
+    const std::string hf = "model.layers." + std::to_string(l) + ".", gg = "blk." + std::to_string(l) + ".";
+    const bool is_hf = style == NameStyle::hf;
+    const std::string qkv = is_hf ? hf + "self_attn.qkv_proj.weight" : gg + "attn_qkv.weight";
+    const std::string gate_up = is_hf ? hf + "mlp.gate_up_proj.weight" : gg + "ffn_up.weight";
+    const std::vector<int64_t> qkv_shape{(h + 2 * g) * k, d}, gate_up_shape{2 * F, d};
+    const char* parts[3][2] = {{"self_attn.q_proj.weight", "attn_q.weight"},
+                               {"self_attn.k_proj.weight", "attn_k.weight"},
+                               {"self_attn.v_proj.weight", "attn_v.weight"}};
+    const int64_t row0[3] = {0, h * k, (h + g) * k};
+    for (int i = 0; i < 3; ++i)
+      out[is_hf ? hf + parts[i][0] : gg + parts[i][1]] = {qkv, row0[i], qkv_shape};
+    out[is_hf ? hf + "mlp.gate_proj.weight" : gg + "ffn_gate.weight"] = {gate_up, 0, gate_up_shape};
+    out[is_hf ? hf + "mlp.up_proj.weight" : gg + "ffn_up.weight"] = {gate_up, F, gate_up_shape};
+  }
+  return out;
+}
+
 // HF checkpoints of older transformers versions carry these buffers; they are
 // recomputed from the config, never read.
 bool ignorable_hf_tensor(const std::string& name) {
@@ -97,32 +128,36 @@ Model load_gguf_model(const std::string& path) {
   m.config = config_from_gguf(*f);
   m.weights.layers.resize(size_t(m.config.n_layers));
   m.weights.storage.push_back(f);
+  const bool fused = f->get_string("general.architecture") == "phi3";
+  const auto slices = fused ? fused_rows(m.config, NameStyle::gguf) : std::map<std::string, FusedRows>{};
   std::set<std::string> used;
   for (const auto& spec : expected_tensors(m.config, NameStyle::gguf)) {
     if (spec.name.empty())
       fail("{}: the config needs tensor '{}', which llama.cpp's files do not have", path,
            tensor_name(*spec.row, NameStyle::tpp, spec.layer));
-    const io::GgufTensor* t = f->find_tensor(spec.name);
-    if (!t) fail("{}: missing tensor '{}' (shape {} = {})", path, spec.name, shape_str(spec.shape), spec.row->why);
+    const auto slice = slices.find(spec.name);
+    const std::string& stored = slice != slices.end() ? slice->second.tensor : spec.name;
+    const std::vector<int64_t>& want = slice != slices.end() ? slice->second.shape : spec.shape;
+    const io::GgufTensor* t = f->find_tensor(stored);
+    if (!t) fail("{}: missing tensor '{}' (shape {} = {})", path, stored, shape_str(want), spec.row->why);
     const auto& info = t->info();
     const bool matrix = is_matrix(spec.row->slot);
     const bool ok = info.dtype && (*info.dtype == DType::f32 || *info.dtype == DType::f16 ||
                                    *info.dtype == DType::bf16 || (matrix && is_block_dtype(*info.dtype)));
     if (!ok)
-      fail("{}: tensor '{}': GGML type {}, expected {}", path, spec.name, info.name,
+      fail("{}: tensor '{}': GGML type {}, expected {}", path, stored, info.name,
            matrix ? "F32, F16, BF16, Q8_0 or Q4_0" : "F32, F16 or BF16");
-    if (t->shape() != spec.shape)
-      fail("{}: tensor '{}': shape {} (ne {} reversed), expected {} ({})", path, spec.name, shape_str(t->shape()),
-           shape_str(t->ne), shape_str(spec.shape), spec.row->why);
-    place_tensor(m.weights, spec, *info.dtype, t->data);
-    m.weight_bytes += int64_t(t->nbytes);
-    used.insert(spec.name);
+    if (t->shape() != want)
+      fail("{}: tensor '{}': shape {} (ne {} reversed), expected {} ({})", path, stored, shape_str(t->shape()),
+           shape_str(t->ne), shape_str(want), spec.row->why);
+    const std::byte* data = t->data;
+    if (slice != slices.end()) data += dtype_bytes(*info.dtype, slice->second.row0 * t->ne[0]);
+    place_tensor(m.weights, spec, *info.dtype, data);
+    if (used.insert(stored).second) m.weight_bytes += int64_t(t->nbytes);
   }
   for (const auto& t : f->tensors()) {
     if (used.count(t.name)) continue;
-    if (t.name == "rope_freqs.weight")
-      fail("{}: tensor 'rope_freqs.weight' (per-frequency RoPE factors, LLaMA 3.1 style long context) is not "
-           "supported by tpp's GGUF reader yet", path);
+    if (t.name == "rope_freqs.weight") continue;  // read into the config's rope_scaling
     fail("{}: unexpected tensor '{}' (shape {}): the {} model it describes does not use it", path, t.name,
          shape_str(t.shape()), f->get_string("general.architecture").value_or("?"));
   }
@@ -178,24 +213,29 @@ Model load_model(const std::string& dir) {
   };
   m.weights.layers.resize(size_t(m.config.n_layers));
 
+  const bool fused = m.naming == NameStyle::hf && j.value("model_type", "") == "phi3";
+  const auto slices = fused ? fused_rows(m.config, NameStyle::hf) : std::map<std::string, FusedRows>{};
   std::set<std::string> used;
   for (const auto& spec : expected_tensors(m.config, m.naming)) {
     if (spec.name.empty())
       fail("{}: config needs tensor '{}' which has no {} name", config_path,
            tensor_name(*spec.row, NameStyle::tpp, spec.layer),
            m.naming == NameStyle::hf ? "Hugging Face" : "tpp");
-    auto it = where.find(spec.name);
-    const io::TensorEntry* t = it == where.end() ? nullptr : it->second->find(spec.name);
-    const std::string st_path = file_of(spec.name);
+    const auto slice = slices.find(spec.name);
+    const std::string& stored = slice != slices.end() ? slice->second.tensor : spec.name;
+    const std::vector<int64_t>& want = slice != slices.end() ? slice->second.shape : spec.shape;
+    auto it = where.find(stored);
+    const io::TensorEntry* t = it == where.end() ? nullptr : it->second->find(stored);
+    const std::string st_path = file_of(stored);
     if (!t)
-      fail("{}: missing tensor '{}' (shape {} = {}), required by {}", st_path, spec.name,
-           shape_str(spec.shape), spec.row->why, config_path);
+      fail("{}: missing tensor '{}' (shape {} = {}), required by {}", st_path, stored, shape_str(want),
+           slice != slices.end() ? "the fused rows of " + spec.name : std::string(spec.row->why), config_path);
     if (t->dtype != DType::f32 && t->dtype != DType::bf16 && t->dtype != DType::f16)
-      fail("{}: tensor '{}': dtype {}, expected F32, BF16 or F16", st_path, spec.name,
+      fail("{}: tensor '{}': dtype {}, expected F32, BF16 or F16", st_path, stored,
            dtype_name(t->dtype));
-    if (t->shape != spec.shape)
-      fail("{}: tensor '{}': shape {}, expected {} ({} from {})", st_path, spec.name,
-           shape_str(t->shape), shape_str(spec.shape), spec.row->why, config_path);
+    if (t->shape != want)
+      fail("{}: tensor '{}': shape {}, expected {} ({} from {})", st_path, stored,
+           shape_str(t->shape), shape_str(want), spec.row->why, config_path);
     const std::byte* data = t->data;
     if (reinterpret_cast<uintptr_t>(data) % uintptr_t(dtype_size(t->dtype)) != 0) {
       // safetensors does not promise alignment; kernels need element alignment.
@@ -203,9 +243,9 @@ Model load_model(const std::string& dir) {
       data = copy->data();
       m.weights.storage.push_back(std::move(copy));
     }
+    if (slice != slices.end()) data += dtype_bytes(t->dtype, slice->second.row0 * t->shape[1]);
     place_tensor(m.weights, spec, t->dtype, data);
-    m.weight_bytes += int64_t(t->nbytes());
-    used.insert(spec.name);
+    if (used.insert(stored).second) m.weight_bytes += int64_t(t->nbytes());
   }
   for (const auto& [name, file] : where) {
     if (used.count(name)) continue;
