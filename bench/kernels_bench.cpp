@@ -1,4 +1,4 @@
-// Kernel throughput: matmul (f32 / bf16 weights) at decode (N = 1) and
+// Kernel throughput: matmul (f32 / bf16 / q8_0 / q4_0 weights) at decode (N = 1) and
 // prefill (N = 512) shapes of a SmolLM2-135M layer, and fused vs naive
 // attention. Each SIMD path is timed beside the scalar baseline in the same
 // run; the counters report GFLOP/s, weight GB/s, and the ratio to scalar is
@@ -14,6 +14,7 @@
 #include "tpp/core/rng.h"
 #include "tpp/kernels/api.h"
 #include "tpp/ops/attention.h"
+#include "tpp/quant/quant.h"
 
 namespace {
 
@@ -31,20 +32,32 @@ std::map<std::string, double>& seconds_per_iter() {
   return m;
 }
 
-void BM_Matmul(benchmark::State& state, Isa isa, bool bf16) {
+void BM_Matmul(benchmark::State& state, Isa isa, tpp::DType wt) {
   const int64_t N = state.range(0), K = state.range(1), M = state.range(2);
   const auto& k = tpp::kernels::kernels_for(isa);
   const auto x = random(size_t(N * K), 1);
   const auto wf = random(size_t(M * K), 2);
-  std::vector<uint16_t> wb(wf.size());
-  for (size_t i = 0; i < wf.size(); ++i) wb[i] = tpp::f32_to_bf16(wf[i]);
+  std::vector<uint16_t> wb;
+  std::vector<std::byte> wq;
+  if (wt == tpp::DType::bf16) {
+    wb.resize(wf.size());
+    for (size_t i = 0; i < wf.size(); ++i) wb[i] = tpp::f32_to_bf16(wf[i]);
+  } else if (wt != tpp::DType::f32) {
+    const size_t row = tpp::dtype_bytes(wt, K);
+    wq.resize(row * size_t(M));
+    for (int64_t m = 0; m < M; ++m) tpp::quant::quantize_row(wt, wf.data() + m * K, K, wq.data() + size_t(m) * row);
+  }
   std::vector<float> y(size_t(N * M));
   for (auto _ : state) {
-    if (bf16) k.matmul_bf16(y.data(), x.data(), wb.data(), N, K, 0, M, M);
-    else k.matmul_f32(y.data(), x.data(), wf.data(), N, K, 0, M, M);
+    switch (wt) {
+      case tpp::DType::bf16: k.matmul_bf16(y.data(), x.data(), wb.data(), N, K, 0, M, M); break;
+      case tpp::DType::q8_0: k.matmul_q8_0(y.data(), x.data(), wq.data(), N, K, 0, M, M); break;
+      case tpp::DType::q4_0: k.matmul_q4_0(y.data(), x.data(), wq.data(), N, K, 0, M, M); break;
+      default: k.matmul_f32(y.data(), x.data(), wf.data(), N, K, 0, M, M);
+    }
     benchmark::DoNotOptimize(y.data());
   }
-  const double flops = 2.0 * double(N * K * M), bytes = double(M * K) * (bf16 ? 2 : 4);
+  const double flops = 2.0 * double(N * K * M), bytes = double(tpp::dtype_bytes(wt, K)) * double(M);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["weight_GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -69,9 +82,9 @@ void BM_Attention(benchmark::State& state, bool naive) {
 void register_all() {
   for (Isa isa : tpp::kernels::supported_isas()) {
     const std::string name(tpp::kernels::isa_name(isa));
-    for (bool bf16 : {false, true}) {
-      auto* b = benchmark::RegisterBenchmark(("matmul_" + std::string(bf16 ? "bf16/" : "f32/") + name).c_str(),
-                                             BM_Matmul, isa, bf16);
+    for (tpp::DType wt : {tpp::DType::f32, tpp::DType::bf16, tpp::DType::q8_0, tpp::DType::q4_0}) {
+      const std::string label = "matmul_" + std::string(tpp::dtype_name(wt)) + "/" + name;
+      auto* b = benchmark::RegisterBenchmark(label.c_str(), BM_Matmul, isa, wt);
       b->Args({1, 576, 1536})->Args({1, 576, 49152})->Args({512, 576, 1536})->Unit(benchmark::kMicrosecond);
       if (isa == Isa::scalar) b->Iterations(3);
     }
@@ -101,6 +114,13 @@ class RatioReporter : public benchmark::ConsoleReporter {
       else continue;
       if (auto it = seconds_per_iter().find(base); it != seconds_per_iter().end())
         std::printf("  %-40s %8.1fx  (vs %s)\n", name.c_str(), it->second / t, base.c_str());
+    }
+    std::printf("\nspeed-up of smaller weights over f32 weights, same kernels:\n");
+    for (const auto& [name, t] : seconds_per_iter()) {
+      if (name.rfind("matmul_", 0) != 0 || name.rfind("matmul_f32/", 0) == 0) continue;
+      const std::string base = "matmul_f32" + name.substr(name.find('/'));
+      if (auto it = seconds_per_iter().find(base); it != seconds_per_iter().end())
+        std::printf("  %-40s %8.2fx  (vs %s)\n", name.c_str(), it->second / t, base.c_str());
     }
   }
 };

@@ -39,6 +39,7 @@ std::vector<GgufCase> gguf_cases() {
       {"llama_q8_0", g + "llama_q8_0.golden.safetensors", DType::q8_0},
       {"llama_q4_0", g + "llama_q4_0.golden.safetensors", DType::q4_0},
       {"llama3_tied_bf16", m + "hf_llama_tied_bf16", DType::bf16},
+      {"mistral_f32", m + "hf_mistral_f32", DType::f32},
       {"qwen2_bf16", m + "hf_qwen2_bf16", DType::bf16},
       {"qwen3_f32", m + "hf_qwen3_f32", DType::f32},
       {"qwen3_q8_0", g + "qwen3_q8_0.golden.safetensors", DType::q8_0},
@@ -110,6 +111,8 @@ TEST(GgufConfigTest, MappingUndoesTheConversion) {
   EXPECT_EQ(gemma3.rope_scaling.type, RopeScalingType::linear);
   EXPECT_EQ(gemma3.layer_types.size(), 3u);
   EXPECT_EQ(gemma3.rope_local_theta, 10000.0);
+  const auto mistral = config_from_gguf(io::GgufFile::open(gguf_path("mistral_f32")));
+  EXPECT_EQ(mistral.sliding_window, std::optional<int>(4));
 }
 
 // --- refusals: a GGUF rewritten with one change -------------------------
@@ -277,6 +280,18 @@ TEST(GgufRopeFreqsTest, FactorsWithABlendMatchTheStatedScaling) {
   });
   const std::string e = load_error(bad);
   EXPECT_NE(e.find("rope_freqs.weight"), std::string::npos) << e;
+}
+
+// Mistral is written as llama; its window comes from llama.attention.sliding_window
+// and matters for the golden sequence (without it the logits differ).
+TEST(GgufWindowTest, MistralWithoutTheWindowKeyAttendsToEverything) {
+  const auto path = rewrite("mistral_f32", "no_window", [](Meta& m, auto&) {
+    std::erase_if(m, [](const auto& kv) { return kv.first == "llama.attention.sliding_window"; });
+  });
+  const Model model = load_model(path);
+  EXPECT_FALSE(model.config.sliding_window);
+  const Golden g = load_golden(source_path("tests/golden/models/hf_mistral_f32"));
+  EXPECT_FALSE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32));
 }
 
 TEST(GgufRefuseTest, IsGgufFileLooksAtTheMagic) {

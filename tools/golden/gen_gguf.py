@@ -47,6 +47,7 @@ CASES = {
     "llama_q8_0": ("hf_llama_f32", "llama", "Q8_0"),
     "llama_q4_0": ("hf_llama_f32", "llama", "Q4_0"),
     "llama3_tied_bf16": ("hf_llama_tied_bf16", "llama", "BF16"),
+    "mistral_f32": ("hf_mistral_f32", "llama", "F32"),
     "qwen2_bf16": ("hf_qwen2_bf16", "qwen2", "BF16"),
     "qwen3_f32": ("hf_qwen3_f32", "qwen3", "F32"),
     "qwen3_q8_0": ("hf_qwen3_f32", "qwen3", "Q8_0"),
@@ -400,6 +401,10 @@ def convert(case, src, arch, typ):
             (f"{p}.rope.freq_base", float(cfg["rope_theta"]))]
     if arch == "llama":
         meta += [(f"{p}.rope.dimension_count", head_dim), (f"{p}.vocab_size", cfg["vocab_size"])]
+        if cfg.get("sliding_window"):
+            # Mistral: llama.cpp's converter writes it as llama; the window key
+            # is what a file must carry for the window to be honoured.
+            meta += [(f"{p}.attention.sliding_window", cfg["sliding_window"])]
     rs = cfg.get("rope_scaling") or {}
     if rs.get("rope_type") == "llama3":
         # The converter's rope_freqs: the divisor of each pair's inverse frequency.
