@@ -230,28 +230,6 @@ int64_t length(const Value& v) {
   }
 }
 
-List to_list(const Value& v) {
-  switch (v.kind()) {
-    case Value::Kind::undefined: return {};
-    case Value::Kind::list: {
-      List items = v.list();
-      items.tuple = false;
-      return items;
-    }
-    case Value::Kind::dict: {
-      List keys;
-      for (const auto& [k, x] : v.dict().items()) keys.emplace_back(k);
-      return keys;
-    }
-    case Value::Kind::string: {
-      List chars;
-      for (char32_t c : decode_utf8(v.str())) chars.emplace_back(encode_utf8(std::u32string_view(&c, 1)));
-      return chars;
-    }
-    default: throw EvalError(fmt::format("'{}' object is not iterable", type_name(v)));
-  }
-}
-
 // An item's attribute for selectattr / map / join / sort: "a.b" or "0" paths,
 // looked up like obj[key] (Jinja's make_attrgetter).
 Value attr_path(const Value& item, const std::string& path) {

@@ -234,29 +234,6 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   throw EvalError(fmt::format("'{}' object is not subscriptable", type_name(obj)));
 }
 
-// Items a for loop visits: list elements, dict keys, string characters.
-List iterate(const Value& v) {
-  switch (v.kind()) {
-    case Value::Kind::list: {
-      List items = v.list();
-      items.tuple = false;
-      return items;
-    }
-    case Value::Kind::undefined: return {};
-    case Value::Kind::dict: {
-      List keys;
-      for (const auto& [k, x] : v.dict().items()) keys.emplace_back(k);
-      return keys;
-    }
-    case Value::Kind::string: {
-      List chars;
-      for (char32_t c : decode_utf8(v.str())) chars.emplace_back(encode_utf8(std::u32string_view(&c, 1)));
-      return chars;
-    }
-    default: throw EvalError(fmt::format("'{}' object is not iterable", type_name(v)));
-  }
-}
-
 }  // namespace
 
 Value* Interp::Frame::find(std::string_view name) {
@@ -421,7 +398,7 @@ void Interp::assign(const Stmt& s, Value value) {
 Interp::Flow Interp::exec_for(const Stmt& s) {
   List items;
   try {
-    items = iterate(eval(*s.expr));
+    items = to_list(eval(*s.expr));
   } catch (const EvalError& e) {
     fail_at(s.expr->loc, e.what());
   }

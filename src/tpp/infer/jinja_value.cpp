@@ -203,6 +203,28 @@ std::string repr_string(const std::string& s) {
 
 }  // namespace
 
+List to_list(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::undefined: return {};
+    case Value::Kind::list: {
+      List items = v.list();
+      items.tuple = false;
+      return items;
+    }
+    case Value::Kind::dict: {
+      List keys;
+      for (const auto& [k, x] : v.dict().items()) keys.emplace_back(k);
+      return keys;
+    }
+    case Value::Kind::string: {
+      List chars;
+      for (char32_t c : decode_utf8(v.str())) chars.emplace_back(encode_utf8(std::u32string_view(&c, 1)));
+      return chars;
+    }
+    default: throw EvalError(fmt::format("'{}' object is not iterable", type_name(v)));
+  }
+}
+
 std::string to_str(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::undefined: return "";

@@ -164,6 +164,9 @@ bool equals(const Value& a, const Value& b);
 bool less(const Value& a, const Value& b);
 // Throws EvalError(undefined_hint) if v is Undefined.
 void require_defined(const Value& v);
+// Python list(v), what a for loop visits: list elements, dict keys, string
+// characters; Undefined is empty.
+List to_list(const Value& v);
 
 struct JsonStyle {
   int indent = -1;  // < 0: one line with ", " and ": "; else newlines and this many spaces
