@@ -111,6 +111,40 @@ TEST(GgufTest, WriteThenReadRoundTrips) {
   EXPECT_EQ(f.tensors()[1].offset % 32, 0u);
   EXPECT_EQ(std::memcmp(f.tensors()[1].data, b.data(), b.size() * 2), 0);
   EXPECT_THROW(write_gguf(path, {}, {{"q", 8, {2, 48}, {}}}), Error) << "rows must hold whole blocks";
+  EXPECT_THROW(write_gguf(path, {}, {{"q", 0, {-1, 32}, {}}}), Error) << "negative dimension";
+  GgufValue mixed = gguf_i32s({1});
+  mixed.items.push_back(gguf_string("two"));
+  EXPECT_THROW(write_gguf(path, {{"x.mixed", mixed}}, {}), Error) << "array items of another type";
+
+  // The writer honours general.alignment, and the reader checks offsets against it.
+  write_gguf(path, {{"general.alignment", gguf_u32(64)}},
+             {{"a", 0, {2, 32}, std::as_bytes(std::span(a))}, {"b", 1, {96}, std::as_bytes(std::span(b))}});
+  const GgufFile g = GgufFile::open(path);
+  EXPECT_EQ(g.alignment(), 64u);
+  EXPECT_EQ(g.tensors()[1].offset % 64, 0u);
+  EXPECT_EQ(std::memcmp(g.tensors()[1].data, b.data(), b.size() * 2), 0);
+}
+
+// An array longer than any real vocabulary is refused before it is read
+// (each element would be held as a value: memory many times the file's size).
+TEST(GgufTest, HugeArraysAreRefusedByName) {
+  std::string head;
+  auto put = [&](auto v) { head.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+  put(uint32_t(0x46554747));
+  put(uint32_t(3));
+  put(uint64_t(0));  // tensors
+  put(uint64_t(1));  // metadata
+  const std::string key = "x.bytes";
+  put(uint64_t(key.size()));
+  head += key;
+  put(uint32_t(9));  // array
+  put(uint32_t(0));  // of u8
+  const uint64_t n = (uint64_t(1) << 24) + 1;
+  put(n);
+  std::vector<std::byte> bytes(head.size() + n);
+  std::memcpy(bytes.data(), head.data(), head.size());
+  const std::string e = parse_error(bytes);
+  EXPECT_NE(e.find("'x.bytes': array of 16777217 elements, expected at most 16777216"), std::string::npos) << e;
 }
 
 // Every truncation of a valid file is an error, never a crash (the data
@@ -192,6 +226,7 @@ TEST(GgufTest, DamagedFieldsAreNamed) {
       {[&](auto& b) { poke<uint64_t>(b, base.t_ne0, uint64_t(1) << 62); }, "tensor 'a'"},
       {[&](auto& b) { poke<uint32_t>(b, base.t_type, 5); }, "GGML type 5, which tpp does not know"},
       {[&](auto& b) { poke<uint32_t>(b, base.t_type, 12); }, "not a multiple of Q4_K's block of 256"},
+      {[&](auto& b) { poke<uint32_t>(b, base.t_type, 23); }, "not a multiple of IQ4_XS's block of 256"},
       {[&](auto& b) { poke<uint64_t>(b, base.t_offset, 4); }, "offset 4 is not a multiple of the alignment 32"},
       {[&](auto& b) { poke<uint64_t>(b, base.t_offset, 1 << 20); }, "of the data section, which has"},
       {[&](auto& b) { poke<uint64_t>(b, base.t2_offset, 128); }, "overlap"},

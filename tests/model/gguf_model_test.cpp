@@ -294,6 +294,35 @@ TEST(GgufWindowTest, MistralWithoutTheWindowKeyAttendsToEverything) {
   EXPECT_FALSE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32));
 }
 
+// general.alignment may be as small as 1: f32 tensors may then start at any
+// byte. They are copied to element alignment and give the same logits.
+TEST(GgufAlignmentTest, MisalignedFloatTensorsAreCopied) {
+  bool misaligned = false;
+  for (int pad = 0; pad < 4 && !misaligned; ++pad) {
+    const auto path = rewrite("llama_f32", "align1", [&](Meta& m, auto&) {
+      set(m, "general.alignment", io::gguf_u32(1));
+      set(m, "general.description", io::gguf_string(std::string(size_t(pad), 'x')));
+    });
+    const io::GgufFile f = io::GgufFile::open(path);
+    if (reinterpret_cast<uintptr_t>(f.find_tensor("blk.0.attn_q.weight")->data) % 4 == 0) continue;
+    misaligned = true;
+    const Model model = load_model(path);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(model.weights.layers[0].q.data) % 4, 0u);
+    const Golden g = load_golden(source_path("tests/golden/models/hf_llama_f32"));
+    EXPECT_TRUE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32));
+  }
+  EXPECT_TRUE(misaligned) << "no padding gave a misaligned tensor";
+}
+
+TEST(GgufRefuseTest, EmbeddingOfTheWrongRankIsNamed) {
+  const auto path = rewrite("llama_f32", "embd", [](Meta&, std::vector<io::GgufWriteTensor>& ts) {
+    for (auto& t : ts)
+      if (t.name == "token_embd.weight") t.shape = {t.shape[0] * t.shape[1]};
+  });
+  const std::string e = load_error(path);
+  EXPECT_NE(e.find("tensor 'token_embd.weight': ne ["), std::string::npos) << e;
+}
+
 TEST(GgufRefuseTest, IsGgufFileLooksAtTheMagic) {
   EXPECT_TRUE(is_gguf_file(gguf_path("llama_f32")));
   EXPECT_FALSE(is_gguf_file(source_path("tests/golden/models/hf_llama_f32/model.safetensors")));

@@ -6,6 +6,7 @@
 #include "tpp/quant/quant.h"
 
 #include <cmath>
+#include <limits>
 #include <cstring>
 
 #include <gtest/gtest.h>
@@ -78,6 +79,12 @@ TEST(QuantTest, RoundTripErrorIsWithinTheStep) {
   quant::dequantize_row(DType::q8_0, q.data(), 32, back.data());
   EXPECT_EQ(back, zeros);
   EXPECT_THROW(quant::quantize_row(DType::q8_0, zeros.data(), 31, q.data()), Error);
+  // Non-finite input has no quantised value: refused, not cast.
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    std::vector<float> x(32, 1.0f);
+    x[5] = bad;
+    EXPECT_THROW(quant::quantize_row(DType::q4_0, x.data(), 32, q.data()), Error);
+  }
 }
 
 class QuantKernelTest : public ::testing::TestWithParam<Isa> {};

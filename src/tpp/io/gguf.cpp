@@ -16,6 +16,7 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
 constexpr int kMaxDims = 4;              // GGML_MAX_DIMS
 constexpr uint64_t kDefaultAlignment = 32;
 constexpr size_t kMaxQuoted = 120;
+constexpr uint64_t kMaxArrayLength = uint64_t(1) << 24;
 
 constexpr std::array kGgmlTypes{
     GgmlTypeInfo{0, "F32", 1, 4, DType::f32},      GgmlTypeInfo{1, "F16", 1, 2, DType::f16},
@@ -25,9 +26,15 @@ constexpr std::array kGgmlTypes{
     GgmlTypeInfo{10, "Q2_K", 256, 84, std::nullopt}, GgmlTypeInfo{11, "Q3_K", 256, 110, std::nullopt},
     GgmlTypeInfo{12, "Q4_K", 256, 144, std::nullopt}, GgmlTypeInfo{13, "Q5_K", 256, 176, std::nullopt},
     GgmlTypeInfo{14, "Q6_K", 256, 210, std::nullopt}, GgmlTypeInfo{15, "Q8_K", 256, 292, std::nullopt},
+    GgmlTypeInfo{16, "IQ2_XXS", 256, 66, std::nullopt}, GgmlTypeInfo{17, "IQ2_XS", 256, 74, std::nullopt},
+    GgmlTypeInfo{18, "IQ3_XXS", 256, 98, std::nullopt}, GgmlTypeInfo{19, "IQ1_S", 256, 50, std::nullopt},
+    GgmlTypeInfo{20, "IQ4_NL", 32, 18, std::nullopt},   GgmlTypeInfo{21, "IQ3_S", 256, 110, std::nullopt},
+    GgmlTypeInfo{22, "IQ2_S", 256, 82, std::nullopt},   GgmlTypeInfo{23, "IQ4_XS", 256, 136, std::nullopt},
     GgmlTypeInfo{24, "I8", 1, 1, std::nullopt},    GgmlTypeInfo{25, "I16", 1, 2, std::nullopt},
     GgmlTypeInfo{26, "I32", 1, 4, DType::i32},     GgmlTypeInfo{27, "I64", 1, 8, DType::i64},
-    GgmlTypeInfo{28, "F64", 1, 8, DType::f64},     GgmlTypeInfo{30, "BF16", 1, 2, DType::bf16},
+    GgmlTypeInfo{28, "F64", 1, 8, DType::f64},     GgmlTypeInfo{29, "IQ1_M", 256, 56, std::nullopt},
+    GgmlTypeInfo{30, "BF16", 1, 2, DType::bf16},   GgmlTypeInfo{34, "TQ1_0", 256, 54, std::nullopt},
+    GgmlTypeInfo{35, "TQ2_0", 256, 66, std::nullopt}, GgmlTypeInfo{39, "MXFP4", 32, 17, std::nullopt},
 };
 
 // Bytes of one scalar of a value type (0 for string and array).
@@ -133,6 +140,10 @@ GgufValue read_value(Reader& r, uint32_t type, const std::string& where) {
   if (n > r.left() / min_bytes)
     fail("{}: array of {} {} elements cannot fit in the {} bytes left in the file", where, n,
          gguf_type_name(v.elem), r.left());
+  // Each element is held as a GgufValue; the largest real arrays (vocabularies
+  // and merges) hold well under a million.
+  if (n > kMaxArrayLength)
+    fail("{}: array of {} elements, expected at most {}", where, n, kMaxArrayLength);
   v.items.reserve(size_t(n));
   for (uint64_t i = 0; i < n; ++i) v.items.push_back(read_scalar(r, v.elem, where));
   return v;
@@ -415,17 +426,29 @@ void write_gguf(const std::string& path, const std::vector<std::pair<std::string
   put<uint64_t>(head, tensors.size());
   put<uint64_t>(head, metadata.size());
   std::set<std::string> keys;
+  uint64_t align = kDefaultAlignment;
   for (const auto& [key, v] : metadata) {
     if (!keys.insert(key).second) fail("{}: metadata key '{}' given twice", path, key);
+    if (key == "general.alignment") {
+      if (v.type != GgufType::u32 || v.u == 0 || (v.u & (v.u - 1)) != 0)
+        fail("{}: metadata key 'general.alignment': expected a u32 power of two", path);
+      align = v.u;
+    }
     put_string(head, key);
     put<uint32_t>(head, uint32_t(v.type));
     if (v.type != GgufType::array) {
       put_scalar(head, v);
       continue;
     }
+    if (v.elem == GgufType::array) fail("{}: metadata key '{}': an array of arrays, expected scalars", path, key);
     put<uint32_t>(head, uint32_t(v.elem));
     put<uint64_t>(head, v.items.size());
-    for (const auto& item : v.items) put_scalar(head, item);
+    for (const auto& item : v.items) {
+      if (item.type != v.elem)
+        fail("{}: metadata key '{}': an item of type {} in an array of {}", path, key, gguf_type_name(item.type),
+             gguf_type_name(v.elem));
+      put_scalar(head, item);
+    }
   }
   uint64_t offset = 0;
   std::set<std::string> names;
@@ -436,7 +459,11 @@ void write_gguf(const std::string& path, const std::vector<std::pair<std::string
     if (t.shape.empty() || t.shape.size() > size_t(kMaxDims))
       fail("{}: tensor '{}': {} dimensions, expected 1 to {}", path, t.name, t.shape.size(), kMaxDims);
     int64_t numel = 1;
-    for (auto d : t.shape) numel *= d;
+    for (auto d : t.shape) {
+      if (d < 0 || (d != 0 && numel > INT64_MAX / d))
+        fail("{}: tensor '{}': dimension {} is negative or makes the element count overflow", path, t.name, d);
+      numel *= d;
+    }
     if (t.shape.back() % info->block != 0)
       fail("{}: tensor '{}': row length {} is not a multiple of {}'s block of {}", path, t.name, t.shape.back(),
            info->name, info->block);
@@ -448,16 +475,16 @@ void write_gguf(const std::string& path, const std::vector<std::pair<std::string
     for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) put<uint64_t>(head, uint64_t(*it));
     put<uint32_t>(head, t.type);
     put<uint64_t>(head, offset);
-    offset += (nbytes + kDefaultAlignment - 1) / kDefaultAlignment * kDefaultAlignment;
+    offset += (nbytes + align - 1) / align * align;
   }
-  static const std::byte kZeros[kDefaultAlignment] = {};
-  auto pad_to = [](uint64_t n) { return (kDefaultAlignment - n % kDefaultAlignment) % kDefaultAlignment; };
+  const std::vector<std::byte> zeros(static_cast<size_t>(align));
+  auto pad_to = [&](uint64_t n) { return std::span(zeros.data(), size_t((align - n % align) % align)); };
   std::vector<std::span<const std::byte>> parts;
   parts.push_back(std::as_bytes(std::span(head.data(), head.size())));
-  parts.push_back(std::span(kZeros, size_t(pad_to(head.size()))));
+  parts.push_back(pad_to(head.size()));
   for (const auto& t : tensors) {
     parts.push_back(t.bytes);
-    parts.push_back(std::span(kZeros, size_t(pad_to(t.bytes.size()))));
+    parts.push_back(pad_to(t.bytes.size()));
   }
   write_parts_atomic(path, parts);
 }

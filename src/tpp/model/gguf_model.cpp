@@ -7,6 +7,8 @@
 #include <numbers>
 #include <set>
 
+#include <fmt/ranges.h>
+
 #include "tpp/core/error.h"
 #include "tpp/ops/rope.h"
 
@@ -125,6 +127,13 @@ RopeScaling rope_scaling(const Meta& m) {
 RopeScaling llama3_from_factors(const io::GgufFile& f, const io::GgufTensor& t, const ModelConfig& c,
                                 int orig_max) {
   const int r = c.rotary_dim_resolved(), half = r / 2;
+  // Checked here, before the config's own validation, as the fit needs them.
+  if (r <= 0 || r % 2 != 0 || r > c.head_dim_resolved())
+    fail("{}: metadata key '{}.rope.dimension_count': {}, expected an even count up to the head width {}", f.path(),
+         *f.get_string("general.architecture"), r, c.head_dim_resolved());
+  if (!(c.rope_theta > 1) || !std::isfinite(c.rope_theta))
+    fail("{}: metadata key '{}.rope.freq_base': {}, expected a finite base > 1", f.path(),
+         *f.get_string("general.architecture"), c.rope_theta);
   if (t.info().dtype != DType::f32 || t.ne.size() != 1 || t.ne[0] != half)
     fail("{}: tensor 'rope_freqs.weight': {} {}, expected F32 [{}] (rotary_dim / 2)", f.path(), t.info().name,
          t.ne.size() == 1 ? std::to_string(t.ne[0]) : "matrix", half);
@@ -233,8 +242,10 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
 
   // Vocabulary size and tied output from the tensors.
   const io::GgufTensor* embd = f.find_tensor("token_embd.weight");
-  if (!embd || embd->ne.size() != 2)
-    fail("{}: missing tensor 'token_embd.weight' (2 dimensions: [d_model, vocab_size] in GGUF order)", f.path());
+  if (!embd) fail("{}: missing tensor 'token_embd.weight' ([d_model, vocab_size] in GGUF order)", f.path());
+  if (embd->ne.size() != 2 || embd->ne[1] <= 0 || embd->ne[1] > INT32_MAX)
+    fail("{}: tensor 'token_embd.weight': ne [{}], expected [d_model, vocab_size] with 0 < vocab_size < 2^31",
+         f.path(), fmt::join(embd->ne, ", "));
   c.vocab_size = int(embd->ne[1]);
   if (const auto v = m.opt_int("vocab_size"); v && *v != c.vocab_size)
     fail("{}: metadata key '{}': {}, but token_embd.weight has {} rows", f.path(), m.key("vocab_size"), *v,

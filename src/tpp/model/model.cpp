@@ -111,6 +111,22 @@ bool ignorable_hf_tensor(const std::string& name) {
   return name.size() > 20 && name.ends_with("rotary_emb.inv_freq");
 }
 
+// Kernels read f32 / f16 / bf16 elements in place, so a tensor must start at a
+// multiple of its element size; neither safetensors nor a GGUF file with a
+// small general.alignment promises that. A misaligned tensor is copied once
+// (fused ones are shared by their slices); block formats need no alignment.
+const std::byte* element_aligned(ModelWeights& w, std::map<std::string, const std::byte*>& copies,
+                                 const std::string& name, DType dtype, const std::byte* data, size_t nbytes) {
+  if (is_block_dtype(dtype) || reinterpret_cast<uintptr_t>(data) % uintptr_t(dtype_size(dtype)) == 0) return data;
+  auto& copy = copies[name];
+  if (!copy) {
+    auto bytes = std::make_shared<std::vector<std::byte>>(data, data + nbytes);
+    copy = bytes->data();
+    w.storage.push_back(std::move(bytes));
+  }
+  return copy;
+}
+
 }  // namespace
 
 int64_t ModelWeights::matrix_bytes_per_token() const {
@@ -131,6 +147,7 @@ Model load_gguf_model(const std::string& path) {
   const bool fused = f->get_string("general.architecture") == "phi3";
   const auto slices = fused ? fused_rows(m.config, NameStyle::gguf) : std::map<std::string, FusedRows>{};
   std::set<std::string> used;
+  std::map<std::string, const std::byte*> copies;
   for (const auto& spec : expected_tensors(m.config, NameStyle::gguf)) {
     if (spec.name.empty())
       fail("{}: the config needs tensor '{}', which llama.cpp's files do not have", path,
@@ -150,7 +167,7 @@ Model load_gguf_model(const std::string& path) {
     if (t->shape() != want)
       fail("{}: tensor '{}': shape {} (ne {} reversed), expected {} ({})", path, stored, shape_str(t->shape()),
            shape_str(t->ne), shape_str(want), spec.row->why);
-    const std::byte* data = t->data;
+    const std::byte* data = element_aligned(m.weights, copies, stored, *info.dtype, t->data, size_t(t->nbytes));
     if (slice != slices.end()) data += dtype_bytes(*info.dtype, slice->second.row0 * t->ne[0]);
     place_tensor(m.weights, spec, *info.dtype, data);
     if (used.insert(stored).second) m.weight_bytes += int64_t(t->nbytes);
@@ -216,6 +233,7 @@ Model load_model(const std::string& dir) {
   const bool fused = m.naming == NameStyle::hf && j.value("model_type", "") == "phi3";
   const auto slices = fused ? fused_rows(m.config, NameStyle::hf) : std::map<std::string, FusedRows>{};
   std::set<std::string> used;
+  std::map<std::string, const std::byte*> copies;
   for (const auto& spec : expected_tensors(m.config, m.naming)) {
     if (spec.name.empty())
       fail("{}: config needs tensor '{}' which has no {} name", config_path,
@@ -236,13 +254,7 @@ Model load_model(const std::string& dir) {
     if (t->shape != want)
       fail("{}: tensor '{}': shape {}, expected {} ({} from {})", st_path, stored,
            shape_str(t->shape), shape_str(want), spec.row->why, config_path);
-    const std::byte* data = t->data;
-    if (reinterpret_cast<uintptr_t>(data) % uintptr_t(dtype_size(t->dtype)) != 0) {
-      // safetensors does not promise alignment; kernels need element alignment.
-      auto copy = std::make_shared<std::vector<std::byte>>(data, data + t->nbytes());
-      data = copy->data();
-      m.weights.storage.push_back(std::move(copy));
-    }
+    const std::byte* data = element_aligned(m.weights, copies, stored, t->dtype, t->data, size_t(t->nbytes()));
     if (slice != slices.end()) data += dtype_bytes(t->dtype, slice->second.row0 * t->shape[1]);
     place_tensor(m.weights, spec, t->dtype, data);
     if (used.insert(stored).second) m.weight_bytes += int64_t(t->nbytes());

@@ -45,6 +45,8 @@ void quantize_q4_0(const float* x, std::byte* block) {
 void quantize_row(DType t, const float* x, int64_t n, std::byte* out) {
   TPP_CHECK(n % kBlock == 0, "quantize: {} elements, expected a multiple of {}", n, kBlock);
   TPP_CHECK(t == DType::q8_0 || t == DType::q4_0, "quantize: dtype {}, expected q8_0 or q4_0", dtype_name(t));
+  for (int64_t i = 0; i < n; ++i)
+    TPP_CHECK(std::isfinite(x[i]), "quantize: element {} is {}, expected a finite value", i, x[i]);
   for (int64_t b = 0; b < n / kBlock; ++b) {
     std::byte* block = out + b * dtype_size(t);
     if (t == DType::q8_0) quantize_q8_0(x + b * kBlock, block);
