@@ -9,6 +9,8 @@
 #include <unicode/ustring.h>
 
 #include <algorithm>
+#include <memory>
+#include <new>
 
 #include <fmt/format.h>
 
@@ -255,13 +257,22 @@ void BpeTokenizer::split_and_merge(std::string_view text, size_t r, std::vector<
     return merge_piece(mapped, out);
   }
   pcre2_code* code = regexes_[r]->code;
-  pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
+  // Freed however the loop ends (merging may throw).
+  const std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
+      pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);
+  if (!md) throw std::bad_alloc();
   size_t pos = 0, last = 0;
   while (pos <= text.size()) {
     const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos,
-                               PCRE2_NO_UTF_CHECK, md, nullptr);
-    if (rc < 0) break;
-    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+                               PCRE2_NO_UTF_CHECK, md.get(), nullptr);
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(rc, msg, sizeof msg);
+      fail("tokenizer: pre-tokenizer regex {} failed on a piece of {} bytes: {}", r, text.size(),
+           reinterpret_cast<const char*>(msg));
+    }
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
     if (ov[1] == ov[0]) {  // empty match: step one character
       pos = ov[0] + (ov[0] < text.size() ? utf8_len(static_cast<unsigned char>(text[ov[0]])) : 1);
       continue;
@@ -270,7 +281,6 @@ void BpeTokenizer::split_and_merge(std::string_view text, size_t r, std::vector<
     split_and_merge(text.substr(ov[0], ov[1] - ov[0]), r + 1, out);
     last = pos = ov[1];
   }
-  pcre2_match_data_free(md);
   if (last < text.size()) split_and_merge(text.substr(last), r + 1, out);
 }
 
