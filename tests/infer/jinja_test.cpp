@@ -346,6 +346,64 @@ TEST(ChatJinjaTest, GuardsStopRunawayTemplates) {
   EXPECT_NE(error_of("{{ " + std::string(3000, '[') + " }}").find("nesting deeper"), std::string::npos);
 }
 
+// Hostile templates (a GGUF file's chat template is untrusted input): extreme
+// integers never wrap, and every way of building big values meets a budget.
+TEST(ChatJinjaTest, ExtremeArgumentsNeitherWrapNorHang) {
+  const std::string max = "9223372036854775807";
+  expect_all({{"{{ 'a,b'.split(',', 9223372036854775807) }}", "['a', 'b']"},
+              {"{{ 'a b'.split(none, 9223372036854775807) }}", "['a', 'b']"},
+              {"{{ 'a,b,c'.rsplit(',', 9223372036854775807) }}", "['a', 'b', 'c']"},
+              {"{{ [1, 2, 3][1::9223372036854775807] }}", "[2]"},
+              {"{{ [1, 2, 3][::-9223372036854775807] }}", "[3]"},
+              {"{{ 'abc'[1::9223372036854775807] }}", "b"},
+              {"{{ range(9223372036854775806, 9223372036854775807, 2) | list }}", "[9223372036854775806]"},
+              {"{{ range(-9223372036854775807, -9223372036854775807 - 1, -5) | list }}", "[-9223372036854775807]"},
+              {"{{ range(0, 9223372036854775807, 4611686018427387904) | list }}",
+               "[0, 4611686018427387904]"}});
+  EXPECT_NE(error_of("{{ range(0, " + max + ") | length }}").find("Range too big"), std::string::npos);
+  EXPECT_NE(error_of("{{ ('a' * 16777216) * 1099511627776 }}").find("exceeds the limit"), std::string::npos);
+  EXPECT_NE(error_of("{{ [1, 2, 3, 4] * 4611686018427387904 }}").find("loop iterations"), std::string::npos);
+  // Doubling a list, or scanning it with `in`, counts as loop work.
+  RenderOptions opt;
+  opt.max_loop_iterations = 100000;
+  EXPECT_NE(error_of("{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
+                     Json::object(), opt)
+                .find("loop iterations"),
+            std::string::npos);
+  EXPECT_NE(error_of("{% set r = range(1000) | list %}{% for i in range(1000) %}{{ -1 in r }}{% endfor %}",
+                     Json::object(), opt)
+                .find("loop iterations"),
+            std::string::npos);
+  EXPECT_NE(error_of("{{ range(2000) | unique | list | length }}", Json::object(), opt).find("loop iterations"),
+            std::string::npos);
+  // A value's text is bounded even where no output is written yet.
+  opt = {};
+  opt.max_output_bytes = 1000;
+  for (const char* bound : {"{% set t = [s, s, s] | string %}", "{% set t = {'a': s, 'b': s, 'c': s} | string %}",
+                            "{% set t = [s, s, s] | tojson %}"})
+    EXPECT_NE(error_of(std::string("{% set s = 'a' * 400 %}") + bound, Json::object(), opt).find("exceeds the limit"),
+              std::string::npos)
+        << bound;
+}
+
+// Long chains parse into trees as deep as they are long: parsing, evaluating
+// and destroying them stay within the stack, and long lines lex in linear time.
+TEST(ChatJinjaTest, LongChainsAndLongLines) {
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 200000; ++i) chain += " + 1";
+  chain += " }}";
+  const std::string e = error_of(chain);
+  EXPECT_NE(e.find("bytes of stack"), std::string::npos) << e;
+  std::string filters = "{{ 'x'";
+  for (int i = 0; i < 200000; ++i) filters += "|trim";
+  filters += " }}";
+  EXPECT_NE(error_of(filters).find("bytes of stack"), std::string::npos);
+  std::string line;
+  for (int i = 0; i < 50000; ++i) line += "{{ 1 }}";
+  EXPECT_EQ(render(line), std::string(50000, '1'));
+  EXPECT_NE(error_of(line + "{{ ) }}").find("t:1:350004:"), std::string::npos) << "the column of the error";
+}
+
 TEST(ChatJinjaTest, GuardsKeepValuesAndRecursionWithinTheStack) {
   // Recursion and nesting each under their own limits, together deep enough
   // to exhaust a small thread stack, stop at the stack budget instead.

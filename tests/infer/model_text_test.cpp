@@ -11,6 +11,7 @@
 
 #include "common/test_util.h"
 #include "tpp/core/error.h"
+#include "tpp/io/gguf.h"
 
 namespace tpp::test {
 namespace {
@@ -52,6 +53,18 @@ TEST(ModelTextTest, GgufStopTokensAndChatTemplate) {
   EXPECT_EQ(spm.eos_token, "</s>");
   EXPECT_EQ(spm.stop_ids, std::vector<int32_t>{2});
   EXPECT_EQ(spm.tokenizer->decode(spm.tokenizer->encode("the cat sat", false)), "the cat sat");
+
+  // Without tokenizer.ggml.bos_token_id, SentencePiece's BOS is token 1 (as in
+  // llama.cpp) for encoding and for the template's bos_token alike.
+  const io::GgufFile f = io::GgufFile::open(gguf("tokenizer_spm.gguf"));
+  std::vector<std::pair<std::string, io::GgufValue>> meta;
+  for (const auto& k : f.keys())
+    if (k != "tokenizer.ggml.bos_token_id") meta.emplace_back(k, *f.find(k));
+  const std::string path = temp_dir("model_text_bos") + "/no_bos_id.gguf";
+  io::write_gguf(path, meta, {});
+  const ModelText no_id = load_model_text(path);
+  EXPECT_EQ(no_id.tokenizer->bos_id(), 1);
+  EXPECT_EQ(no_id.bos_token, "<s>");
 }
 
 TEST(ModelTextTest, DirectoryWithoutTokenizerHasNone) {

@@ -227,6 +227,26 @@ TEST(BpeTokenizerTest, MergesByRankAndAddsTheTemplate) {
   EXPECT_EQ(tok.encode("abc", false), (Ids{5}));  // b c first, then a bc
   EXPECT_EQ(tok.encode("abc a", true), (Ids{8, 5, 7}));
   EXPECT_EQ(tok.decode({8, 5, 7}), "<s>abc a");
+  // A model's padded embedding rows beyond the vocabulary decode to nothing.
+  EXPECT_EQ(tok.decode_token(9), "");
+  EXPECT_EQ(tok.decode_token(-1), "");
+  EXPECT_EQ(tok.decode({5, 1000, 7}), "abc a");
+}
+
+// JSON deep enough to exhaust the stack when copied or printed is refused as
+// it is read, naming the file.
+TEST(BpeTokenizerTest, DeeplyNestedJsonIsRefused) {
+  const std::string dir = temp_dir("bpe_deep");
+  write(dir + "/tokenizer.json", R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "post_processor": )" +
+                                     std::string(100000, '[') + std::string(100000, ']') + "}");
+  try {
+    BpeTokenizer::load(dir);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.json: JSON nested 129 levels deep, expected at most 128"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // Long inputs: SentencePiece-style text is one piece, so merging must not be

@@ -67,6 +67,10 @@ struct Expr {
   std::vector<ExprPtr> kids;
   Args args;                 // call, filter, test
   bool negated = false;      // test
+
+  // Chains (a + b + ..., x | f | g ...) nest as deep as they are long, so
+  // children are taken apart iteratively rather than by recursion.
+  ~Expr();
 };
 
 struct Stmt;

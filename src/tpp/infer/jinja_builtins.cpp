@@ -133,7 +133,7 @@ List split(const std::string& s, const Value& sep_v, int64_t maxsplit, bool from
       words.emplace_back(i, j);
       i = j;
     }
-    if (maxsplit >= 0 && int64_t(words.size()) > maxsplit + 1) {
+    if (maxsplit >= 0 && uint64_t(maxsplit) < uint64_t(words.size()) - 1 && !words.empty()) {
       // Python keeps the unsplit remainder as written (its inner and outer spaces).
       const size_t n = size_t(maxsplit);
       if (from_right) {
@@ -157,7 +157,7 @@ List split(const std::string& s, const Value& sep_v, int64_t maxsplit, bool from
     pos = i + sep.size();
   }
   parts.push_back(s.substr(pos));
-  if (maxsplit >= 0 && int64_t(parts.size()) > maxsplit + 1) {
+  if (maxsplit >= 0 && uint64_t(maxsplit) < uint64_t(parts.size()) - 1) {
     std::vector<std::string> joined;
     const size_t n = size_t(maxsplit);
     auto join = [&](size_t b, size_t e) {
@@ -469,11 +469,12 @@ const std::unordered_map<std::string_view, FilterFn>& filters() {
       {"trim", [](Interp&, const Value& v, CallArgs& args) {
          return Value(strip(to_str(v), bind(args, "trim", {"chars"})[0], true, true));
        }},
-      {"unique", [](Interp&, const Value& v, CallArgs& args) {
+      {"unique", [](Interp& in, const Value& v, CallArgs& args) {
          const auto a = bind(args, "unique", {"case_sensitive", "attribute"});
          const bool cs = given(a[0]) && truthy(a[0]);
          List out, keys;
          for (const Value& item : to_list(v)) {
+           in.count_iterations(int64_t(keys.size()) + 1);  // each item is compared with the kept keys
            Value k = given(a[1]) ? attr_path(item, to_str(a[1])) : item;
            if (!cs && k.is_string()) k = Value(lower(k.str()));
            if (std::none_of(keys.begin(), keys.end(), [&](const Value& x) { return equals(x, k); })) {
@@ -723,12 +724,15 @@ Value global_range(Interp& in, CallArgs& args) {
     if (p.size() == 3) step = need_int(p[2], "range() step");
   }
   if (step == 0) throw EvalError("range() arg 3 must not be zero");
-  const double n = std::max(0.0, std::ceil((double(stop) - double(start)) / double(step)));
-  if (n > double(kMaxRange))
+  // The exact length, in 128 bits: no int64 arithmetic here can overflow.
+  const __int128 span = step > 0 ? __int128(stop) - start : __int128(start) - stop;
+  const __int128 mag = step > 0 ? __int128(step) : -__int128(step);
+  const __int128 n = span <= 0 ? 0 : (span + mag - 1) / mag;
+  if (n > kMaxRange)
     throw EvalError(fmt::format("Range too big. The sandbox blocks ranges larger than MAX_RANGE ({}).", kMaxRange));
   in.count_iterations(int64_t(n));
   List out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.emplace_back(i);
+  for (int64_t k = 0; k < int64_t(n); ++k) out.emplace_back(int64_t(start + __int128(k) * step));
   return Value(std::move(out));
 }
 

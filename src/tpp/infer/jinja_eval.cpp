@@ -58,13 +58,17 @@ Value checked(bool overflow, int64_t r) {
 Value repeat(const Value& seq, int64_t n, Interp& interp) {
   if (seq.is_string()) {
     if (n <= 0 || seq.str().empty()) return Value(std::string());
-    interp.check_size(seq.str().size() * size_t(std::min<int64_t>(n, int64_t(1) << 40)));
+    size_t bytes = 0;
+    if (__builtin_mul_overflow(seq.str().size(), uint64_t(n), &bytes)) bytes = SIZE_MAX;
+    interp.check_size(bytes);
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.str();
     return Value(std::move(out));
   }
   if (n <= 0 || seq.list().empty()) return Value(List{});
-  interp.count_iterations(int64_t(seq.list().size()) * n);
+  int64_t items = 0;
+  if (__builtin_mul_overflow(int64_t(seq.list().size()), n, &items)) items = INT64_MAX;
+  interp.count_iterations(items);
   List out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq.list().begin(), seq.list().end());
   return Value(std::move(out));
@@ -86,6 +90,7 @@ Value arithmetic(Op op, const Value& a, const Value& b, Interp& interp) {
         return Value(a.str() + b.str());
       }
       if (a.is_list() && b.is_list()) {
+        interp.count_iterations(int64_t(a.list().size() + b.list().size()));  // the copy's cost
         List out = a.list();
         out.insert(out.end(), b.list().begin(), b.list().end());
         return Value(std::move(out));
@@ -214,7 +219,12 @@ std::vector<size_t> slice_indices(size_t n, const Value& start, const Value& sto
   const int64_t b = clamp(as_index(start, "start"), st > 0 ? 0 : len - 1);
   const int64_t e = clamp(as_index(stop, "stop"), st > 0 ? len : -1);
   std::vector<size_t> out;
-  for (int64_t i = b; st > 0 ? i < e : i > e; i += st) out.push_back(size_t(i));
+  for (int64_t i = b; st > 0 ? i < e : i > e;) {
+    out.push_back(size_t(i));
+    const __int128 next = __int128(i) + st;  // a huge step must not wrap
+    if (st > 0 ? next >= e : next <= e) break;
+    i = int64_t(next);
+  }
   return out;
 }
 
@@ -255,6 +265,7 @@ Interp::Interp(const Template::Impl& tpl, const RenderOptions& options) : tpl_(t
 std::string Interp::run(const Value& context) {
   char base = 0;
   stack_base_ = reinterpret_cast<uintptr_t>(&base);
+  const TextLimit text_limit(options_.max_output_bytes);
   Frame globals;
   for (auto& [name, fn] : global_functions()) globals.set(name, std::move(fn));
   Frame ctx{&globals, {}};
@@ -299,7 +310,8 @@ void Interp::check_stack() const {
 }
 
 void Interp::count_iterations(int64_t n) {
-  iterations_ += n;
+  if (n < 0 || n > options_.max_loop_iterations - iterations_) iterations_ = options_.max_loop_iterations + 1;
+  else iterations_ += n;
   if (n < 0 || iterations_ > options_.max_loop_iterations)
     throw EvalError(fmt::format("more than {} loop iterations (runaway loop?)", options_.max_loop_iterations));
 }
@@ -518,6 +530,9 @@ Value Interp::eval_compare(const Expr& e) {
   Value left = eval(*e.kids[0]);
   for (size_t i = 0; i < e.ops.size(); ++i) {
     Value right = eval(*e.kids[i + 1]);
+    // A membership test scans the list: its length counts as loop work.
+    if ((e.ops[i] == Op::in || e.ops[i] == Op::not_in) && right.is_list())
+      count_iterations(int64_t(right.list().size()));
     if (!compare(e.ops[i], left, right)) return Value(false);
     left = std::move(right);
   }

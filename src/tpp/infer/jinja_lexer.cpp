@@ -142,10 +142,18 @@ class Lexer {
   }
 
  private:
+  // Line and column of a byte offset. Tokens come in order, so the column is
+  // counted on from the previous call on the same line: linear in a long
+  // line, not quadratic.
   Loc loc(size_t pos) const {
     const auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), pos) - 1;
-    const std::string_view line = std::string_view(src_).substr(*it, pos - *it);
-    return {int(it - line_starts_.begin()) + 1, int(utf8_length(line)) + 1};
+    if (*it != col_line_ || pos < col_pos_) {
+      col_line_ = col_pos_ = *it;
+      col_ = 1;
+    }
+    col_ += utf8_length(std::string_view(src_).substr(col_pos_, pos - col_pos_));
+    col_pos_ = pos;
+    return {int(it - line_starts_.begin()) + 1, int(col_)};
   }
 
   [[noreturn]] void fail(size_t pos, const std::string& msg) const {
@@ -331,6 +339,7 @@ class Lexer {
   const std::string& origin_;
   std::string src_;
   std::vector<size_t> line_starts_;
+  mutable size_t col_line_ = SIZE_MAX, col_pos_ = 0, col_ = 1;  // loc()'s last position
   std::vector<Token> tokens_;
 };
 

@@ -10,6 +10,24 @@
 #include "tpp/infer/jinja_ast.h"
 
 namespace tpp::jinja {
+Expr::~Expr() {
+  std::vector<ExprPtr> pending;
+  auto take = [&](Expr& e) {
+    for (auto& k : e.kids)
+      if (k) pending.push_back(std::move(k));
+    for (auto& k : e.args.positional)
+      if (k) pending.push_back(std::move(k));
+    for (auto& [name, k] : e.args.keyword)
+      if (k) pending.push_back(std::move(k));
+  };
+  take(*this);
+  while (!pending.empty()) {
+    ExprPtr e = std::move(pending.back());
+    pending.pop_back();
+    take(*e);
+  }  // each e is destroyed here with no children left
+}
+
 namespace {
 
 constexpr int kMaxNesting = 200;  // nested expressions and blocks; deeper is refused

@@ -201,7 +201,21 @@ std::string repr_string(const std::string& s) {
   return out;
 }
 
+// Limits for what a render builds outside the Interp's own checks: the text
+// of one value (the render's max_output_bytes, see TextLimit) and the
+// characters of a string turned into a list (as the default loop budget).
+thread_local size_t max_text_bytes = size_t(256) << 20;
+constexpr size_t kMaxStringItems = 10'000'000;
+
+void check_built(const std::string& out) {
+  if (out.size() > max_text_bytes)
+    throw EvalError(fmt::format("a value's text exceeds the limit of {} bytes", max_text_bytes));
+}
+
 }  // namespace
+
+TextLimit::TextLimit(size_t bytes) : saved_(max_text_bytes) { max_text_bytes = bytes; }
+TextLimit::~TextLimit() { max_text_bytes = saved_; }
 
 List to_list(const Value& v) {
   switch (v.kind()) {
@@ -217,8 +231,12 @@ List to_list(const Value& v) {
       return keys;
     }
     case Value::Kind::string: {
+      const std::u32string cps = decode_utf8(v.str());
+      if (cps.size() > kMaxStringItems)
+        throw EvalError(fmt::format("a string of {} characters is too long to iterate (limit {})", cps.size(),
+                                    kMaxStringItems));
       List chars;
-      for (char32_t c : decode_utf8(v.str())) chars.emplace_back(encode_utf8(std::u32string_view(&c, 1)));
+      for (char32_t c : cps) chars.emplace_back(encode_utf8(std::u32string_view(&c, 1)));
       return chars;
     }
     default: throw EvalError(fmt::format("'{}' object is not iterable", type_name(v)));
@@ -236,7 +254,10 @@ std::string to_str(const Value& v) {
     case Value::Kind::list: {
       const List& l = v.list();
       std::string out = l.tuple ? "(" : "[";
-      for (size_t i = 0; i < l.size(); ++i) out += (i ? ", " : "") + repr(l[i]);
+      for (size_t i = 0; i < l.size(); ++i) {
+        out += (i ? ", " : "") + repr(l[i]);
+        check_built(out);
+      }
       return out + (l.tuple ? (l.size() == 1 ? ",)" : ")") : "]");
     }
     case Value::Kind::dict: {
@@ -244,6 +265,7 @@ std::string to_str(const Value& v) {
       bool first = true;
       for (const auto& [k, x] : v.dict().items()) {
         out += (first ? "" : ", ") + repr_string(k) + ": " + repr(x);
+        check_built(out);
         first = false;
       }
       return out + "}";
@@ -386,6 +408,7 @@ void json_value(std::string& out, const Value& v, const JsonStyle& st, int level
         if (i) out += item_sep;
         newline(level + 1);
         json_value(out, l[i], st, level + 1);
+        check_built(out);
       }
       newline(level);
       out += ']';
@@ -406,6 +429,7 @@ void json_value(std::string& out, const Value& v, const JsonStyle& st, int level
         json_string(out, items[i].first, st.ensure_ascii);
         out += key_sep;
         json_value(out, items[i].second, st, level + 1);
+        check_built(out);
       }
       newline(level);
       out += '}';

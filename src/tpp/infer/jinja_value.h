@@ -164,6 +164,19 @@ bool equals(const Value& a, const Value& b);
 bool less(const Value& a, const Value& b);
 // Throws EvalError(undefined_hint) if v is Undefined.
 void require_defined(const Value& v);
+// The longest text to_str / repr / to_json build on this thread (a render
+// sets its max_output_bytes for its duration, and restores the old value).
+class TextLimit {
+ public:
+  explicit TextLimit(size_t bytes);
+  ~TextLimit();
+  TextLimit(const TextLimit&) = delete;
+  TextLimit& operator=(const TextLimit&) = delete;
+
+ private:
+  size_t saved_;
+};
+
 // Python list(v), what a for loop visits: list elements, dict keys, string
 // characters; Undefined is empty.
 List to_list(const Value& v);

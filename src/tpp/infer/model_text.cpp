@@ -26,7 +26,9 @@ ModelText load_model_text(const std::string& model_path) {
     GgufVocab vocab = read_gguf_vocab(f);
     t.tokenizer = BpeTokenizer::from_gguf(vocab);
     for (int32_t id : t.tokenizer->stop_ids()) add_stop(t.stop_ids, id);
-    if (vocab.bos) t.bos_token = vocab.tokens[size_t(*vocab.bos)];
+    // The template's bos_token / eos_token: the ids the tokenizer settled on
+    // (llama.cpp's defaults where the file names none, BOS 1 for SentencePiece).
+    if (const int32_t b = t.tokenizer->bos_id(); b >= 0) t.bos_token = t.tokenizer->piece(b);
     if (vocab.eos) t.eos_token = vocab.tokens[size_t(*vocab.eos)];
     if (!vocab.chat_template.empty())
       t.chat_template.emplace(vocab.chat_template, model_path + ": tokenizer.chat_template");

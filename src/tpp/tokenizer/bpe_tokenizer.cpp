@@ -359,6 +359,9 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_specia
 }
 
 std::string BpeTokenizer::token_text(int32_t id, bool first) const {
+  // A model may have more embedding rows than the tokenizer has tokens (Qwen2.5
+  // pads its 151,665 to 151,936); such ids decode to nothing, as in Hugging Face.
+  if (id < 0 || id >= vocab_size()) return {};
   const std::string& p = piece(id);
   switch (kind_[size_t(id)]) {
     case Kind::verbatim:

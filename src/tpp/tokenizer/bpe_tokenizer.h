@@ -78,7 +78,8 @@ class BpeTokenizer {
   // GGUF add_space_prefix). Byte tokens give raw bytes, which may be invalid UTF-8.
   std::string decode(const std::vector<int32_t>& ids) const;
   // One token's bytes for streaming output: like decode({id}) but never drops a
-  // leading space (a token in the middle of a reply keeps its space).
+  // leading space (a token in the middle of a reply keeps its space). Ids
+  // outside the vocabulary decode to nothing, here and in decode().
   std::string decode_token(int32_t id) const;
   // The token's text as stored in the vocabulary (byte-level characters, ▁).
   const std::string& piece(int32_t id) const;
