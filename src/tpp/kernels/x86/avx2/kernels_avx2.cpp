@@ -316,6 +316,7 @@ inline __attribute__((always_inline)) void qtile(float* y, const float* x, const
 #pragma GCC unroll 4
     for (int j = 0; j < MR; ++j) {
       const unsigned char* blk = w + j * row_bytes + b * Q::kBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + MR * row_bytes), _MM_HINT_T0);  // the next tile's row
       __m256 v[4];
       Q::load(blk, v);
       const __m256 s = _mm256_fmadd_ps(v[0], xv[0], _mm256_fmadd_ps(v[1], xv[1], _mm256_fmadd_ps(v[2], xv[2],
