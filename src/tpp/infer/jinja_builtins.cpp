@@ -133,7 +133,7 @@ List split(const std::string& s, const Value& sep_v, int64_t maxsplit, bool from
       words.emplace_back(i, j);
       i = j;
     }
-    if (maxsplit >= 0 && uint64_t(maxsplit) < uint64_t(words.size()) - 1 && !words.empty()) {
+    if (maxsplit >= 0 && !words.empty() && uint64_t(maxsplit) < uint64_t(words.size()) - 1) {
       // Python keeps the unsplit remainder as written (its inner and outer spaces).
       const size_t n = size_t(maxsplit);
       if (from_right) {

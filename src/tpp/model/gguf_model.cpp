@@ -101,7 +101,8 @@ RopeScaling rope_scaling(const Meta& m) {
     r.original_max_position_embeddings = int(*orig);
   }
   const double factor = m.number("rope.scaling.factor", 1.0);
-  if (!(factor > 0)) fail("{}: metadata key '{}': {}, expected > 0", m.file().path(), m.key("rope.scaling.factor"), factor);
+  if (!(factor > 0))
+    fail("{}: metadata key '{}': {}, expected > 0", m.file().path(), m.key("rope.scaling.factor"), factor);
   if (!type || *type == "none") {
     if (type || factor == 1.0) return r;
     r.type = RopeScalingType::linear;  // older files give the factor alone (linear)
@@ -267,8 +268,8 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
     if (c.rope_scaling.type != RopeScalingType::none)
       fail("{}: tensor 'rope_freqs.weight' and metadata key '{}' both scale RoPE, expected one of them", f.path(),
            m.key("rope.scaling.type"));
-    const int orig = c.rope_scaling.original_max_position_embeddings > 0 ? c.rope_scaling.original_max_position_embeddings
-                                                                         : 8192;  // LLaMA 3's pre-training context
+    const int stated = c.rope_scaling.original_max_position_embeddings;
+    const int orig = stated > 0 ? stated : 8192;  // LLaMA 3's pre-training context
     c.rope_scaling = llama3_from_factors(f, *freqs, c, orig);
   }
   if (arch == "phi3") {
