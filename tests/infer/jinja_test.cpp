@@ -376,6 +376,10 @@ TEST(ChatJinjaTest, ExtremeArgumentsNeitherWrapNorHang) {
             std::string::npos);
   EXPECT_NE(error_of("{{ range(2000) | unique | list | length }}", Json::object(), opt).find("loop iterations"),
             std::string::npos);
+  EXPECT_NE(error_of("{% set s = 'a' * 1000000 %}{% for i in range(10) %}{{ s[i] }}{% endfor %}", Json::object(), opt)
+                .find("loop iterations"),
+            std::string::npos);
+  EXPECT_EQ(render("{% set s = 'a' * 1000000 %}{% for i in range(10) %}{{ s[i] }}{% endfor %}"), "aaaaaaaaaa");
   // A value's text is bounded even where no output is written yet.
   opt = {};
   opt.max_output_bytes = 1000;

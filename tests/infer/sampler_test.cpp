@@ -98,6 +98,23 @@ TEST(GenerateTest, GreedyDecodeMatchesArgmaxOfFullForwards) {
   o.stop_tokens = {out[3]};
   const auto stopped = generate(tr, again, prompt, o, pool);
   EXPECT_LE(stopped.size(), 3u);
+
+  // A prompt split between a filled cache and the rest samples as the whole
+  // prompt does, the repeat penalty included, once the context is given.
+  o.stop_tokens.clear();
+  o.sampling.repeat_penalty = 3.0f;
+  KvCache whole(c, 64);
+  const auto expected = generate(tr, whole, prompt, o, pool);
+  KvCache split(c, 64);
+  std::vector<float> logits(size_t(c.vocab_size));
+  tr.forward(split, std::span(prompt).first(3), logits.data(), false, pool);
+  o.context = std::span(prompt).first(3);
+  EXPECT_EQ(generate(tr, split, std::span(prompt).subspan(3), o, pool), expected);
+  KvCache blind(c, 64);
+  tr.forward(blind, std::span(prompt).first(3), logits.data(), false, pool);
+  o.context = {};
+  EXPECT_NE(generate(tr, blind, std::span(prompt).subspan(3), o, pool), expected)
+      << "without the context the penalty sees fewer tokens (the check can fail)";
 }
 
 }  // namespace

@@ -77,6 +77,7 @@ Run add_chat(CLI::App& app) {
       options.sampling = o->sampling;
       options.sampling.seed += messages.size();  // a different draw each turn, still reproducible
       options.stop_tokens = text.stop_ids;
+      options.context = std::span<const int32_t>(prompt.data(), keep);  // the repeat penalty sees the whole chat
       Utf8Printer out;
       GenerateStats stats;
       const auto reply = generate(transformer, cache, fresh, options, pool, [&](int32_t token) {

@@ -18,8 +18,9 @@ std::vector<int32_t> generate(Transformer& model, KvCache& cache, std::span<cons
             "generate: prompt ({} tokens) + {} new tokens exceed the context of {} tokens",
             prompt.size(), options.max_new_tokens, cache.capacity() - cache.n_past());
   std::vector<float> logits(static_cast<size_t>(V));
-  std::vector<int32_t> history(prompt.begin(), prompt.end());
-  history.reserve(prompt.size() + size_t(options.max_new_tokens));
+  std::vector<int32_t> history(options.context.begin(), options.context.end());
+  history.reserve(history.size() + prompt.size() + size_t(options.max_new_tokens));
+  history.insert(history.end(), prompt.begin(), prompt.end());
   std::vector<int32_t> out;
   Sampler sampler(options.sampling);
 

@@ -18,6 +18,9 @@ struct GenerateOptions {
   int max_new_tokens = 64;
   std::vector<int32_t> stop_tokens;
   SamplingParams sampling;
+  // The tokens the cache already holds before `prompt` (a chat's earlier
+  // turns): the repeat penalty's window sees them as if they were prompt.
+  std::span<const int32_t> context;
 };
 
 struct GenerateStats {

@@ -561,7 +561,13 @@ Value Interp::eval_impl(const Expr& e) {
       return Value(std::move(d));
     }
     case ExprType::attr: return get_attr(eval(*e.kids[0]), e.name);
-    case ExprType::index: return get_item(eval(*e.kids[0]), eval(*e.kids[1]));
+    case ExprType::index: {
+      Value obj = eval(*e.kids[0]);
+      // s[i] decodes the string to find its i-th character: that work counts
+      // towards the loop budget (a byte in 64 of the string, one at least).
+      if (obj.is_string()) count_iterations(int64_t(obj.str().size() / 64) + 1);
+      return get_item(obj, eval(*e.kids[1]));
+    }
     case ExprType::slice: {
       const Value obj = eval(*e.kids[0]);
       auto part = [&](size_t i) { return e.kids[i] ? eval(*e.kids[i]) : Value::none(); };
