@@ -49,7 +49,7 @@ Run add_bench(CLI::App& app) {
     int prompt = 512, n = 128, threads = 0, reps = 2;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("-m,--model", o->model, "model directory")->required();
+  app.add_option("-m,--model", o->model, "model directory (tpp or Hugging Face) or GGUF file")->required();
   app.add_option("-p", o->prompt, "prompt tokens for the prefill test")->check(CLI::PositiveNumber);
   app.add_option("-n", o->n, "tokens for the decode test")->check(CLI::PositiveNumber);
   app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);

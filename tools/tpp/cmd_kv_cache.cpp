@@ -16,7 +16,7 @@ Run add_kv_cache(CLI::App& app) {
     int64_t tokens = 0;
   };
   auto o = std::make_shared<Opts>();
-  auto* m = app.add_option("-m,--model", o->model, "model directory");
+  auto* m = app.add_option("-m,--model", o->model, "model directory (tpp or Hugging Face) or GGUF file");
   auto* c = app.add_option("--config", o->config, "model config JSON");
   m->excludes(c);
   app.add_option("--tokens", o->tokens, "sequence length T")->required()->check(CLI::PositiveNumber);

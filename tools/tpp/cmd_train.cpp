@@ -82,7 +82,7 @@ Run add_eval(CLI::App& app) {
     bool held_out = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("-m,--model", o->model, "model directory")->required();
+  app.add_option("-m,--model", o->model, "model directory (tpp or Hugging Face) or GGUF file")->required();
   app.add_option("--data", o->data, "text file(s) to evaluate on")->required()->expected(1, -1);
   app.add_option("--seq", o->seq, "tokens per window")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--batch", o->batch, "windows per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
