@@ -138,6 +138,8 @@ RopeScaling llama3_from_factors(const io::GgufFile& f, const io::GgufTensor& t, 
   if (t.info().dtype != DType::f32 || t.ne.size() != 1 || t.ne[0] != half)
     fail("{}: tensor 'rope_freqs.weight': {} {}, expected F32 [{}] (rotary_dim / 2)", f.path(), t.info().name,
          t.ne.size() == 1 ? std::to_string(t.ne[0]) : "matrix", half);
+  // The unscaled frequencies, from the same code that applies the scaling.
+  const RopeParams plain = make_rope(c.head_dim_resolved(), r, c.rope_layout, c.rope_theta, RopeScaling{}, orig_max, 0);
   std::vector<double> factor(static_cast<size_t>(half)), wavelen(static_cast<size_t>(half));
   double max_factor = 1;
   for (int i = 0; i < half; ++i) {
@@ -146,7 +148,7 @@ RopeScaling llama3_from_factors(const io::GgufFile& f, const io::GgufTensor& t, 
     if (!(v >= 1.0f) || !std::isfinite(v))
       fail("{}: tensor 'rope_freqs.weight'[{}] = {}, expected a finite factor >= 1", f.path(), i, v);
     factor[size_t(i)] = v;
-    wavelen[size_t(i)] = 2 * std::numbers::pi * std::pow(c.rope_theta, 2.0 * i / r);
+    wavelen[size_t(i)] = 2 * std::numbers::pi / plain.inv_freq[size_t(i)];
     max_factor = std::max(max_factor, double(v));
   }
   RopeScaling s;
@@ -186,7 +188,6 @@ RopeScaling llama3_from_factors(const io::GgufFile& f, const io::GgufTensor& t, 
     s.low_freq_factor = orig_max / (mid * (smooth.empty() ? 1.001 : 2.0));
   }
   // Check: the fitted parameters reproduce every stored factor.
-  const RopeParams plain = make_rope(c.head_dim_resolved(), r, c.rope_layout, c.rope_theta, RopeScaling{}, orig_max, 0);
   const RopeParams fitted = make_rope(c.head_dim_resolved(), r, c.rope_layout, c.rope_theta, s, orig_max, 0);
   for (int i = 0; i < half; ++i) {
     const double got = plain.inv_freq[size_t(i)] / fitted.inv_freq[size_t(i)];
@@ -262,8 +263,10 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
     // The converter permutes q/k rows so that llama.cpp's RoPE rotates
     // adjacent pairs.
     c.rope_layout = RopeLayout::interleaved;
-    if (const auto w = m.opt_int("attention.sliding_window"); w && *w > 0) c.sliding_window = int(*w);
   }
+  // An optional window on every layer: Mistral (written as llama) and Phi-3.
+  if (arch == "llama" || arch == "phi3")
+    if (const auto w = m.opt_int("attention.sliding_window"); w && *w > 0) c.sliding_window = int(*w);
   if (const io::GgufTensor* freqs = f.find_tensor("rope_freqs.weight")) {
     if (c.rope_scaling.type != RopeScalingType::none)
       fail("{}: tensor 'rope_freqs.weight' and metadata key '{}' both scale RoPE, expected one of them", f.path(),
@@ -273,8 +276,7 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
     c.rope_scaling = llama3_from_factors(f, *freqs, c, orig);
   }
   if (arch == "phi3") {
-    // Sliding window on every layer; q/k/v and gate/up fused (model.cpp slices them).
-    if (const auto w = m.opt_int("attention.sliding_window"); w && *w > 0) c.sliding_window = int(*w);
+    // q/k/v and gate/up are fused (model.cpp slices them); longrope is not honoured.
     for (const char* t : {"rope_factors_long.weight", "rope_factors_short.weight"})
       if (f.find_tensor(t))
         fail("{}: tensor '{}': Phi-3's longrope scaling, which tpp cannot honour", f.path(), t);
