@@ -64,7 +64,7 @@ class GgufModelTest : public ::testing::TestWithParam<GgufCase> {};
 TEST_P(GgufModelTest, LogitsMatchReferenceOnEverySimdPath) {
   const Model model = load_model(gguf_path(GetParam().name));
   EXPECT_EQ(model.naming, NameStyle::gguf);
-  EXPECT_EQ(model.weights.layers[0].q.dtype, GetParam().matrix_dtype) << "weights are used as stored";
+  EXPECT_EQ(model.weights.layers[0][TensorId::attn_q].dtype, GetParam().matrix_dtype) << "weights are used as stored";
   const Golden g = golden_of(GetParam());
   for (auto isa : kernels::supported_isas()) {
     kernels::set_isa(isa);
@@ -86,7 +86,7 @@ TEST_P(GgufModelTest, DecodeThroughTheCacheMatchesToo) {
 TEST_P(GgufModelTest, PerturbedWeightIsDetected) {
   Model model = load_model(gguf_path(GetParam().name));
   const Golden g = golden_of(GetParam());
-  model.weights.layers[0].attn_norm_w[1] += 0.5f;
+  model.weights.mutable_vec(TensorId::attn_norm, 0)[1] += 0.5f;
   EXPECT_FALSE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32));
 }
 
@@ -307,7 +307,7 @@ TEST(GgufAlignmentTest, MisalignedFloatTensorsAreCopied) {
     if (reinterpret_cast<uintptr_t>(f.find_tensor("blk.0.attn_q.weight")->data) % 4 == 0) continue;
     misaligned = true;
     const Model model = load_model(path);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(model.weights.layers[0].q.data) % 4, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(model.weights.layers[0][TensorId::attn_q].data) % 4, 0u);
     const Golden g = load_golden(source_path("tests/golden/models/hf_llama_f32"));
     EXPECT_TRUE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32));
   }

@@ -47,7 +47,7 @@ TEST_P(GoldenModelTest, LogitsMatchOnEverySimdPath) {
 TEST_P(GoldenModelTest, PerturbedWeightIsDetected) {
   Model model = load_model(GetParam());
   const Golden g = load_golden(GetParam());
-  auto& w = model.weights.layers[0].attn_norm_w;
+  const auto w = model.weights.mutable_vec(TensorId::attn_norm, 0);
   ASSERT_FALSE(w.empty());
   w[1] += 0.5f;
   EXPECT_FALSE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32));

@@ -116,7 +116,7 @@ TEST(LoadTest, Bf16AndF16CheckpointsLoadWithoutConversion) {
   for (DType t : {DType::bf16, DType::f16}) {
     save_model(m, dir + "/m", t);
     const Model back = load_model(dir + "/m");
-    EXPECT_EQ(back.weights.layers[0].q.dtype, t);  // matrices stay 16-bit
+    EXPECT_EQ(back.weights.layers[0][TensorId::attn_q].dtype, t);  // matrices stay 16-bit
     EXPECT_LT(nmse(forward_logits(back, kTokens), forward_logits(m, kTokens)), t == DType::bf16 ? 1e-4 : 1e-6);
   }
 }

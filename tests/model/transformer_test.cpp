@@ -114,8 +114,8 @@ TEST(ConfigIdentityTest, GqaEqualsMhaWithRepeatedKvHeads) {
   // MHA head i must see GQA KV head floor(i * g / h).
   auto map = [&](int64_t r) { return (r / k) * groups / h * k + r % k; };
   for (auto& L : mha.weights.layers) {
-    L.k = expand_rows(L.k, h * k, map, mha.weights.storage);
-    L.v = expand_rows(L.v, h * k, map, mha.weights.storage);
+    L[TensorId::attn_k] = expand_rows(L[TensorId::attn_k], h * k, map, mha.weights.storage);
+    L[TensorId::attn_v] = expand_rows(L[TensorId::attn_v], h * k, map, mha.weights.storage);
   }
   const auto tokens = some_tokens(13, gqa.vocab_size);
   const auto a = forward_logits(g, tokens), b = forward_logits(mha, tokens);
@@ -123,9 +123,10 @@ TEST(ConfigIdentityTest, GqaEqualsMhaWithRepeatedKvHeads) {
   // And the identity is not vacuous: a different mapping changes the logits.
   Model wrong = g;
   wrong.config = mha_cfg;
+  auto wrong_map = [&](int64_t r) { return (r / k) % groups * k + r % k; };
   for (auto& L : wrong.weights.layers) {
-    L.k = expand_rows(L.k, h * k, [&](int64_t r) { return (r / k) % groups * k + r % k; }, wrong.weights.storage);
-    L.v = expand_rows(L.v, h * k, [&](int64_t r) { return (r / k) % groups * k + r % k; }, wrong.weights.storage);
+    L[TensorId::attn_k] = expand_rows(L[TensorId::attn_k], h * k, wrong_map, wrong.weights.storage);
+    L[TensorId::attn_v] = expand_rows(L[TensorId::attn_v], h * k, wrong_map, wrong.weights.storage);
   }
   EXPECT_FALSE(all_close(forward_logits(wrong, tokens), a, kPaths));
 }

@@ -62,13 +62,20 @@ TEST_P(TrainReferenceTest, LossGradientsAndTenAdamWStepsMatchPyTorch) {
   EXPECT_NEAR(loss0, read_f32(st, "loss0")[0], 1e-4 * std::abs(loss0));
   std::vector<float> grads(params.size(), 0.0f);
   graph.backward(params.data(), grads.data(), 1.0f, pool);
+  // Each tensor within 2e-4 of its largest gradient. A gradient that is zero
+  // in exact arithmetic (K biases: softmax ignores a per-query constant) is
+  // f32 rounding of sums whose terms are as large as the model's gradients,
+  // so the floor is 1e-5 of the largest gradient of any tensor.
+  double model_scale = 0;
+  for (const auto& e : layout.entries)
+    for (float g : read_f32(st, "grad." + e.name)) model_scale = std::max(model_scale, double(std::abs(g)));
   for (const auto& e : layout.entries) {
     const auto ref = read_f32(st, "grad." + e.name);
     ASSERT_EQ(int64_t(ref.size()), e.size) << e.name;
     double scale = 0;
     for (float g : ref) scale = std::max(scale, double(std::abs(g)));
     const std::vector<float> got(grads.begin() + e.offset, grads.begin() + e.offset + e.size);
-    EXPECT_TRUE(all_close(got, ref, {2e-4 * scale + 1e-7, 0})) << e.name;
+    EXPECT_TRUE(all_close(got, ref, {2e-4 * scale + 1e-5 * model_scale, 0})) << e.name;
   }
 
   // Ten steps: the loss before each update.

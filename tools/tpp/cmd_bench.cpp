@@ -80,7 +80,7 @@ Run add_bench(CLI::App& app) {
     const double bandwidth = measure_bandwidth(pool);
     const double bytes_per_token = double(model.weights.matrix_bytes_per_token());
     const double roofline = bytes_per_token * decode / bandwidth;
-    std::string dtype(dtype_name(model.weights.tok_embd.dtype));
+    std::string dtype(dtype_name(model.weights.global[TensorId::tok_embd].dtype));
     fmt::print("model      {} ({} params, {} weights, {:.1f} MB read per decoded token)\n", o->model,
                c.n_params(), dtype, bytes_per_token / 1e6);
     fmt::print("threads    {}   SIMD {}\n", pool.size(), kernels::isa_name(kernels::kernels().isa));

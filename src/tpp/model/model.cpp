@@ -3,9 +3,12 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "tpp/core/error.h"
@@ -28,88 +31,75 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
-bool is_matrix(const Slot& slot) {
-  return std::holds_alternative<MatrixRef ModelWeights::*>(slot) ||
-         std::holds_alternative<MatrixRef LayerWeights::*>(slot);
-}
-
 }  // namespace
 
 void place_tensor(ModelWeights& w, const TensorSpec& spec, DType dtype, const std::byte* data) {
-  const int64_t numel = spec.shape.empty() ? 1 : [&] {
-    int64_t n = 1;
-    for (auto s : spec.shape) n *= s;
-    return n;
-  }();
-  std::visit(
-      [&](auto member) {
-        using T = decltype(member);
-        if constexpr (std::is_same_v<T, MatrixRef ModelWeights::*> ||
-                      std::is_same_v<T, MatrixRef LayerWeights::*>) {
-          MatrixRef m{dtype, data, spec.shape[0], spec.shape.size() > 1 ? spec.shape[1] : 1};
-          if constexpr (std::is_same_v<T, MatrixRef ModelWeights::*>) w.*member = m;
-          else w.layers[size_t(spec.layer)].*member = m;
-        } else {
-          TPP_CHECK(!is_block_dtype(dtype), "tensor '{}': a vector cannot be stored as {}", spec.name,
-                    dtype_name(dtype));
-          std::vector<float> v(static_cast<size_t>(numel));
-          for (int64_t i = 0; i < numel; ++i) {
-            if (dtype == DType::f32) std::memcpy(&v[size_t(i)], data + 4 * i, 4);
-            else {
-              uint16_t h;
-              std::memcpy(&h, data + 2 * i, 2);
-              v[size_t(i)] = dtype == DType::bf16 ? bf16_to_f32(h) : f16_to_f32(h);
-            }
-          }
-          if constexpr (std::is_same_v<T, std::vector<float> ModelWeights::*>) w.*member = std::move(v);
-          else w.layers[size_t(spec.layer)].*member = std::move(v);
-        }
-      },
-      spec.row->slot);
+  int64_t numel = 1;
+  for (auto s : spec.shape) numel *= s;
+  MatrixRef& slot = w.get(spec.row->id, spec.layer);
+  if (spec.row->matrix) {
+    slot = MatrixRef{dtype, data, spec.shape[0], spec.shape.size() > 1 ? spec.shape[1] : 1};
+    return;
+  }
+  TPP_CHECK(!is_block_dtype(dtype), "tensor '{}': a vector cannot be stored as {}", spec.name, dtype_name(dtype));
+  auto v = std::make_shared<std::vector<float>>(static_cast<size_t>(numel));
+  for (int64_t i = 0; i < numel; ++i) {
+    if (dtype == DType::f32) {
+      std::memcpy(&(*v)[size_t(i)], data + 4 * i, 4);
+    } else {
+      uint16_t h;
+      std::memcpy(&h, data + 2 * i, 2);
+      (*v)[size_t(i)] = dtype == DType::bf16 ? bf16_to_f32(h) : f16_to_f32(h);
+    }
+  }
+  slot = MatrixRef{DType::f32, v->data(), numel, 1};
+  w.storage.push_back(std::move(v));
+}
+
+std::span<float> ModelWeights::mutable_vec(TensorId id, int layer) {
+  const MatrixRef& m = get(id, layer);
+  TPP_CHECK(m.data && m.dtype == DType::f32, "weights: tensor {} is not an f32 vector", int(id));
+  return {static_cast<float*>(const_cast<void*>(m.data)), size_t(m.rows * m.cols)};
+}
+
+int64_t ModelWeights::matrix_bytes_per_token() const {
+  using enum TensorId;
+  int64_t bytes = global[output].bytes();
+  for (const auto& l : layers)
+    for (TensorId id : {attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down}) bytes += l[id].bytes();
+  return bytes;
 }
 
 namespace {
 
 void finish(Model& m) {
-  if (m.config.tie_embeddings) m.weights.output = m.weights.tok_embd;
+  m.weights.layers.resize(size_t(m.config.n_layers));
+  if (m.config.tie_embeddings) m.weights.global[TensorId::output] = m.weights.global[TensorId::tok_embd];
 }
 
-// Phi-3 stores q/k/v as one matrix (HF qkv_proj, GGUF attn_qkv) and gate/up as
-// one (HF gate_up_proj, GGUF ffn_up): each separate matrix is a range of the
-// fused one's rows, borrowed in place (rows are contiguous, whatever the
-// dtype). Keyed by the separate tensor's name.
-struct FusedRows {
-  std::string tensor;  // the fused tensor
-  int64_t row0 = 0;    // first row of this part
-  std::vector<int64_t> shape;  // the fused tensor's shape
+// One stored tensor of a source (safetensors shards or a GGUF file).
+struct Stored {
+  std::optional<DType> dtype;  // nullopt: a type tpp cannot compute with
+  std::string type_name;       // as the format names it ("dtype bf16", "GGML type Q4_1")
+  std::vector<int64_t> shape;
+  std::string shape_note;      // how the format stores the shape, for errors ("ne [..] reversed")
+  const std::byte* data = nullptr;
+  size_t nbytes = 0;
+  std::string file;
 };
-std::map<std::string, FusedRows> fused_rows(const ModelConfig& c, NameStyle style) {
-  std::map<std::string, FusedRows> out;
-  const int64_t d = c.d_model, k = c.head_dim_resolved(), h = c.n_heads, F = c.ffn_width();
-  for (int l = 0; l < c.n_layers; ++l) {
-    const int64_t g = c.kv_heads(l);
-    const std::string hf = "model.layers." + std::to_string(l) + ".", gg = "blk." + std::to_string(l) + ".";
-    const bool is_hf = style == NameStyle::hf;
-    const std::string qkv = is_hf ? hf + "self_attn.qkv_proj.weight" : gg + "attn_qkv.weight";
-    const std::string gate_up = is_hf ? hf + "mlp.gate_up_proj.weight" : gg + "ffn_up.weight";
-    const std::vector<int64_t> qkv_shape{(h + 2 * g) * k, d}, gate_up_shape{2 * F, d};
-    const char* parts[3][2] = {{"self_attn.q_proj.weight", "attn_q.weight"},
-                               {"self_attn.k_proj.weight", "attn_k.weight"},
-                               {"self_attn.v_proj.weight", "attn_v.weight"}};
-    const int64_t row0[3] = {0, h * k, (h + g) * k};
-    for (int i = 0; i < 3; ++i)
-      out[is_hf ? hf + parts[i][0] : gg + parts[i][1]] = {qkv, row0[i], qkv_shape};
-    out[is_hf ? hf + "mlp.gate_proj.weight" : gg + "ffn_gate.weight"] = {gate_up, 0, gate_up_shape};
-    out[is_hf ? hf + "mlp.up_proj.weight" : gg + "ffn_up.weight"] = {gate_up, F, gate_up_shape};
-  }
-  return out;
-}
 
-// HF checkpoints of older transformers versions carry these buffers; they are
-// recomputed from the config, never read.
-bool ignorable_hf_tensor(const std::string& name) {
-  return name.size() > 20 && name.ends_with("rotary_emb.inv_freq");
-}
+// What the binder needs to know of a source.
+struct TensorSource {
+  std::map<std::string, Stored> tensors;
+  NameStyle style;
+  bool fused = false;                  // Phi-3: fused q/k/v and gate/up storage
+  bool block_matrices = false;         // matrices may be Q8_0 / Q4_0
+  std::string context;                 // who asks for the tensors ("config.json path")
+  std::string missing_in;              // where a missing tensor was looked for
+  std::string vector_types, matrix_types;  // the storage types accepted, in words
+  std::function<bool(const std::string&)> ignorable;  // stored tensors the model does not bind
+  std::string unexpected_reason;       // "the config in X does not use it"
+};
 
 // Kernels read f32 / f16 / bf16 elements in place, so a tensor must start at a
 // multiple of its element size; neither safetensors nor a GGUF file with a
@@ -127,14 +117,48 @@ const std::byte* element_aligned(ModelWeights& w, std::map<std::string, const st
   return copy;
 }
 
-}  // namespace
-
-int64_t ModelWeights::matrix_bytes_per_token() const {
-  int64_t bytes = output.bytes();
-  for (const auto& l : layers)
-    for (const MatrixRef* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) bytes += m->bytes();
-  return bytes;
+// The one binder: every tensor the config needs is found (directly or as rows
+// of a fused tensor), checked for dtype and shape and placed; then one sweep
+// refuses every stored tensor nothing used.
+void bind(Model& m, const TensorSource& src) {
+  m.weights.layers.resize(size_t(m.config.n_layers));
+  std::set<std::string> used;
+  std::map<std::string, const std::byte*> copies;
+  const char* style_name = src.style == NameStyle::hf ? "Hugging Face" : src.style == NameStyle::gguf ? "GGUF" : "tpp";
+  for (const auto& spec : expected_tensors(m.config, src.style)) {
+    if (spec.name.empty())
+      fail("{}: the config needs tensor '{}', which has no {} name", src.context,
+           tensor_name(*spec.row, NameStyle::tpp, spec.layer), style_name);
+    const auto part = src.fused ? fused_part(spec, m.config, src.style) : std::nullopt;
+    const std::string& stored = part ? part->tensor : spec.name;
+    const std::vector<int64_t>& want = part ? part->shape : spec.shape;
+    const auto it = src.tensors.find(stored);
+    if (it == src.tensors.end())
+      fail("{}: missing tensor '{}' (shape {} = {}), required by {}", src.missing_in, stored, shape_str(want),
+           part ? "the fused rows of " + spec.name : std::string(spec.row->why), src.context);
+    const Stored& t = it->second;
+    const bool matrix = spec.row->matrix;
+    const bool ok = t.dtype && (*t.dtype == DType::f32 || *t.dtype == DType::f16 || *t.dtype == DType::bf16 ||
+                                (matrix && src.block_matrices && is_block_dtype(*t.dtype)));
+    if (!ok)
+      fail("{}: tensor '{}': {}, expected {}", t.file, stored, t.type_name,
+           matrix ? src.matrix_types : src.vector_types);
+    if (t.shape != want)
+      fail("{}: tensor '{}': shape {}{}, expected {} ({} from {})", t.file, stored, shape_str(t.shape), t.shape_note,
+           shape_str(want), spec.row->why, src.context);
+    const std::byte* data = element_aligned(m.weights, copies, stored, *t.dtype, t.data, t.nbytes);
+    if (part) data += dtype_bytes(*t.dtype, part->row0 * t.shape[1]);
+    place_tensor(m.weights, spec, *t.dtype, data);
+    if (used.insert(stored).second) m.weight_bytes += int64_t(t.nbytes);
+  }
+  for (const auto& [name, t] : src.tensors) {
+    if (used.count(name) || (src.ignorable && src.ignorable(name))) continue;
+    fail("{}: unexpected tensor '{}' (shape {}): {}", t.file, name, shape_str(t.shape), src.unexpected_reason);
+  }
+  finish(m);
 }
+
+}  // namespace
 
 Model load_gguf_model(const std::string& path) {
   auto f = std::make_shared<io::GgufFile>(io::GgufFile::open(path));
@@ -142,43 +166,24 @@ Model load_gguf_model(const std::string& path) {
   m.source = path;
   m.naming = NameStyle::gguf;
   m.config = config_from_gguf(*f);
-  m.weights.layers.resize(size_t(m.config.n_layers));
   m.weights.storage.push_back(f);
-  const bool fused = f->get_string("general.architecture") == "phi3";
-  const auto slices = fused ? fused_rows(m.config, NameStyle::gguf) : std::map<std::string, FusedRows>{};
-  std::set<std::string> used;
-  std::map<std::string, const std::byte*> copies;
-  for (const auto& spec : expected_tensors(m.config, NameStyle::gguf)) {
-    if (spec.name.empty())
-      fail("{}: the config needs tensor '{}', which llama.cpp's files do not have", path,
-           tensor_name(*spec.row, NameStyle::tpp, spec.layer));
-    const auto slice = slices.find(spec.name);
-    const std::string& stored = slice != slices.end() ? slice->second.tensor : spec.name;
-    const std::vector<int64_t>& want = slice != slices.end() ? slice->second.shape : spec.shape;
-    const io::GgufTensor* t = f->find_tensor(stored);
-    if (!t) fail("{}: missing tensor '{}' (shape {} = {})", path, stored, shape_str(want), spec.row->why);
-    const auto& info = t->info();
-    const bool matrix = is_matrix(spec.row->slot);
-    const bool ok = info.dtype && (*info.dtype == DType::f32 || *info.dtype == DType::f16 ||
-                                   *info.dtype == DType::bf16 || (matrix && is_block_dtype(*info.dtype)));
-    if (!ok)
-      fail("{}: tensor '{}': GGML type {}, expected {}", path, stored, info.name,
-           matrix ? "F32, F16, BF16, Q8_0 or Q4_0" : "F32, F16 or BF16");
-    if (t->shape() != want)
-      fail("{}: tensor '{}': shape {} (ne {} reversed), expected {} ({})", path, stored, shape_str(t->shape()),
-           shape_str(t->ne), shape_str(want), spec.row->why);
-    const std::byte* data = element_aligned(m.weights, copies, stored, *info.dtype, t->data, size_t(t->nbytes));
-    if (slice != slices.end()) data += dtype_bytes(*info.dtype, slice->second.row0 * t->ne[0]);
-    place_tensor(m.weights, spec, *info.dtype, data);
-    if (used.insert(stored).second) m.weight_bytes += int64_t(t->nbytes);
-  }
+  TensorSource src;
+  src.style = NameStyle::gguf;
+  src.fused = f->get_string("general.architecture") == "phi3";
+  src.block_matrices = true;
+  src.context = path;
+  src.missing_in = path;
+  src.vector_types = "F32, F16 or BF16";
+  src.matrix_types = "F32, F16, BF16, Q8_0 or Q4_0";
+  src.ignorable = [](const std::string& name) { return name == "rope_freqs.weight"; };  // read into rope_scaling
+  src.unexpected_reason = fmt::format("the {} model it describes does not use it",
+                                      f->get_string("general.architecture").value_or("?"));
   for (const auto& t : f->tensors()) {
-    if (used.count(t.name)) continue;
-    if (t.name == "rope_freqs.weight") continue;  // read into the config's rope_scaling
-    fail("{}: unexpected tensor '{}' (shape {}): the {} model it describes does not use it", path, t.name,
-         shape_str(t.shape()), f->get_string("general.architecture").value_or("?"));
+    const auto& info = t.info();
+    src.tensors[t.name] = {info.dtype, "GGML type " + std::string(info.name), t.shape(), fmt::format(" (ne {} reversed)", shape_str(t.ne)),
+                           t.data, size_t(t.nbytes), path};
   }
-  finish(m);
+  bind(m, src);
   return m;
 }
 
@@ -224,48 +229,23 @@ Model load_model(const std::string& dir) {
     for (const auto& t : f->tensors())
       if (!where.count(t.name)) where[t.name] = f.get();
   }
-  auto file_of = [&](const std::string& name) -> std::string {
-    auto it = where.find(name);
-    return it != where.end() ? it->second->path() : (files.size() == 1 ? files[0]->path() : index_path);
-  };
-  m.weights.layers.resize(size_t(m.config.n_layers));
-
-  const bool fused = m.naming == NameStyle::hf && j.value("model_type", "") == "phi3";
-  const auto slices = fused ? fused_rows(m.config, NameStyle::hf) : std::map<std::string, FusedRows>{};
-  std::set<std::string> used;
-  std::map<std::string, const std::byte*> copies;
-  for (const auto& spec : expected_tensors(m.config, m.naming)) {
-    if (spec.name.empty())
-      fail("{}: config needs tensor '{}' which has no {} name", config_path,
-           tensor_name(*spec.row, NameStyle::tpp, spec.layer),
-           m.naming == NameStyle::hf ? "Hugging Face" : "tpp");
-    const auto slice = slices.find(spec.name);
-    const std::string& stored = slice != slices.end() ? slice->second.tensor : spec.name;
-    const std::vector<int64_t>& want = slice != slices.end() ? slice->second.shape : spec.shape;
-    auto it = where.find(stored);
-    const io::TensorEntry* t = it == where.end() ? nullptr : it->second->find(stored);
-    const std::string st_path = file_of(stored);
-    if (!t)
-      fail("{}: missing tensor '{}' (shape {} = {}), required by {}", st_path, stored, shape_str(want),
-           slice != slices.end() ? "the fused rows of " + spec.name : std::string(spec.row->why), config_path);
-    if (t->dtype != DType::f32 && t->dtype != DType::bf16 && t->dtype != DType::f16)
-      fail("{}: tensor '{}': dtype {}, expected F32, BF16 or F16", st_path, stored,
-           dtype_name(t->dtype));
-    if (t->shape != want)
-      fail("{}: tensor '{}': shape {}, expected {} ({} from {})", st_path, stored,
-           shape_str(t->shape), shape_str(want), spec.row->why, config_path);
-    const std::byte* data = element_aligned(m.weights, copies, stored, t->dtype, t->data, size_t(t->nbytes()));
-    if (slice != slices.end()) data += dtype_bytes(t->dtype, slice->second.row0 * t->shape[1]);
-    place_tensor(m.weights, spec, t->dtype, data);
-    if (used.insert(stored).second) m.weight_bytes += int64_t(t->nbytes());
-  }
+  TensorSource src;
+  src.style = m.naming;
+  src.fused = m.naming == NameStyle::hf && j.value("model_type", "") == "phi3";
+  src.context = config_path;
+  src.missing_in = files.size() == 1 ? files[0]->path() : index_path;
+  src.vector_types = src.matrix_types = "F32, BF16 or F16";
+  // HF checkpoints of older transformers versions carry these buffers; they
+  // are recomputed from the config, never read.
+  if (m.naming == NameStyle::hf)
+    src.ignorable = [](const std::string& name) { return name.size() > 20 && name.ends_with("rotary_emb.inv_freq"); };
+  src.unexpected_reason = fmt::format("the config in {} does not use it", config_path);
   for (const auto& [name, file] : where) {
-    if (used.count(name)) continue;
-    if (m.naming == NameStyle::hf && ignorable_hf_tensor(name)) continue;
-    fail("{}: unexpected tensor '{}' (shape {}): the config in {} does not use it", file->path(), name,
-         shape_str(file->find(name)->shape), config_path);
+    const io::TensorEntry* t = file->find(name);
+    src.tensors[name] = {t->dtype, "dtype " + std::string(dtype_name(t->dtype)), t->shape, "", t->data,
+                         size_t(t->nbytes()), file->path()};
   }
-  finish(m);
+  bind(m, src);
   return m;
 }
 
@@ -282,7 +262,7 @@ Model init_model(const ModelConfig& config, uint64_t seed, DType dtype, double s
   for (const auto& spec : expected_tensors(config, NameStyle::tpp)) {
     int64_t numel = 1;
     for (auto s : spec.shape) numel *= s;
-    const DType t = is_matrix(spec.row->slot) ? dtype : DType::f32;
+    const DType t = spec.row->matrix ? dtype : DType::f32;
     auto buf = std::make_shared<std::vector<std::byte>>(size_t(numel * dtype_size(t)));
     const CounterRng rng(seed, hash_name(spec.name));
     for (int64_t i = 0; i < numel; ++i) {
@@ -325,42 +305,28 @@ void save_model(const Model& model, const std::string& dir, DType dtype) {
   for (const auto& spec : specs) {
     std::vector<std::byte> bytes;
     DType t = DType::f32;
-    std::visit(
-        [&](auto member) {
-          using T = decltype(member);
-          if constexpr (std::is_same_v<T, MatrixRef ModelWeights::*> ||
-                        std::is_same_v<T, MatrixRef LayerWeights::*>) {
-            const MatrixRef* mr;
-            if constexpr (std::is_same_v<T, MatrixRef ModelWeights::*>) mr = &(w.*member);
-            else mr = &(w.layers[size_t(spec.layer)].*member);
-            t = dtype;
-            bytes.resize(size_t(mr->rows * mr->cols * dtype_size(t)));
-            std::vector<float> row(static_cast<size_t>(mr->cols));
-            for (int64_t r = 0; r < mr->rows; ++r) {
-              std::byte* dst = bytes.data() + r * mr->cols * dtype_size(t);
-              if (mr->dtype == t) {
-                std::memcpy(dst, static_cast<const std::byte*>(mr->data) + r * mr->cols * dtype_size(t),
-                            size_t(mr->cols * dtype_size(t)));
-                continue;
-              }
-              mr->row_f32(r, row.data());
-              for (int64_t c = 0; c < mr->cols; ++c) {
-                if (t == DType::f32) std::memcpy(dst + 4 * c, &row[size_t(c)], 4);
-                else {
-                  const uint16_t h = t == DType::bf16 ? f32_to_bf16(row[size_t(c)]) : f32_to_f16(row[size_t(c)]);
-                  std::memcpy(dst + 2 * c, &h, 2);
-                }
-              }
-            }
-          } else {
-            const std::vector<float>* v;
-            if constexpr (std::is_same_v<T, std::vector<float> ModelWeights::*>) v = &(w.*member);
-            else v = &(w.layers[size_t(spec.layer)].*member);
-            bytes.resize(v->size() * 4);
-            std::memcpy(bytes.data(), v->data(), bytes.size());
-          }
-        },
-        spec.row->slot);
+    const MatrixRef* mr = &w.get(spec.row->id, spec.layer);
+    // Matrices in the requested dtype, vectors in f32.
+    t = spec.row->matrix ? dtype : DType::f32;
+    bytes.resize(size_t(mr->rows * mr->cols * dtype_size(t)));
+    std::vector<float> row(static_cast<size_t>(mr->cols));
+    for (int64_t r = 0; r < mr->rows; ++r) {
+      std::byte* dst = bytes.data() + r * mr->cols * dtype_size(t);
+      if (mr->dtype == t) {
+        std::memcpy(dst, static_cast<const std::byte*>(mr->data) + r * mr->cols * dtype_size(t),
+                    size_t(mr->cols * dtype_size(t)));
+        continue;
+      }
+      mr->row_f32(r, row.data());
+      for (int64_t c = 0; c < mr->cols; ++c) {
+        if (t == DType::f32) {
+          std::memcpy(dst + 4 * c, &row[size_t(c)], 4);
+        } else {
+          const uint16_t h = t == DType::bf16 ? f32_to_bf16(row[size_t(c)]) : f32_to_f16(row[size_t(c)]);
+          std::memcpy(dst + 2 * c, &h, 2);
+        }
+      }
+    }
     buffers.push_back(std::move(bytes));
     out.push_back({spec.name, t, spec.shape, buffers.back()});
   }

@@ -1,9 +1,13 @@
-// The Transformer++ forward pass over a KV cache.
+// The Transformer++ forward pass over KV caches: a thin caller of the shared
+// block (tpp/model/block.h) with keep = false.
 //
-// forward() takes the next n tokens of a sequence (positions n_past .. n_past+n-1),
-// processes them in chunks of at most max_chunk tokens (batched, chunked
-// prefill; decode is n = 1), appends their K/V to the cache and writes logits.
-// All scratch is allocated once here: the per-token path allocates nothing.
+// forward() takes the next n tokens of one sequence (positions n_past ..
+// n_past+n-1), processes them in chunks of at most max_chunk tokens (batched,
+// chunked prefill; decode is n = 1), appends their K/V to the cache and
+// writes logits. forward_batch() runs the next tokens of several sequences,
+// each with its own cache, as one batch (continuous batching): every matrix
+// is read once for all of them. Scratch grows to the largest batch seen and
+// is then reused: the per-token path allocates nothing.
 #pragma once
 
 #include <cstdint>
@@ -11,10 +15,9 @@
 #include <vector>
 
 #include "tpp/core/thread_pool.h"
+#include "tpp/model/block.h"
 #include "tpp/model/kv_cache.h"
 #include "tpp/model/model.h"
-#include "tpp/ops/attention.h"
-#include "tpp/ops/rope.h"
 
 namespace tpp {
 
@@ -29,41 +32,32 @@ class Transformer {
   void forward(KvCache& cache, std::span<const int32_t> tokens, float* logits, bool all_logits,
                ThreadPool& pool);
 
+  // One step of several sequences: each request's tokens continue its own
+  // cache. logits: [n, V] when all_logits, else [1, V]; null = none wanted.
+  struct Request {
+    KvCache* cache = nullptr;
+    std::span<const int32_t> tokens;
+    float* logits = nullptr;
+    bool all_logits = false;
+  };
+  void forward_batch(std::span<const Request> requests, ThreadPool& pool);
+
   // Use the naive attention (materialised scores) instead of the fused
   // kernel: the slow path the fused one is tested against.
-  void set_naive_attention(bool naive) { naive_attention_ = naive; }
+  void set_naive_attention(bool naive) { block_.set_naive_attention(naive); }
 
  private:
-  void forward_chunk(KvCache& cache, const int32_t* tokens, int64_t n, float* logits,
-                     bool all_logits, ThreadPool& pool);
-  void embed(const int32_t* tokens, int64_t n, int64_t pos0);
-  void norm(const std::vector<float>& w, const std::vector<float>& b, const float* in, float* out,
-            int64_t n, int64_t d) const;
-  void attention(int l, KvCache& cache, const float* in, int64_t n, int64_t pos0, float* out,
-                 ThreadPool& pool);
-  void ffn(int l, const float* in, int64_t n, float* out, ThreadPool& pool);
-  // The RoPE parameters and this chunk's cos/sin table for layer l.
-  std::pair<const RopeParams*, const RopeTable*> rope_for(int l) const;
-  void prepare_rope(int64_t pos0, int64_t n);
-
   const Model& model_;
   int max_chunk_;
-  bool naive_attention_ = false;
-  RopeParams rope_global_, rope_local_, rope_dynamic_;
-  RopeTable table_global_, table_local_;
-  bool dynamic_now_ = false;  // this chunk uses the dynamic-NTK base
-  // Scratch, sized for max_chunk rows.
-  std::vector<float> x_;      // [n, d] residual stream
-  std::vector<float> a_;      // [n, d] normed input
-  std::vector<float> o_;      // [n, d] attention output
-  std::vector<float> f_;      // [n, d] ffn output
-  std::vector<float> q_;      // [n, h*k]
-  std::vector<float> kk_;     // [n, g*k] chunk K of the current CLA group
-  std::vector<float> vv_;     // [n, g*k]
-  std::vector<float> att_;    // [n, h*k]
-  std::vector<float> gate_;   // [n, F]
-  std::vector<float> up_;     // [n, F]
-  std::vector<float> row_;    // [d]
+  Block<float> block_;
+  RowPlan plan_;
+  LayerActs<float> acts_;
+  std::vector<SeqRows> seqs_;
+  std::vector<int32_t> tokens_;
+  std::vector<float> x_;       // [N, d] residual stream
+  std::vector<float> rows_;    // [R, d] rows whose logits are wanted
+  std::vector<float> hn_;      // [R, d] their final norm
+  std::vector<float> logits_;  // [R, V] when several requests want logits
 };
 
 }  // namespace tpp

@@ -2,55 +2,82 @@
 
 #include <cmath>
 
-#include "tpp/core/error.h"
-
 namespace tpp {
 namespace {
 
-inline float gelu_erf(float x) { return 0.5f * x * (1.0f + std::erf(x * float(M_SQRT1_2))); }
-inline float gelu_tanh(float x) {
-  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
-  return 0.5f * x * (1.0f + std::tanh(kC * (x + 0.044715f * x * x * x)));
-}
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-
-template <class F>
-void apply(float* x, const float* up, int64_t n, F act) {
-  if (up)
-    for (int64_t i = 0; i < n; ++i) x[i] = act(x[i]) * up[i];
-  else
-    for (int64_t i = 0; i < n; ++i) x[i] = act(x[i]);
+template <class R>
+R sigmoid(R x) {
+  return R(1) / (R(1) + std::exp(-x));
 }
 
-void dispatch(float* x, const float* up, int64_t n, Ffn kind, GeluApprox approx) {
-  switch (kind) {
+// act(x), and act'(x) when da is given.
+template <class R>
+R act(R x, const ActParams& p, R* da) {
+  switch (p.kind) {
     case Ffn::relu:
     case Ffn::reglu:
-      return apply(x, up, n, [](float v) { return v > 0 ? v : 0.0f; });
+      if (da) *da = x > 0 ? R(1) : R(0);
+      return x > 0 ? x : R(0);
     case Ffn::gelu:
     case Ffn::geglu:
-      if (approx == GeluApprox::tanh) return apply(x, up, n, gelu_tanh);
-      return apply(x, up, n, gelu_erf);
-    case Ffn::glu:
-      return apply(x, up, n, sigmoid);
+      if (p.approx == GeluApprox::tanh) {
+        const R c = R(0.7978845608028654);  // sqrt(2/pi)
+        const R t = std::tanh(c * (x + R(0.044715) * x * x * x));
+        if (da) *da = R(0.5) * (R(1) + t) + R(0.5) * x * (R(1) - t * t) * c * (R(1) + R(3 * 0.044715) * x * x);
+        return R(0.5) * x * (R(1) + t);
+      } else {
+        const R e = std::erf(x * R(M_SQRT1_2));
+        if (da) *da = R(0.5) * (R(1) + e) + x * std::exp(R(-0.5) * x * x) * R(0.3989422804014327);
+        return R(0.5) * x * (R(1) + e);
+      }
+    case Ffn::glu: {
+      const R s = sigmoid(x);
+      if (da) *da = s * (R(1) - s);
+      return s;
+    }
     case Ffn::bilinear:
-      return apply(x, up, n, [](float v) { return v; });
-    case Ffn::swiglu:
-      return apply(x, up, n, [](float v) { return v * sigmoid(v); });
+      if (da) *da = R(1);
+      return x;
+    case Ffn::swiglu: {
+      const R s = sigmoid(x);
+      if (da) *da = s * (R(1) + x * (R(1) - s));
+      return x * s;
+    }
   }
+  return x;
 }
 
 }  // namespace
 
-void activation_forward(float* x, int64_t n, Ffn kind, GeluApprox approx) {
-  TPP_CHECK(!ffn_is_gated(kind), "activation_forward: {} is gated; use gated_activation_forward",
-            enum_name(kind));
-  dispatch(x, nullptr, n, kind, approx);
+template <class R>
+void ffn_act_forward(R* h, const R* gate, const R* up, int64_t n, const ActParams& p) {
+  if (ffn_is_gated(p.kind))
+    for (int64_t i = 0; i < n; ++i) h[i] = act<R>(gate[i], p, nullptr) * up[i];
+  else
+    for (int64_t i = 0; i < n; ++i) h[i] = act<R>(up[i], p, nullptr);
 }
 
-void gated_activation_forward(float* gate, const float* up, int64_t n, Ffn kind, GeluApprox approx) {
-  TPP_CHECK(ffn_is_gated(kind), "gated_activation_forward: {} is not gated", enum_name(kind));
-  dispatch(gate, up, n, kind, approx);
+template <class R>
+void ffn_act_backward(R* dgate, R* dup, const R* dh, const R* gate, const R* up, int64_t n, const ActParams& p) {
+  R da = 0;
+  if (ffn_is_gated(p.kind)) {
+    for (int64_t i = 0; i < n; ++i) {
+      const R a = act(gate[i], p, &da), g = dh[i];
+      dgate[i] = g * up[i] * da;
+      dup[i] = g * a;
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      act(up[i], p, &da);
+      dup[i] = dh[i] * da;
+    }
+  }
 }
+
+template void ffn_act_forward(float*, const float*, const float*, int64_t, const ActParams&);
+template void ffn_act_forward(double*, const double*, const double*, int64_t, const ActParams&);
+template void ffn_act_backward(float*, float*, const float*, const float*, const float*, int64_t, const ActParams&);
+template void ffn_act_backward(double*, double*, const double*, const double*, const double*, int64_t,
+                               const ActParams&);
 
 }  // namespace tpp

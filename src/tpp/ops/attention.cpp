@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
+#include "tpp/ops/gemm.h"
 
 namespace tpp {
 namespace {
@@ -18,28 +21,37 @@ void check_shape(const AttentionShape& s) {
             s.n_kv_heads);
   TPP_CHECK(s.head_dim > 0 && s.head_dim <= kMaxHeadDim, "attention: head_dim {} not in [1, {}]",
             s.head_dim, kMaxHeadDim);
-  TPP_CHECK(s.n_heads / s.n_kv_heads <= kernels::kAttnMaxGroup,
-            "attention: {} query heads per KV head exceed the kernel's group limit {}",
-            s.n_heads / s.n_kv_heads, kernels::kAttnMaxGroup);
 }
 
 // The visible key range for a query at position qp.
-inline void visible(int64_t qp, int64_t window, const KvSegment& seg, int64_t* lo, int64_t* hi) {
+template <class R>
+inline void visible(int64_t qp, int64_t window, const KvSegmentT<R>& seg, int64_t* lo, int64_t* hi) {
   *lo = std::max(seg.pos_begin, window > 0 ? qp - window + 1 : int64_t(0));
   *hi = std::min(seg.pos_end, qp + 1);
 }
 
-// Online-softmax state of G queries: running max m, sum l, unnormalised acc [G, k].
+// Online-softmax state of G queries: running max m, sum l (acc [G, k] is kept
+// by the caller).
 struct Partial {
-  float m[kernels::kAttnMaxGroup];
-  float l[kernels::kAttnMaxGroup];
+  std::vector<float> mv, lv;
+  float* m = nullptr;
+  float* l = nullptr;
+  void resize(int G) {
+    if (int(mv.size()) < G) {
+      mv.resize(size_t(G));
+      lv.resize(size_t(G));
+    }
+    m = mv.data();
+    l = lv.data();
+  }
 };
 
 // One query row and one KV head: the G = h/g query heads of its group walk
 // the visible keys with the online softmax, run by run (a rolling buffer's
-// visible range is at most two contiguous runs of rows). Split `s` of
-// `splits` takes the s-th equal share of each segment's visible range; the
-// state is left unnormalised in (st, acc).
+// visible range is at most two contiguous runs of rows), at most
+// kAttnMaxGroup heads per pass. Split `s` of `splits` takes the s-th equal
+// share of each segment's visible range; the state is left unnormalised in
+// (st, acc).
 void attend_group(Partial& st, float* acc, const float* q, int64_t qp, int kv_head, int G, int s, int splits,
                   std::span<const KvSegment> segments, const AttentionShape& sh, const kernels::Kernels& kr) {
   const int k = sh.head_dim;
@@ -62,8 +74,12 @@ void attend_group(Partial& st, float* acc, const float* q, int64_t qp, int kv_he
     while (lo < hi) {
       const int64_t row = seg.row(lo);
       const int64_t run = seg.ring > 0 ? std::min(hi - lo, seg.ring - row) : hi - lo;
-      kr.attn_step_f32(acc, st.m, st.l, q, G, k, kb + row * seg.pos_stride, vb + row * seg.pos_stride,
-                       seg.pos_stride, run, sh.scale, sh.softcap);
+      for (int g0 = 0; g0 < G; g0 += kernels::kAttnMaxGroup) {
+        const int gn = std::min(G - g0, kernels::kAttnMaxGroup);
+        kr.attn_step_f32(acc + int64_t(g0) * k, st.m + g0, st.l + g0, q + int64_t(g0) * k, gn, k,
+                         kb + row * seg.pos_stride, vb + row * seg.pos_stride, seg.pos_stride, run, sh.scale,
+                         sh.softcap);
+      }
       lo += run;
     }
   }
@@ -80,7 +96,8 @@ constexpr int kMaxSplits = 8;
 
 namespace {
 
-int64_t visible_count(int64_t qp, std::span<const KvSegment> segments, int64_t window) {
+template <class R>
+int64_t visible_count(int64_t qp, std::span<const KvSegmentT<R>> segments, int64_t window) {
   int64_t total = 0;
   for (const auto& seg : segments) {
     int64_t lo, hi;
@@ -90,11 +107,9 @@ int64_t visible_count(int64_t qp, std::span<const KvSegment> segments, int64_t w
   return total;
 }
 
-}  // namespace
-
-void attention_forward(float* out, const float* q, int64_t n, int64_t q_pos0,
-                       std::span<const KvSegment> segments, const AttentionShape& sh,
-                       ThreadPool& pool) {
+void attention_forward_f32(float* out, const float* q, int64_t n, int64_t q_pos0,
+                           std::span<const KvSegment> segments, const AttentionShape& sh, ThreadPool& pool,
+                           float* lse) {
   check_shape(sh);
   const int h = sh.n_heads, k = sh.head_dim, group = sh.n_heads / sh.n_kv_heads;
   const auto& kr = kernels::kernels();
@@ -111,6 +126,7 @@ void attention_forward(float* out, const float* q, int64_t n, int64_t q_pos0,
     std::vector<Partial>& states = states_tl;
     scratch.resize(size_t(g) * size_t(splits) * size_t(group) * size_t(k));
     states.resize(size_t(g) * size_t(splits));
+    for (auto& st : states) st.resize(group);
     float* acc_all = scratch.data();
     pool.parallel_for(size_t(g * splits), 1, [&](size_t begin, size_t end, size_t) {
       for (size_t item = begin; item < end; ++item) {
@@ -134,6 +150,7 @@ void attention_forward(float* out, const float* q, int64_t n, int64_t q_pos0,
           kr.axpy_f32(o, w, acc_all + (int64_t(j * splits + sp) * group + gi) * k, k);
         }
         if (l > 0) kr.scale_f32(o, 1.0f / l, k);
+        if (lse) lse[j * group + gi] = m + std::log(l);
       }
     return;
   }
@@ -141,6 +158,7 @@ void attention_forward(float* out, const float* q, int64_t n, int64_t q_pos0,
   // are adjacent in q and out.
   pool.parallel_for(size_t(n * g), 1, [&](size_t begin, size_t end, size_t) {
     Partial st;
+    st.resize(group);
     for (size_t item = begin; item < end; ++item) {
       // Rows in zig-zag order (0, n-1, 1, n-2, ...): a causal row's cost grows
       // with t, and contiguous static ranges of this order cost the same.
@@ -149,11 +167,15 @@ void attention_forward(float* out, const float* q, int64_t n, int64_t q_pos0,
       const int j = int(int64_t(item) % g);
       const int64_t at = (t * h + int64_t(j) * group) * k;
       attend_group(st, out + at, q + at, q_pos0 + t, j, group, 0, 1, segments, sh, kr);
-      for (int gi = 0; gi < group; ++gi)
+      for (int gi = 0; gi < group; ++gi) {
         if (st.l[gi] > 0) kr.scale_f32(out + at + int64_t(gi) * k, 1.0f / st.l[gi], k);
+        if (lse) lse[t * h + int64_t(j) * group + gi] = st.m[gi] + std::log(st.l[gi]);
+      }
     }
   });
 }
+
+}  // namespace
 
 void attention_naive(float* out, const float* q, int64_t n, int64_t q_pos0,
                      std::span<const KvSegment> segments, const AttentionShape& sh) {
@@ -195,5 +217,164 @@ void attention_naive(float* out, const float* q, int64_t n, int64_t q_pos0,
   }
 }
 
-}  // namespace tpp
+namespace {
 
+// The double path (gradient checks on tiny shapes): each row's scores in two
+// passes, in double, with the same visibility rules.
+template <class R>
+void attention_forward_ref(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const KvSegmentT<R>> segments,
+                           const AttentionShape& sh, ThreadPool& pool, R* lse) {
+  const int h = sh.n_heads, k = sh.head_dim, group = sh.n_heads / sh.n_kv_heads;
+  pool.parallel_for(size_t(n), 1, [&](size_t t0, size_t t1, size_t) {
+    std::vector<R> scores;
+    std::vector<const R*> values;
+    for (size_t t = t0; t < t1; ++t) {
+      const int64_t qp = q_pos0 + int64_t(t);
+      for (int head = 0; head < h; ++head) {
+        const R* qv = q + (int64_t(t) * h + head) * k;
+        const int kv = head / group;
+        scores.clear();
+        values.clear();
+        for (const auto& seg : segments) {
+          int64_t lo, hi;
+          visible(qp, sh.window, seg, &lo, &hi);
+          for (int64_t p = lo; p < hi; ++p) {
+            const R* kk = seg.k + kv * seg.head_stride + seg.row(p) * seg.pos_stride;
+            R s = 0;
+            for (int i = 0; i < k; ++i) s += qv[i] * kk[i];
+            s *= R(sh.scale);
+            if (sh.softcap > 0) s = R(sh.softcap) * std::tanh(s / R(sh.softcap));
+            scores.push_back(s);
+            values.push_back(seg.v + kv * seg.head_stride + seg.row(p) * seg.pos_stride);
+          }
+        }
+        R mx = sh.plus_one ? R(0) : -std::numeric_limits<R>::infinity();
+        for (R s : scores) mx = std::max(mx, s);
+        R sum = sh.plus_one ? std::exp(-mx) : R(0);
+        for (R& s : scores) sum += (s = std::exp(s - mx));
+        R* o = out + (int64_t(t) * h + head) * k;
+        std::fill(o, o + k, R(0));
+        for (size_t j = 0; j < scores.size(); ++j)
+          for (int i = 0; i < k; ++i) o[i] += scores[j] * values[j][i];
+        if (sum > 0)
+          for (int i = 0; i < k; ++i) o[i] /= sum;
+        if (lse) lse[int64_t(t) * h + head] = mx + std::log(sum);
+      }
+    }
+  });
+}
+
+constexpr int64_t kRowBlock = 64;
+
+// Scratch of one worker of the backward pass: O(kRowBlock * T + k * T).
+template <class R>
+struct BackwardScratch {
+  std::vector<R> KT, VT, S, P, dS, D;
+  void ensure(int64_t T, int k) {
+    for (auto* v : {&KT, &VT})
+      if (v->size() < size_t(k * T)) v->resize(size_t(k * T));
+    for (auto* v : {&S, &P, &dS})
+      if (v->size() < size_t(kRowBlock * T)) v->resize(size_t(kRowBlock * T));
+    if (D.size() < size_t(T)) D.resize(size_t(T));
+  }
+};
+
+// First key (relative row) that query row t may see.
+inline int64_t key_lo(int64_t t, int64_t window) { return window > 0 ? std::max<int64_t>(0, t - window + 1) : 0; }
+
+// One sequence and one KV head: its G query heads, query rows in blocks of
+// kRowBlock, keys [key_lo(t0), t1) of each block. For a block:
+//   S = cap(Q K^T * scale), P = exp(S - lse) on visible keys (0 elsewhere)
+//   dP = dO V^T,  dS = P (dP - D) cap'(S) scale,  D = rowsum(dO * O)
+//   dQ = dS K,  dK += dS^T Q,  dV += P^T dO
+template <class R>
+void backward_pair(const AttentionBackward<R>& a, const AttnSeq& seq, int j, const AttentionShape& sh,
+                   BackwardScratch<R>& s) {
+  const int h = sh.n_heads, k = sh.head_dim, G = sh.n_heads / sh.n_kv_heads;
+  const int64_t hk = int64_t(h) * k, gk = int64_t(sh.n_kv_heads) * k, T = seq.n;
+  const R scale = R(sh.scale), cap = R(sh.softcap);
+  s.ensure(T, k);
+  const R* K = a.k + seq.row0 * gk + int64_t(j) * k;
+  const R* V = a.v + seq.row0 * gk + int64_t(j) * k;
+  R* dK = a.dk + seq.row0 * gk + int64_t(j) * k;
+  R* dV = a.dv + seq.row0 * gk + int64_t(j) * k;
+  transpose(s.KT.data(), K, T, k, gk, T);
+  transpose(s.VT.data(), V, T, k, gk, T);
+  for (int i = j * G; i < (j + 1) * G; ++i) {
+    const int64_t at = seq.row0 * hk + int64_t(i) * k;
+    const R *Q = a.q + at, *dO = a.dout + at, *O = a.out + at;
+    const R* lse = a.lse + seq.row0 * h + i;
+    R* dQ = a.dq + at;
+    for (int64_t t = 0; t < T; ++t) {
+      R acc = 0;
+      for (int c = 0; c < k; ++c) acc += dO[t * hk + c] * O[t * hk + c];
+      s.D[size_t(t)] = acc;
+    }
+    for (int64_t t0 = 0; t0 < T; t0 += kRowBlock) {
+      const int64_t t1 = std::min(T, t0 + kRowBlock), c0 = key_lo(t0, sh.window), W = t1 - c0, rows = t1 - t0;
+      mm_nn(s.S.data(), Q + t0 * hk, s.KT.data() + c0, rows, k, W, hk, T, T, false);
+      mm_nn(s.dS.data(), dO + t0 * hk, s.VT.data() + c0, rows, k, W, hk, T, T, false);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t t = t0 + r, lo = key_lo(t, sh.window) - c0, hi = t - c0;  // visible columns [lo, hi]
+        R* Sr = s.S.data() + r * T;
+        R* Pr = s.P.data() + r * T;
+        R* dSr = s.dS.data() + r * T;
+        const R l = lse[t * h], Dt = s.D[size_t(t)];
+        for (int64_t c = 0; c < W; ++c) {
+          if (c < lo || c > hi) {
+            Pr[c] = 0;
+            dSr[c] = 0;
+            continue;
+          }
+          R v = Sr[c] * scale;
+          R dcap = R(1);
+          if (cap > 0) {
+            v = cap * std::tanh(v / cap);
+            const R th = v / cap;
+            dcap = R(1) - th * th;
+          }
+          const R p = std::exp(v - l);
+          Pr[c] = p;
+          dSr[c] = p * (dSr[c] - Dt) * dcap * scale;
+        }
+      }
+      mm_nn(dQ + t0 * hk, s.dS.data(), K + c0 * gk, rows, W, k, T, gk, hk, false);
+      mm_tn(dK + c0 * gk, s.dS.data(), Q + t0 * hk, W, rows, k, T, hk, gk, true);
+      mm_tn(dV + c0 * gk, s.P.data(), dO + t0 * hk, W, rows, k, T, hk, gk, true);
+    }
+  }
+}
+
+}  // namespace
+
+template <class R>
+void attention_forward(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const KvSegmentT<R>> segments,
+                       const AttentionShape& shape, ThreadPool& pool, R* lse) {
+  check_shape(shape);
+  if constexpr (std::is_same_v<R, float>)
+    attention_forward_f32(out, q, n, q_pos0, segments, shape, pool, lse);
+  else
+    attention_forward_ref(out, q, n, q_pos0, segments, shape, pool, lse);
+}
+
+template <class R>
+void attention_backward(const AttentionBackward<R>& a, std::span<const AttnSeq> seqs, const AttentionShape& shape,
+                        ThreadPool& pool) {
+  check_shape(shape);
+  const int g = shape.n_kv_heads;
+  std::vector<BackwardScratch<R>> scratch(pool.size());
+  pool.parallel_for(seqs.size() * size_t(g), 1, [&](size_t i0, size_t i1, size_t worker) {
+    for (size_t i = i0; i < i1; ++i) backward_pair(a, seqs[i / size_t(g)], int(i % size_t(g)), shape, scratch[worker]);
+  });
+}
+
+template void attention_forward(float*, const float*, int64_t, int64_t, std::span<const KvSegmentT<float>>,
+                                const AttentionShape&, ThreadPool&, float*);
+template void attention_forward(double*, const double*, int64_t, int64_t, std::span<const KvSegmentT<double>>,
+                                const AttentionShape&, ThreadPool&, double*);
+template void attention_backward(const AttentionBackward<float>&, std::span<const AttnSeq>, const AttentionShape&,
+                                 ThreadPool&);
+template void attention_backward(const AttentionBackward<double>&, std::span<const AttnSeq>,
+                                 const AttentionShape&, ThreadPool&);
+
+}  // namespace tpp

@@ -6,6 +6,7 @@
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
+#include "tpp/ops/gemm.h"
 
 namespace tpp {
 
@@ -26,6 +27,9 @@ void MatrixRef::row_f32(int64_t r, float* out) const {
       return;
     case DType::q4_0:
       k.dequant_q4_0(out, row_data(r), cols);
+      return;
+    case DType::f64:
+      for (int64_t c = 0; c < cols; ++c) out[c] = float(static_cast<const double*>(data)[r * cols + c]);
       return;
     default:
       fail("matrix row: unsupported dtype {}", dtype_name(dtype));
@@ -120,5 +124,52 @@ void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> 
   if (N < 4) pool.parallel_for_dynamic(size_t(total), 64, rows);
   else pool.parallel_for(size_t(total), 16, rows);
 }
+
+void linear_forward(double* y, const double* x, int64_t N, const MatrixRef& W, std::span<const double> bias,
+                    ThreadPool& pool, int64_t ldy) {
+  TPP_CHECK(W.dtype == DType::f64, "linear: double activations need f64 weights, got {}", dtype_name(W.dtype));
+  const int64_t M = W.rows, K = W.cols;
+  if (ldy == 0) ldy = M;
+  const double* w = static_cast<const double*>(W.data);
+  pool.parallel_for(size_t(N), 1, [&](size_t n0, size_t n1, size_t) {
+    for (size_t n = n0; n < n1; ++n)
+      for (int64_t m = 0; m < M; ++m) {
+        double acc = bias.empty() ? 0.0 : bias[size_t(m)];
+        for (int64_t k = 0; k < K; ++k) acc += x[int64_t(n) * K + k] * w[m * K + k];
+        y[int64_t(n) * ldy + m] = acc;
+      }
+  });
+}
+
+void linear_forward_multi(const double* x, int64_t N, std::span<const LinearOutT<double>> outs, ThreadPool& pool) {
+  for (const auto& o : outs) linear_forward(o.y, x, N, *o.w, o.bias, pool);
+}
+
+template <class R>
+void linear_backward(R* dx, bool dx_accumulate, LinearGrads<R> g, const R* dy, const R* x, int64_t N,
+                     const MatrixRef& W, ThreadPool& pool) {
+  constexpr DType dt = std::is_same_v<R, double> ? DType::f64 : DType::f32;
+  TPP_CHECK(W.dtype == dt, "linear backward: weights stored as {}, expected {}", dtype_name(W.dtype),
+            dtype_name(dt));
+  const int64_t M = W.rows, K = W.cols;
+  const R* w = static_cast<const R*>(W.data);
+  if (dx)
+    pool.parallel_for(size_t(N), 8, [&](size_t n0, size_t n1, size_t) {
+      mm_nn(dx + int64_t(n0) * K, dy + int64_t(n0) * M, w, int64_t(n1 - n0), M, K, M, K, K, dx_accumulate);
+    });
+  pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
+    mm_tn(g.dw + int64_t(m0) * K, dy + m0, x, int64_t(m1 - m0), N, K, M, K, K, true);
+    if (g.db)
+      for (int64_t n = 0; n < N; ++n) {
+        const R* row = dy + n * M;
+        for (size_t m = m0; m < m1; ++m) g.db[m] += row[m];
+      }
+  });
+}
+
+template void linear_backward(float*, bool, LinearGrads<float>, const float*, const float*, int64_t,
+                              const MatrixRef&, ThreadPool&);
+template void linear_backward(double*, bool, LinearGrads<double>, const double*, const double*, int64_t,
+                              const MatrixRef&, ThreadPool&);
 
 }  // namespace tpp

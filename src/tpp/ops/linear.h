@@ -28,15 +28,33 @@ struct MatrixRef {
 // y: [N, W.rows] (row stride ldy, 0 = W.rows)   x: [N, W.cols]   bias: [W.rows] or empty
 void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
                     std::span<const float> bias, ThreadPool& pool, int64_t ldy = 0);
+// The double instantiation the gradient checks run: W must be f64.
+void linear_forward(double* y, const double* x, int64_t N, const MatrixRef& W,
+                    std::span<const double> bias, ThreadPool& pool, int64_t ldy = 0);
 
 // Several projections of the same x in one parallel pass (q/k/v, gate/up):
 // one dispatch instead of one per matrix, and the split balances their rows
 // together. Each output has row stride equal to its W.rows.
-struct LinearOut {
-  float* y;
+template <class R>
+struct LinearOutT {
+  R* y;
   const MatrixRef* w;
-  std::span<const float> bias;
+  std::span<const R> bias;
 };
+using LinearOut = LinearOutT<float>;
 void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> outs, ThreadPool& pool);
+void linear_forward_multi(const double* x, int64_t N, std::span<const LinearOutT<double>> outs, ThreadPool& pool);
+
+// Backward of y = x W^T + b (W in f32 for float, f64 for double):
+//   dx = (or +=, dx_accumulate) dy W;  dw += dy^T x;  db += colsum(dy).
+// dx may be null (no input gradient wanted); db may be null (no bias).
+template <class R>
+struct LinearGrads {
+  R* dw = nullptr;  // [M, K]
+  R* db = nullptr;  // [M]
+};
+template <class R>
+void linear_backward(R* dx, bool dx_accumulate, LinearGrads<R> g, const R* dy, const R* x, int64_t N,
+                     const MatrixRef& W, ThreadPool& pool);
 
 }  // namespace tpp

@@ -64,47 +64,72 @@ RopeParams make_rope(int head_dim, int rotary_dim, RopeLayout layout, double bas
   return p;
 }
 
-void rope_table(RopeTable& table, const RopeParams& rope, int64_t pos0, int64_t n) {
-  const int half = rope.rotary_dim / 2;
-  table.pos0 = pos0;
+void rope_table_resize(RopeTable& table, int64_t n, int half) {
   table.n = n;
   table.half = half;
   table.cos.resize(size_t(n * half));
   table.sin.resize(size_t(n * half));
+}
+
+void rope_table_fill(RopeTable& table, int64_t row0, const RopeParams& rope, int64_t pos0, int64_t n) {
+  const int half = rope.rotary_dim / 2;
+  TPP_CHECK(table.half == half && row0 + n <= table.n, "rope: table of {} pairs x {} rows, need {} x {}", table.half,
+            table.n, half, row0 + n);
   for (int64_t t = 0; t < n; ++t)
     for (int i = 0; i < half; ++i) {
       const double angle = double(pos0 + t) * rope.inv_freq[size_t(i)];
-      table.cos[size_t(t * half + i)] = float(std::cos(angle) * rope.mscale);
-      table.sin[size_t(t * half + i)] = float(std::sin(angle) * rope.mscale);
+      table.cos[size_t((row0 + t) * half + i)] = float(std::cos(angle) * rope.mscale);
+      table.sin[size_t((row0 + t) * half + i)] = float(std::sin(angle) * rope.mscale);
     }
 }
 
-void rope_forward(float* x, int64_t n, int n_heads, const RopeParams& rope, const RopeTable& table) {
+void rope_table(RopeTable& table, const RopeParams& rope, int64_t pos0, int64_t n) {
+  rope_table_resize(table, n, rope.rotary_dim / 2);
+  rope_table_fill(table, 0, rope, pos0, n);
+}
+
+namespace {
+
+// sign +1 rotates by the angle, -1 by its negative (the transpose).
+template <class R>
+void rotate(R* x, int64_t n, int n_heads, const RopeParams& rope, const RopeTable& table, R sign, ThreadPool& pool) {
   const int half = rope.rotary_dim / 2;
   if (half == 0) return;
-  TPP_CHECK(table.half == half && table.n >= n, "rope: table for {} pairs x {} rows, need {} x {}",
-            table.half, table.n, half, n);
+  TPP_CHECK(table.half == half && table.n >= n, "rope: table for {} pairs x {} rows, need {} x {}", table.half,
+            table.n, half, n);
   const int k = rope.head_dim;
-  for (int64_t t = 0; t < n; ++t) {
-    const float* cs = table.cos.data() + t * half;
-    const float* sn = table.sin.data() + t * half;
-    for (int h = 0; h < n_heads; ++h) {
-      float* v = x + (t * n_heads + h) * k;
-      if (rope.layout == RopeLayout::half) {
+  const bool split = rope.layout == RopeLayout::half;
+  pool.parallel_for(size_t(n), 16, [&](size_t t0, size_t t1, size_t) {
+    for (size_t t = t0; t < t1; ++t) {
+      const float* cs = table.cos.data() + int64_t(t) * half;
+      const float* sn = table.sin.data() + int64_t(t) * half;
+      for (int h = 0; h < n_heads; ++h) {
+        R* v = x + (int64_t(t) * n_heads + h) * k;
         for (int i = 0; i < half; ++i) {
-          const float a = v[i], b = v[i + half];
-          v[i] = a * cs[i] - b * sn[i];
-          v[i + half] = b * cs[i] + a * sn[i];
-        }
-      } else {
-        for (int i = 0; i < half; ++i) {
-          const float a = v[2 * i], b = v[2 * i + 1];
-          v[2 * i] = a * cs[i] - b * sn[i];
-          v[2 * i + 1] = b * cs[i] + a * sn[i];
+          const int ia = split ? i : 2 * i, ib = split ? i + half : 2 * i + 1;
+          const R a = v[ia], b = v[ib], c = R(cs[i]), s = sign * R(sn[i]);
+          v[ia] = a * c - b * s;
+          v[ib] = b * c + a * s;
         }
       }
     }
-  }
+  });
 }
+
+}  // namespace
+
+template <class R>
+void rope_forward(R* x, int64_t n, int n_heads, const RopeParams& rope, const RopeTable& table, ThreadPool& pool) {
+  rotate(x, n, n_heads, rope, table, R(1), pool);
+}
+template <class R>
+void rope_backward(R* dx, int64_t n, int n_heads, const RopeParams& rope, const RopeTable& table, ThreadPool& pool) {
+  rotate(dx, n, n_heads, rope, table, R(-1), pool);
+}
+
+template void rope_forward(float*, int64_t, int, const RopeParams&, const RopeTable&, ThreadPool&);
+template void rope_forward(double*, int64_t, int, const RopeParams&, const RopeTable&, ThreadPool&);
+template void rope_backward(float*, int64_t, int, const RopeParams&, const RopeTable&, ThreadPool&);
+template void rope_backward(double*, int64_t, int, const RopeParams&, const RopeTable&, ThreadPool&);
 
 }  // namespace tpp

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tpp/core/switches.h"
+#include "tpp/core/thread_pool.h"
 
 namespace tpp {
 
@@ -30,17 +31,28 @@ struct RopeParams {
 RopeParams make_rope(int head_dim, int rotary_dim, RopeLayout layout, double base,
                      const RopeScaling& scaling, int orig_max, int seq_len);
 
-// cos/sin of every pair for positions pos0 .. pos0+n-1, computed once per
-// chunk and shared by all heads and layers (angles in double, so large
-// positions keep full f32 accuracy).
+// cos/sin of every pair for each row of a batch, computed once per forward
+// and shared by all heads and layers (angles in double, so large positions
+// keep full f32 accuracy). Row t of x uses row t of the table, so a batch of
+// sequences at different positions (or with different dynamic-NTK bases)
+// shares one table.
 struct RopeTable {
-  int64_t pos0 = 0, n = 0;
+  int64_t n = 0;
   int half = 0;
   std::vector<float> cos, sin;  // [n, rotary_dim/2]
 };
+// Sizes the table for n rows of `half` pairs.
+void rope_table_resize(RopeTable& table, int64_t n, int half);
+// Rows [row0, row0 + n) at positions pos0 .. pos0 + n - 1.
+void rope_table_fill(RopeTable& table, int64_t row0, const RopeParams& rope, int64_t pos0, int64_t n);
+// Both: a table for positions pos0 .. pos0 + n - 1.
 void rope_table(RopeTable& table, const RopeParams& rope, int64_t pos0, int64_t n);
 
-// x: [n, n_heads, head_dim] rotated in place; row t is at position table.pos0 + t.
-void rope_forward(float* x, int64_t n, int n_heads, const RopeParams& rope, const RopeTable& table);
+// x: [n, n_heads, head_dim] rotated in place; row t uses table row t.
+template <class R>
+void rope_forward(R* x, int64_t n, int n_heads, const RopeParams& rope, const RopeTable& table, ThreadPool& pool);
+// dx: [n, n_heads, head_dim] in place: the transposed (inverse) rotation.
+template <class R>
+void rope_backward(R* dx, int64_t n, int n_heads, const RopeParams& rope, const RopeTable& table, ThreadPool& pool);
 
 }  // namespace tpp

@@ -1,6 +1,6 @@
-// The training graph: a batched forward pass over whole sequences that keeps
-// what the backward pass needs, and the backward pass of every op of the
-// Transformer++ (every switch of SPEC §1 that inference supports).
+// The training graph: the shared Transformer++ block (tpp/model/block.h) run
+// over whole sequences with keep = true, the output head and cross-entropy,
+// and the backward pass of every op.
 //
 // Templated on the scalar type: float is what training runs (SIMD kernels,
 // thread pool); double exists so every backward can be checked against central
@@ -8,8 +8,9 @@
 //
 // Shapes: B sequences of T tokens, N = B*T rows; every sequence starts at
 // position 0. Loss = mean cross-entropy of the N targets.
-// Attention keeps no T x T matrix between passes: the backward recomputes each
-// head's scores block by block (as FlashAttention's backward does).
+// Attention keeps only each row's log-sum-exp between passes; the backward
+// recomputes the probabilities tile by tile (FlashAttention-2), so the memory
+// of a step grows linearly in T.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,6 @@
 
 #include "tpp/core/thread_pool.h"
 #include "tpp/model/config.h"
-#include "tpp/ops/rope.h"
 #include "tpp/train/params.h"
 
 namespace tpp::train {

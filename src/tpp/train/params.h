@@ -4,6 +4,7 @@
 // checkpoints work on flat arrays and the graph finds each tensor by offset.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -15,28 +16,25 @@ namespace tpp::train {
 
 struct ParamEntry {
   std::string name;  // tpp tensor name, e.g. "blk.0.attn_q.weight"
+  TensorId id;
+  int layer = -1;
   std::vector<int64_t> shape;
   int64_t offset = 0, size = 0;
   bool matrix = false;     // a 2-D weight (projection or embedding)
   bool embedding = false;  // tok_embd / pos_embd
 };
 
-// Offsets of one layer's tensors in the flat vector; -1 where absent.
-struct LayerOffsets {
-  int64_t attn_norm_w = -1, attn_norm_b = -1, attn_post_norm_w = -1, attn_post_norm_b = -1;
-  int64_t ffn_norm_w = -1, ffn_norm_b = -1, ffn_post_norm_w = -1, ffn_post_norm_b = -1;
-  int64_t q = -1, k = -1, v = -1, q_b = -1, k_b = -1, v_b = -1, q_norm = -1, k_norm = -1;
-  int64_t o = -1, o_b = -1;
-  int64_t gate = -1, up = -1, down = -1, gate_b = -1, up_b = -1, down_b = -1;
-};
-
+// Offsets indexed by the tensor table's ids; -1 where absent. The output
+// matrix is tok_embd's when tied.
 struct ParamLayout {
   std::vector<ParamEntry> entries;
   int64_t total = 0;
-  int64_t tok_embd = -1, pos_embd = -1, output_norm_w = -1, output_norm_b = -1;
-  int64_t output = -1;  // == tok_embd when tied
-  std::vector<LayerOffsets> layers;
+  std::array<int64_t, kTensorIds> global;
+  std::vector<std::array<int64_t, kTensorIds>> layers;
 
+  int64_t offset(TensorId id, int layer) const {
+    return is_per_layer(id) ? layers[size_t(layer)][size_t(id)] : global[size_t(id)];
+  }
   const ParamEntry* find(const std::string& name) const;
 };
 
@@ -48,6 +46,11 @@ std::vector<bool> decay_mask(const ParamLayout& layout, bool decay_embeddings);
 
 // A model's weights (any storage dtype) widened into the flat layout.
 std::vector<float> params_from_model(const Model& model, const ParamLayout& layout);
+
+// Weights that view the flat vector `params` (f32 or f64 tensors, borrowed):
+// what the shared forward reads during training.
+template <class R>
+ModelWeights weights_view(const ParamLayout& layout, const R* params);
 
 // A model whose weights are a copy of `params` (f32), for saving, generation
 // and evaluation with the inference engine.
