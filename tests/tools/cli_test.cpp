@@ -94,6 +94,50 @@ TEST(CliTest, VersionNamesTheSimdPath) {
 namespace tpp::test {
 namespace {
 
+// `tpp config --check` reads every kind of config without loading weights: a
+// tpp config, a Hugging Face config.json (file or directory, here one with no
+// weights at all), the gemma3 multimodal wrapper, and a GGUF file.
+TEST(CliTest, ConfigCheckReadsTppHfAndGgufConfigs) {
+  int code;
+  auto out = tpp("config --check " + source_path("configs/tiny.json"), &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("# tpp config"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"d_model\""), std::string::npos) << out;
+
+  const std::string smollm = source_path("tests/data/hf_configs/smollm2_135m.json");
+  out = tpp("config --check " + smollm, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("model_type \"llama\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"d_model\": 576"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"n_kv_heads\": 3"), std::string::npos) << out;
+
+  const std::string dir = temp_dir("cli_config_check");
+  std::filesystem::create_directories(dir + "/smollm");
+  std::filesystem::copy_file(smollm, dir + "/smollm/config.json", std::filesystem::copy_options::overwrite_existing);
+  EXPECT_EQ(tpp("config --check " + dir + "/smollm", &code), out);
+  EXPECT_EQ(code, 0);
+
+  out = tpp("config --check " + source_path("tests/golden/models/hf_qwen3_f32"), &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("model_type \"qwen3\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"qk_norm\": true"), std::string::npos) << out;
+
+  out = tpp("config --check " + source_path("tests/data/hf_configs/gemma3_4b_it.json"), &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("vision"), std::string::npos) << out;
+  EXPECT_NE(out.find("not loadable"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"d_model\": 2560"), std::string::npos) << out;
+
+  out = tpp("config --check " + source_path("tests/golden/gguf/gemma2_f32.gguf"), &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("GGUF file, architecture gemma2"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"norm_placement\": \"sandwich\""), std::string::npos) << out;
+
+  out = tpp("config --check " + source_path("tests/data/hf_configs/gemma3_1b_pt_mlx_6bit.json"), &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("quantization"), std::string::npos) << out;
+}
+
 TEST(CliTest, ConfigDocsAreGeneratedFromTheFieldList) {
   int code;
   const auto out = tpp("config --markdown", &code);

@@ -1,17 +1,54 @@
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "tpp/io/gguf.h"
+#include "tpp/io/json_file.h"
 #include "tpp/model/config.h"
+#include "tpp/model/gguf_model.h"
+#include "tpp/model/hf_config.h"
 
 namespace tpp::cli {
+namespace {
+
+// The config at `path` without loading weights: a tpp config JSON, a Hugging
+// Face config.json, a model directory holding either, or a GGUF file (its
+// header and metadata; only the small tensors the mapping reads are touched).
+// `about` receives "# ..." lines saying what was read and what was left out.
+ModelConfig check_config(const std::string& path, std::vector<std::string>& about) {
+  namespace fs = std::filesystem;
+  if (is_gguf_file(path)) {
+    const io::GgufFile f = io::GgufFile::open(path);
+    about.push_back(fmt::format("GGUF file, architecture {}", f.get_string("general.architecture").value_or("?")));
+    return config_from_gguf(f);
+  }
+  const std::string file = fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
+  const nlohmann::json j = io::read_json_file(file);
+  if (!is_hf_config(j)) {
+    about.push_back("tpp config");
+    return config_from_json(j, file);
+  }
+  HfMapping m = map_hf_config(j, file);
+  about.push_back(fmt::format("Hugging Face config.json, model_type \"{}\" (tpp family {})", m.model_type,
+                              m.family->name));
+  for (const auto& note : m.notes) about.push_back(note);
+  if (!m.weights_unsupported.empty()) about.push_back("weights: not loadable: " + m.weights_unsupported);
+  return m.config;
+}
+
+}  // namespace
 
 Run add_config(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto markdown = std::make_shared<bool>(false);
-  app.add_option("--check", *path, "validate this config file and print it with every key resolved");
+  app.add_option("--check", *path,
+                 "validate a config and print it with every key resolved: a tpp config JSON, a Hugging Face "
+                 "config.json or model directory, or a GGUF file (metadata only; no weights are loaded)");
   app.add_flag("--markdown", *markdown, "print the key table as Markdown (docs/config.md)");
   return [path, markdown] {
     if (*markdown) {
@@ -28,7 +65,9 @@ Run add_config(CLI::App& app) {
       return 0;
     }
     if (!path->empty()) {
-      const ModelConfig c = load_config_file(*path);
+      std::vector<std::string> about;
+      const ModelConfig c = check_config(*path, about);
+      for (const auto& line : about) fmt::print("# {}\n", line);
       fmt::print("{}", config_to_string(c));
       fmt::print("# {} parameters, ffn width {}, head_dim {}\n", c.n_params(), c.ffn_width(),
                  c.head_dim_resolved());

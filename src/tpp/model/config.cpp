@@ -8,66 +8,12 @@
 
 #include "tpp/core/error.h"
 #include "tpp/io/json_file.h"
+#include "tpp/model/json_read.h"
 
 namespace tpp {
 namespace {
 
 using json = nlohmann::json;
-
-template <class T>
-struct IsEnum : std::is_enum<T> {};
-
-std::string show(const json& j) {
-  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
-
-int read_int(const json& j, const std::string& where) {
-  if (j.is_number_integer()) {
-    const auto v = j.get<int64_t>();
-    if (v >= INT32_MIN && v <= INT32_MAX) return int(v);
-  }
-  if (j.is_number_float()) {  // 4096.0 is accepted, 4096.5 is not
-    const double d = j.get<double>();
-    if (d == std::floor(d) && std::fabs(d) < 2e9) return int(d);
-  }
-  fail("{}: got {}, expected an integer", where, show(j));
-}
-
-double read_double(const json& j, const std::string& where) {
-  if (!j.is_number()) fail("{}: got {}, expected a number", where, show(j));
-  return j.get<double>();
-}
-
-template <class E>
-E read_enum(const json& j, const std::string& where) {
-  if (j.is_string())
-    if (auto e = parse_enum<E>(j.get<std::string>())) return *e;
-  fail("{}: got {}, expected one of {}", where, show(j), enum_choices<E>());
-}
-
-RopeScaling read_rope_scaling(const json& j, const std::string& where) {
-  RopeScaling r;
-  if (j.is_null()) return r;
-  if (!j.is_object()) fail("{}: got {}, expected an object {{\"type\": ...}}", where, show(j));
-  for (const auto& [key, value] : j.items()) {
-    // "file: key 'rope_scaling'" -> "file: key 'rope_scaling.type'"
-    const std::string at = where.ends_with("'") ? where.substr(0, where.size() - 1) + "." + key + "'"
-                                                 : where + "." + key;
-    if (key == "type" || key == "rope_type") r.type = read_enum<RopeScalingType>(value, at);
-    else if (key == "factor") r.factor = read_double(value, at);
-    else if (key == "original_max_position_embeddings") r.original_max_position_embeddings = read_int(value, at);
-    else if (key == "low_freq_factor") r.low_freq_factor = read_double(value, at);
-    else if (key == "high_freq_factor") r.high_freq_factor = read_double(value, at);
-    else if (key == "beta_fast") r.beta_fast = read_double(value, at);
-    else if (key == "beta_slow") r.beta_slow = read_double(value, at);
-    else if (key == "attention_factor") r.attention_factor = read_double(value, at);
-    else
-      fail("{}: unknown key (expected type, factor, original_max_position_embeddings, "
-           "low_freq_factor, high_freq_factor, beta_fast, beta_slow, attention_factor)", at);
-  }
-  return r;
-}
 
 json write_rope_scaling(const RopeScaling& r) {
   json j = {{"type", enum_name(r.type)}};
@@ -98,40 +44,37 @@ struct JsonReader {
     auto it = j.find(name);
     if (it == j.end()) return;
     seen.insert(name);
-    const std::string where = source + ": key '" + name + "'";
-    read(field, *it, where);
+    read(field, *it, JsonAt{source, name});
   }
-  static void read(int& f, const json& v, const std::string& w) { f = read_int(v, w); }
-  static void read(double& f, const json& v, const std::string& w) { f = read_double(v, w); }
-  static void read(bool& f, const json& v, const std::string& w) {
-    if (!v.is_boolean()) fail("{}: got {}, expected true or false", w, show(v));
-    f = v.get<bool>();
-  }
+  static void read(int& f, const json& v, const JsonAt& at) { f = json_int(v, at); }
+  static void read(double& f, const json& v, const JsonAt& at) { f = json_number(v, at); }
+  static void read(bool& f, const json& v, const JsonAt& at) { f = json_bool(v, at); }
   template <class E>
     requires std::is_enum_v<E>
-  static void read(E& f, const json& v, const std::string& w) {
-    f = read_enum<E>(v, w);
+  static void read(E& f, const json& v, const JsonAt& at) {
+    f = json_enum<E>(v, at);
   }
-  static void read(std::vector<int>& f, const json& v, const std::string& w) {
+  static void read(std::vector<int>& f, const json& v, const JsonAt& at) {
     f.clear();
     if (v.is_array()) {
-      if (v.empty()) fail("{}: got [], expected an integer or a non-empty list", w);
-      for (size_t i = 0; i < v.size(); ++i) f.push_back(read_int(v[i], fmt::format("{}[{}]", w, i)));
+      if (v.empty()) fail("{}: got [], expected an integer or a non-empty list", at.str());
+      for (size_t i = 0; i < v.size(); ++i) f.push_back(json_int(v[i], at.index(i)));
     } else {
-      f.push_back(read_int(v, w));
+      f.push_back(json_int(v, at));
     }
   }
-  static void read(std::optional<int>& f, const json& v, const std::string& w) {
+  static void read(std::optional<int>& f, const json& v, const JsonAt& at) {
     if (v.is_null()) f.reset();
-    else f = read_int(v, w);
+    else f = json_int(v, at);
   }
-  static void read(std::vector<LayerType>& f, const json& v, const std::string& w) {
-    if (!v.is_array()) fail("{}: got {}, expected a list of \"local\"/\"global\"", w, show(v));
+  static void read(std::vector<LayerType>& f, const json& v, const JsonAt& at) {
+    if (!v.is_array()) fail("{}: got {}, expected a list of \"local\"/\"global\"", at.str(), json_show(v));
     f.clear();
-    for (size_t i = 0; i < v.size(); ++i)
-      f.push_back(read_enum<LayerType>(v[i], fmt::format("{}[{}]", w, i)));
+    for (size_t i = 0; i < v.size(); ++i) f.push_back(json_enum<LayerType>(v[i], at.index(i)));
   }
-  static void read(RopeScaling& f, const json& v, const std::string& w) { f = read_rope_scaling(v, w); }
+  static void read(RopeScaling& f, const json& v, const JsonAt& at) {
+    f = read_rope_scaling(v, at, RopeDialect::tpp);
+  }
 };
 
 struct JsonWriter {
@@ -178,7 +121,7 @@ struct KeyCollector {
 }  // namespace
 
 ModelConfig config_from_json(const json& j, const std::string& source) {
-  if (!j.is_object()) fail("{}: expected a JSON object of config keys, got {}", source, show(j));
+  if (!j.is_object()) fail("{}: expected a JSON object of config keys, got {}", source, json_show(j));
   ModelConfig c;
   JsonReader reader{j, source, {}};
   c.visit(reader);
@@ -186,7 +129,7 @@ ModelConfig config_from_json(const json& j, const std::string& source) {
     if (reader.seen.count(key)) continue;
     KeyCollector keys;
     c.visit(keys);
-    fail("{}: unknown key '{}' (value {}); expected one of: {}", source, key, show(value), keys.keys);
+    fail("{}: unknown key '{}' (value {}); expected one of: {}", source, key, json_show(value), keys.keys);
   }
   c.validate(source);
   return c;

@@ -10,15 +10,12 @@
 #include <fmt/ranges.h>
 
 #include "tpp/core/error.h"
+#include "tpp/model/families.h"
+#include "tpp/model/json_read.h"
 #include "tpp/ops/rope.h"
 
 namespace tpp {
 namespace {
-
-const std::set<std::string>& known_architectures() {
-  static const std::set<std::string> archs = {"llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"};
-  return archs;
-}
 
 class Meta {
  public:
@@ -90,31 +87,23 @@ std::vector<int> kv_heads(const Meta& m, int n_layers, int n_heads) {
   return out;
 }
 
+// <arch>.rope.scaling.*: read through the same reader as config.json's
+// rope_scaling block (type names none / linear / yarn; a factor alone is linear).
 RopeScaling rope_scaling(const Meta& m) {
-  RopeScaling r;
-  const auto type = m.string("rope.scaling.type");
+  nlohmann::json block = nlohmann::json::object();
+  if (const auto type = m.string("rope.scaling.type")) block["type"] = *type;
   m.raw("rope.scaling.finetuned");  // informational
+  const double factor = m.number("rope.scaling.factor", 1.0);
+  if (!(factor > 0))
+    fail("{}: metadata key '{}': {}, expected > 0", m.file().path(), m.key("rope.scaling.factor"), factor);
+  if (m.raw("rope.scaling.factor")) block["factor"] = factor;
+  RopeScaling r = read_rope_scaling(block, JsonAt{m.file().path(), m.key("rope.scaling")}, RopeDialect::gguf);
   if (const auto orig = m.opt_int("rope.scaling.original_context_length")) {
     if (*orig <= 0 || *orig > INT32_MAX)
       fail("{}: metadata key '{}': {}, expected a positive context length", m.file().path(),
            m.key("rope.scaling.original_context_length"), *orig);
     r.original_max_position_embeddings = int(*orig);
   }
-  const double factor = m.number("rope.scaling.factor", 1.0);
-  if (!(factor > 0))
-    fail("{}: metadata key '{}': {}, expected > 0", m.file().path(), m.key("rope.scaling.factor"), factor);
-  if (!type || *type == "none") {
-    if (type || factor == 1.0) return r;
-    r.type = RopeScalingType::linear;  // older files give the factor alone (linear)
-  } else if (*type == "linear") {
-    r.type = RopeScalingType::linear;
-  } else if (*type == "yarn") {
-    r.type = RopeScalingType::yarn;
-  } else {
-    fail("{}: metadata key '{}': \"{}\", which tpp cannot honour; expected none, linear or yarn", m.file().path(),
-         m.key("rope.scaling.type"), *type);
-  }
-  r.factor = factor;
   return r;
 }
 
@@ -213,11 +202,11 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
   const auto arch_value = f.get_string("general.architecture");
   if (!arch_value) fail("{}: missing metadata key 'general.architecture' (a string)", f.path());
   const std::string& arch = *arch_value;
-  if (!known_architectures().count(arch))
-    fail("{}: metadata key 'general.architecture': \"{}\", which tpp does not support; expected one of llama, "
-         "qwen2, qwen3, phi3, gemma2, gemma3", f.path(), arch);
+  const Family* fam = family_for_gguf_arch(arch);
+  if (!fam)
+    fail("{}: metadata key 'general.architecture': \"{}\", which tpp does not support; expected one of {}",
+         f.path(), arch, gguf_arch_list());
   const Meta m(f, arch);
-  const bool gemma = arch == "gemma2" || arch == "gemma3";
 
   ModelConfig c;
   c.d_model = m.size("embedding_length");
@@ -253,19 +242,12 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
     fail("{}: metadata key '{}': {}, but token_embd.weight has {} rows", f.path(), m.key("vocab_size"), *v,
          c.vocab_size);
   c.tie_embeddings = f.find_tensor("output.weight") == nullptr;
-  c.pos_encoding = PosEncoding::rope;
-  c.norm = NormKind::rmsnorm;
-  c.norm_placement = NormPlacement::pre;
-  c.ffn = Ffn::swiglu;
-  c.rope_layout = RopeLayout::half;
+  apply_family(*fam, c);
+  c.rope_layout = fam->gguf_qk_permuted ? RopeLayout::interleaved : RopeLayout::half;
+  // llama.cpp's converter stores RMSNorm weights as 1 + w.
+  c.norm_one_plus = false;
 
-  if (arch == "llama") {
-    // The converter permutes q/k rows so that llama.cpp's RoPE rotates
-    // adjacent pairs.
-    c.rope_layout = RopeLayout::interleaved;
-  }
-  // An optional window on every layer: Mistral (written as llama) and Phi-3.
-  if (arch == "llama" || arch == "phi3")
+  if (fam->gguf_optional_window)  // Mistral (written as llama) and Phi-3
     if (const auto w = m.opt_int("attention.sliding_window"); w && *w > 0) c.sliding_window = int(*w);
   if (const io::GgufTensor* freqs = f.find_tensor("rope_freqs.weight")) {
     if (c.rope_scaling.type != RopeScalingType::none)
@@ -275,52 +257,42 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
     const int orig = stated > 0 ? stated : 8192;  // LLaMA 3's pre-training context
     c.rope_scaling = llama3_from_factors(f, *freqs, c, orig);
   }
-  if (arch == "phi3") {
-    // q/k/v and gate/up are fused (model.cpp slices them); longrope is not honoured.
+  if (fam->fused_qkv_gate_up) {
+    // Phi-3: q/k/v and gate/up are fused (model.cpp slices them); longrope is not honoured.
     for (const char* t : {"rope_factors_long.weight", "rope_factors_short.weight"})
       if (f.find_tensor(t))
         fail("{}: tensor '{}': Phi-3's longrope scaling, which tpp cannot honour", f.path(), t);
   }
-  const bool has_q_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
-  if (arch == "qwen2" || has_q_bias) c.qkv_bias = true;
+  // Biases as the tensors show them (the family may fix q/k/v biases on).
+  if (f.find_tensor("blk.0.attn_q.bias")) c.qkv_bias = true;
   c.o_bias = f.find_tensor("blk.0.attn_output.bias") != nullptr;
   c.mlp_bias = f.find_tensor("blk.0.ffn_up.bias") != nullptr;
-  if (arch == "qwen3" || arch == "gemma3") c.qk_norm = true;
 
-  if (gemma) {
-    c.norm_placement = NormPlacement::sandwich;
-    c.norm_one_plus = false;  // stored as 1 + w by the converter
-    c.ffn = Ffn::geglu;
-    c.gelu_approx = GeluApprox::tanh;
-    c.embed_scale = std::sqrt(double(c.d_model));
+  if (fam->global_every > 0) {
     const auto w = m.opt_int("attention.sliding_window");
     if (!w || *w <= 0)
       fail("{}: metadata key '{}': missing or not positive, expected the sliding window", f.path(),
            m.key("attention.sliding_window"));
     c.sliding_window = int(*w);
     // llama.cpp's attention scale for Gemma: 1/sqrt(d_model / n_heads) for the
-    // 27B models (query_pre_attn_scalar = 144 / 168), else 1/sqrt(head_dim);
-    // an explicit attention.scale wins.
-    const bool is_27b = (arch == "gemma2" && c.n_layers == 46) || (arch == "gemma3" && c.n_layers == 62);
-    c.attn_scale = is_27b ? 1.0 / std::sqrt(double(c.d_model / c.n_heads)) : 0.0;
+    // 27B models, else 1/sqrt(head_dim); an explicit attention.scale wins.
+    const bool wide = fam->gguf_wide_scale_layers > 0 && c.n_layers == fam->gguf_wide_scale_layers;
+    c.attn_scale = wide ? 1.0 / std::sqrt(double(c.d_model / c.n_heads)) : 0.0;
     c.attn_scale = m.number("attention.scale", c.attn_scale);
-    if (arch == "gemma2") {
-      c.attn_softcap = m.number("attn_logit_softcapping", 0.0);
-      c.final_softcap = m.number("final_logit_softcapping", 0.0);
-      c.layer_types = {LayerType::local, LayerType::global};
-    } else {
-      // Gemma 3: every sliding_window_pattern-th layer is global (llama.cpp's
-      // default 6: five sliding layers, then one global); sliding layers use
-      // RoPE base 10000 unscaled (fixed by llama.cpp for this architecture).
-      c.final_softcap = m.number("final_logit_softcapping", 0.0);
-      const auto pattern = m.opt_int("attention.sliding_window_pattern").value_or(6);
+    if (fam->attn_softcap) c.attn_softcap = m.number("attn_logit_softcapping", 0.0);
+    if (fam->final_softcap) c.final_softcap = m.number("final_logit_softcapping", 0.0);
+    // The layer pattern: Gemma 2 alternates from layer 0; Gemma 3 files may
+    // give their period (llama.cpp's default 6). Local layers' RoPE base is
+    // the family's (fixed by llama.cpp for this architecture).
+    int every = fam->global_every;
+    if (fam->period_in_file) {
+      const auto pattern = m.opt_int("attention.sliding_window_pattern").value_or(fam->global_every);
       if (pattern <= 0 || pattern > 1024)
         fail("{}: metadata key '{}': {}, expected a positive layer count", f.path(),
              m.key("attention.sliding_window_pattern"), pattern);
-      c.layer_types.assign(size_t(pattern), LayerType::local);
-      c.layer_types.back() = LayerType::global;
-      c.rope_local_theta = 10000.0;
+      every = int(pattern);
     }
+    c.layer_types = every_nth_global(every);
   }
   m.refuse_unread();
   c.validate(f.path());

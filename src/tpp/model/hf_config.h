@@ -1,18 +1,38 @@
 // Hugging Face config.json -> ModelConfig. The only place that knows HF
-// model_type strings and key names. Keys whose value tpp cannot honour are
-// refused by name; keys that do not change the computation are listed and
-// skipped explicitly.
+// config key names; the families themselves (their model_type names and the
+// switches they fix) are described in families.h. Keys whose value tpp cannot
+// honour are refused by name and value; keys that do not change the
+// computation are listed and skipped explicitly; any other key is refused.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "tpp/model/config.h"
+#include "tpp/model/families.h"
 
 namespace tpp {
 
 bool is_hf_config(const nlohmann::json& j);
+
+struct HfMapping {
+  ModelConfig config;
+  const Family* family = nullptr;
+  std::string model_type;          // as the file gives it ("gemma3" for the multimodal wrapper)
+  std::vector<std::string> notes;  // what was mapped specially or left out, for `tpp config --check`
+  // Empty when tpp's loader can place the checkpoint's weights; else why not.
+  std::string weights_unsupported;
+};
+
+// Maps config.json without looking at weights. Also accepts Gemma 3's
+// multimodal wrapper (model_type "gemma3"): its text_config is mapped and the
+// vision tower is left out, which `weights_unsupported` says.
+HfMapping map_hf_config(const nlohmann::json& j, const std::string& source);
+
+// For loading a checkpoint: map_hf_config, refusing configs whose weights
+// tpp's loader cannot place (the reason names what is missing).
 ModelConfig config_from_hf(const nlohmann::json& j, const std::string& source);
 
 }  // namespace tpp
