@@ -9,7 +9,7 @@
 #include "commands.h"
 #include "tpp/core/error.h"
 #include "tpp/model/model.h"
-#include "tpp/train/corpus.h"
+#include "tpp/report/loss_curve.h"
 #include "tpp/train/trainer.h"
 
 namespace tpp::cli {
@@ -61,13 +61,14 @@ Run add_train(CLI::App& app) {
       TPP_CHECK(!opts.data.empty(), "train: --data FILE is required");
     }
     const auto r = train::run_training(opts, resume);
+    report::write_loss_curve(opts.out);
     if (!o->quiet) {
       if (r.val_loss > 0)
         fmt::print("step {}: train loss {:.4f}, validation loss {:.4f}, {:.4f} bits per byte\n", r.step, r.loss,
                    r.val_loss, r.val_bpb);
       fmt::print("throughput {:.0f} tokens/s; activations {:.1f} MB; peak memory {:.1f} MB\n", r.tokens_per_s,
                  double(r.graph_bytes) / 1e6, double(r.peak_rss) / 1e6);
-      fmt::print("wrote {}/ (model, checkpoint, metrics.jsonl{})\n", opts.out, r.val_loss > 0 ? ", loss.svg" : "");
+      fmt::print("wrote {}/ (model, checkpoint, metrics.jsonl, loss.svg)\n", opts.out);
     }
     return 0;
   };
@@ -110,20 +111,6 @@ Run add_eval(CLI::App& app) {
     fmt::print("loss        {:.4f} nats per token\n", r.loss);
     fmt::print("perplexity  {:.3f}\n", std::exp(r.loss));
     fmt::print("bpb         {:.4f} bits per byte\n", r.bits_per_byte);
-    return 0;
-  };
-}
-
-Run add_prepare_brown(CLI::App& app) {
-  struct Opts {
-    std::string in, out;
-  };
-  auto o = std::make_shared<Opts>();
-  app.add_option("--in", o->in, "directory of the tagged Brown corpus files (ca01 .. cr09)")->required();
-  app.add_option("--out", o->out, "plain-text output file")->required();
-  return [o] {
-    const int n = train::prepare_brown(o->in, o->out);
-    fmt::print("{}: {} documents of the Brown corpus as plain text\n", o->out, n);
     return 0;
   };
 }

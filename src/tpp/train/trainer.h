@@ -1,6 +1,6 @@
 // The training loop behind `tpp train`: data, AdamW with warm-up + cosine
 // schedule, clipping, gradient accumulation, optional bf16 compute,
-// evaluation, metrics (JSONL), a loss-curve SVG, and atomic, resumable
+// evaluation, metrics (JSONL) and atomic, resumable
 // checkpoints (see checkpoint.h). A resumed run reproduces the uninterrupted
 // run's loss curve exactly for the same thread count: batches are a pure
 // function of (seed, step) and every reduction has a fixed order.
@@ -9,8 +9,6 @@
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "tpp/core/thread_pool.h"
 #include "tpp/train/data.h"
@@ -59,8 +57,5 @@ EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& da
 
 // Peak resident set of this process in bytes (VmHWM), 0 if unknown.
 int64_t peak_rss_bytes();
-
-// A loss-curve SVG from metrics.jsonl lines (train loss per step, validation points).
-std::string loss_curve_svg(const std::vector<nlohmann::json>& records);
 
 }  // namespace tpp::train
