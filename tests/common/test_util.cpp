@@ -94,6 +94,43 @@ std::string temp_dir(const std::string& name) {
   return dir.string();
 }
 
+void write_test_tokenizer(const std::string& dir) {
+  // GPT-2's bytes_to_unicode: printable bytes stand for themselves, the others
+  // for U+0100 onwards, in byte order.
+  auto utf8 = [](uint32_t cp) {
+    std::string s;
+    if (cp < 0x80) {
+      s += char(cp);
+    } else {
+      s += char(0xc0 | (cp >> 6));
+      s += char(0x80 | (cp & 0x3f));
+    }
+    return s;
+  };
+  std::string vocab;
+  uint32_t next = 256;
+  for (uint32_t b = 0; b < 256; ++b) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+    std::string ch = utf8(printable ? b : next++);
+    if (ch == "\"" || ch == "\\") ch = "\\" + ch;
+    vocab += fmt::format("\"{}\": {}, ", ch, b);
+  }
+  vocab += R"("Ġt": 256, "he": 257, "Ġthe": 258, "at": 259, "Ġc": 260, "Ġcat": 261, "<|endoftext|>": 262)";
+  std::FILE* f = std::fopen((dir + "/tokenizer.json").c_str(), "w");
+  std::fprintf(f, R"({"model": {"type": "BPE", "vocab": {%s},
+    "merges": ["Ġ t", "h e", "Ġt he", "a t", "Ġ c", "Ġc at"]},
+  "added_tokens": [{"id": 262, "content": "<|endoftext|>", "special": true}],
+  "normalizer": null,
+  "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+  "post_processor": {"type": "ByteLevel"},
+  "decoder": {"type": "ByteLevel"}})",
+               vocab.c_str());
+  std::fclose(f);
+  f = std::fopen((dir + "/tokenizer_config.json").c_str(), "w");
+  std::fprintf(f, R"({"eos_token": "<|endoftext|>"})");
+  std::fclose(f);
+}
+
 int run_command(const std::string& command, std::string* output) {
   FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
   if (!pipe) return -1;

@@ -42,6 +42,13 @@ std::string temp_dir(const std::string& name);
 inline std::string source_path(const std::string& rel) { return std::string(TPP_SOURCE_DIR) + "/" + rel; }
 inline std::string tpp_binary() { return TPP_TPP_BINARY; }
 
+// A small byte-level BPE tokenizer (GPT-2's byte alphabet as ids 0-255, six
+// merges ("the", " cat", ...) as 256-261, <|endoftext|> 262 as its EOS) written
+// as DIR/tokenizer.json + DIR/tokenizer_config.json, for model directories
+// that need a tokenizer of their own without the real vocabularies.
+inline constexpr int kTestTokenizerVocab = 263;
+void write_test_tokenizer(const std::string& dir);
+
 // Run a shell command, capture stdout+stderr, return the exit code.
 int run_command(const std::string& command, std::string* output);
 

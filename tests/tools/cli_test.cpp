@@ -18,6 +18,12 @@ std::string tpp(const std::string& args, int* code) {
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
+int count_of(const std::string& s, const std::string& what) {
+  int n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
+
 TEST(CliTest, KvCacheReproducesTheSeedFigures) {
   int code;
   // LLaMA-2-7B shape at 1,024 tokens in 16-bit: 536,870,912 bytes; GQA-8 (Mistral-7B) 134 MB; MQA 16.8 MB.
@@ -204,6 +210,7 @@ TEST(CliTest, EvalPrintsLossPerplexityAndBitsPerByte) {
   const auto at = out.find("bpb");
   ASSERT_NE(at, std::string::npos);
   EXPECT_NEAR(std::stod(out.substr(at + 3)), std::log2(260.0), 0.3) << out;
+  EXPECT_NE(out.find("tokenizer   byte-level"), std::string::npos) << out;
   out = tpp("eval -m " + dir + "/m --data " + dir + "/missing.txt", &code);
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("missing.txt"), std::string::npos) << out;
@@ -295,6 +302,177 @@ TEST(CliTest, GgufFileTokenizesGeneratesAndChats) {
   out = tpp("chat -m " + source_path("tests/golden/models/hf_llama_f32") + " < /dev/null", &code);
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("has no tokenizer"), std::string::npos) << out;
+}
+
+
+// The number after `label` on its line of `out` (e.g. "tokens      1234").
+double figure(const std::string& out, const std::string& label) {
+  const auto at = out.find("\n" + label);
+  if (at == std::string::npos) return NAN;
+  return std::stod(out.substr(at + 1 + label.size()));
+}
+
+std::string line_with(const std::string& out, const std::string& what) {
+  const auto at = out.find(what);
+  if (at == std::string::npos) return "";
+  const auto begin = out.rfind('\n', at), end = out.find('\n', at);
+  return out.substr(begin == std::string::npos ? 0 : begin + 1, end - (begin == std::string::npos ? 0 : begin + 1));
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// eval measures at the length the model was trained for unless told otherwise:
+// --seq defaults to max_seq_len; beyond it only with --allow-longer, and a warning.
+TEST(CliTest, EvalDefaultsToTheTrainedLengthAndRefusesLonger) {
+  const std::string dir = temp_dir("cli_eval_len");
+  write(dir + "/cfg.json", R"({"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64, "vocab_size": 260,
+                               "max_seq_len": 32, "tie_embeddings": true})");
+  int code;
+  auto out = tpp("init --config " + dir + "/cfg.json --out " + dir + "/m", &code);
+  ASSERT_EQ(code, 0) << out;
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += "Some held-out text, line " + std::to_string(i) + ".\n";
+  write(dir + "/text.txt", text);
+  const std::string eval = "eval -m " + dir + "/m --data " + dir + "/text.txt -t 2";
+  out = tpp(eval, &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("window      32 tokens (max_seq_len 32)"), std::string::npos) << out;
+  EXPECT_EQ(out.find("warning"), std::string::npos) << out;
+  out = tpp(eval + " --seq 64", &code);
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("max_seq_len 32"), std::string::npos) << out;
+  EXPECT_NE(out.find("--allow-longer"), std::string::npos) << out;
+  out = tpp(eval + " --seq 64 --allow-longer", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("warning: windows of 64 tokens exceed the model's max_seq_len 32"), std::string::npos) << out;
+  EXPECT_NE(out.find("window      64 tokens"), std::string::npos) << out;
+}
+
+// A model directory with a tokenizer.json: eval and train --init tokenize with
+// it (and say so), bits per byte counts the text's bytes, and the trained
+// model carries the tokenizer files.
+TEST(CliTest, EvalAndTrainUseTheModelsTokenizer) {
+  const std::string dir = temp_dir("cli_tok_train");
+  write(dir + "/cfg.json", R"({"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64, "vocab_size": 264,
+                               "max_seq_len": 512, "tie_embeddings": true})");
+  int code;
+  auto out = tpp("init --config " + dir + "/cfg.json --out " + dir + "/base --seed 2", &code);
+  ASSERT_EQ(code, 0) << out;
+  write_test_tokenizer(dir + "/base");
+  std::string text = "A";
+  for (int i = 0; i < 12; ++i) text += " the cat sat on the mat, caf\u00e9 " + std::to_string(i) + ".";
+  write(dir + "/text.txt", text);
+  out = tpp("eval -m " + dir + "/base --data " + dir + "/text.txt -t 2", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("tokenizer   tokenizer.json (263 tokens)"), std::string::npos) << out;
+  // One window covers the whole text: every byte but the first token's "A" is a target's.
+  EXPECT_EQ(figure(out, "bytes"), double(text.size() - 1)) << out;
+  const double tokens = figure(out, "tokens"), loss = figure(out, "loss");
+  EXPECT_LT(tokens, double(text.size()) * 0.7) << out;
+  EXPECT_NEAR(figure(out, "bpb"), loss * tokens / std::log(2.0) / double(text.size() - 1), 2e-3) << out;
+
+  std::string corpus;
+  for (int i = 0; i < 20; ++i) corpus += text + "\n";
+  write(dir + "/corpus.txt", corpus);
+  out = tpp("train --init " + dir + "/base --data " + dir + "/corpus.txt --out " + dir +
+                "/tuned --steps 3 --batch 2 --seq 32 --eval-tokens 256 -t 2",
+            &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("tokenizer tokenizer.json (263 tokens)"), std::string::npos) << out;
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    EXPECT_EQ(read_file(dir + "/tuned/" + f), read_file(dir + "/base/" + f)) << f;
+  EXPECT_NE(read_file(dir + "/tuned/loss.svg").find("<polyline"), std::string::npos);
+  out = tpp("eval -m " + dir + "/tuned --data " + dir + "/text.txt -t 2", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("tokenizer   tokenizer.json (263 tokens)"), std::string::npos) << out;
+  // A byte-level run into the same directory leaves no stale tokenizer behind.
+  write(dir + "/cfg260.json", R"({"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64, "vocab_size": 260,
+                                  "max_seq_len": 64, "tie_embeddings": true})");
+  out = tpp("train --config " + dir + "/cfg260.json --data " + dir + "/corpus.txt --out " + dir +
+                "/tuned --steps 2 --batch 2 --seq 32 --eval-tokens 256 -t 2 -q",
+            &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/tuned/tokenizer.json"));
+}
+
+// --resume keeps the run's data, batch shape, schedule and optimizer (and says
+// so by name when asked to change them) and honours a new length and cadence.
+TEST(CliTest, ResumeHonoursLengthAndRefusesFixedOptions) {
+  const std::string dir = temp_dir("cli_resume_opts");
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "It was the best of times, it was the worst of times " + std::to_string(i) + ".\n";
+  write(dir + "/corpus.txt", text);
+  write(dir + "/cfg.json", R"({"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64, "vocab_size": 260,
+                               "max_seq_len": 64, "tie_embeddings": true})");
+  int code;
+  auto out = tpp("train --config " + dir + "/cfg.json --data " + dir + "/corpus.txt --out " + dir +
+                     "/run --steps 6 --batch 2 --seq 16 --save-every 2 --eval-every 0 --eval-tokens 256 -t 2 -q",
+                 &code);
+  ASSERT_EQ(code, 0) << out;
+  auto steps_logged = [&] {
+    const std::string m = read_file(dir + "/run/metrics.jsonl");
+    return count_of(m, "\"loss\":");
+  };
+  EXPECT_EQ(steps_logged(), 6);
+  for (const std::string& fixed : std::vector<std::string>{"--batch 4", "--seq 8", "--lr 0.01", "--data " + dir +
+                                                          "/corpus.txt", "--seed 3", "--clip 0.5", "--warmup 1", "--bf16"}) {
+    out = tpp("train --resume " + dir + "/run -q -t 2 " + fixed, &code);
+    EXPECT_EQ(code, 1) << fixed << ": " << out;
+    const std::string name = fixed.substr(0, fixed.find(' '));
+    EXPECT_NE(out.find(name + " cannot change in a resumed run"), std::string::npos) << out;
+  }
+  // More steps, a new checkpoint cadence, stopped early: all honoured.
+  out = tpp("train --resume " + dir + "/run --steps 12 --save-every 1 --stop-after 3 -q -t 2", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(steps_logged(), 9);
+  EXPECT_NE(read_file(dir + "/run/checkpoint.json").find("\"step\": 9"), std::string::npos)
+      << read_file(dir + "/run/checkpoint.json");
+  out = tpp("train --resume " + dir + "/run -q -t 2", &code);  // the new length is the run's now
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(steps_logged(), 12);
+}
+
+// --help shows every default (generate samples at 0.8, chat at 0.7), and the
+// CLI refuses exactly what the sampler and the trainer refuse, by the option's name.
+TEST(CliTest, HelpShowsDefaultsAndRangesMatchTheLibrary) {
+  int code;
+  auto out = tpp("generate --help", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(line_with(out, "--temp").find("0.8"), std::string::npos) << out;
+  EXPECT_NE(line_with(out, "--top-p").find("0.95"), std::string::npos) << out;
+  EXPECT_NE(line_with(out, "--top-k").find("40"), std::string::npos) << out;
+  out = tpp("chat --help", &code);
+  EXPECT_NE(line_with(out, "--temp").find("0.7"), std::string::npos) << out;
+  EXPECT_NE(line_with(out, "--top-p").find("0.9"), std::string::npos) << out;
+  out = tpp("train --help", &code);
+  EXPECT_NE(line_with(out, "--lr").find("0.001"), std::string::npos) << out;
+  EXPECT_NE(line_with(out, "--min-lr").find("lr/10"), std::string::npos) << out;
+  EXPECT_NE(line_with(out, "--batch").find("16"), std::string::npos) << out;
+  out = tpp("eval --help", &code);
+  EXPECT_NE(line_with(out, "--seq").find("max_seq_len"), std::string::npos) << out;
+
+  const std::string gen = "generate -m " + temp_dir("cli_ranges") + "/none -p hi ";
+  for (const char* bad : {"--top-p 0", "--top-p 1.5", "--min-p 1", "--temp -1", "--repeat-penalty 0",
+                          "--repeat-last-n -1", "--top-k -2"}) {
+    out = tpp(gen + bad, &code);
+    EXPECT_NE(code, 0) << bad;
+    const std::string name = std::string(bad).substr(0, std::string(bad).find(' '));
+    EXPECT_EQ(out.rfind(name + ": ", 0), 0u) << bad << " must be refused by the CLI: " << out;
+  }
+  for (const char* good : {"--top-p 1", "--min-p 0", "--temp 0", "--top-p 0.01"}) {
+    out = tpp(gen + good, &code);
+    EXPECT_NE(out.find("none"), std::string::npos) << good << " passes the CLI and fails at the missing model: " << out;
+  }
+  const std::string train = "train --config none.json --data none.txt --out " + temp_dir("cli_ranges_train") + " ";
+  for (const char* bad : {"--beta1 1", "--beta2 -0.1", "--lr 0", "--clip -1", "--weight-decay -0.5", "--eval-tokens 0"}) {
+    out = tpp(train + bad, &code);
+    EXPECT_NE(code, 0) << bad;
+    const std::string name = std::string(bad).substr(0, std::string(bad).find(' '));
+    EXPECT_EQ(out.rfind(name + ": ", 0), 0u) << bad << " must be refused by the CLI: " << out;
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The training loop: schedule, data, gradient accumulation, bf16 compute,
 // resumption that reproduces the uninterrupted loss curve, checkpoints that
 // survive interrupted writes, and a clear stop on a non-finite loss.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -96,14 +97,19 @@ TEST(ClipTest, ScalesToTheMaximumNormOnlyWhenAbove) {
 
 TEST(DataTest, SplitIsDeterministicDisjointAndCoversTheCorpus) {
   TextData all;
-  for (int i = 0; i < 100000; ++i) all.tokens.push_back(i % 251);
-  all.bytes = int64_t(all.tokens.size());
+  for (int i = 0; i < 100000; ++i) {
+    all.tokens.push_back(i % 251);
+    all.token_bytes.push_back(i % 3);
+    all.bytes += i % 3;
+  }
   TextData a, b, c, d;
   split_train_val(all, a, b);
   split_train_val(all, c, d);
   EXPECT_EQ(a.tokens, c.tokens);
   EXPECT_EQ(b.tokens, d.tokens);
   EXPECT_EQ(a.tokens.size() + b.tokens.size(), all.tokens.size());
+  EXPECT_EQ(a.token_bytes.size(), a.tokens.size());
+  EXPECT_EQ(a.bytes + b.bytes, all.bytes);
   EXPECT_GT(b.tokens.size(), all.tokens.size() / 20);
   EXPECT_LT(b.tokens.size(), all.tokens.size() / 5);
 }
@@ -121,6 +127,41 @@ TEST(DataTest, BatchesArePureFunctionsOfSeedAndStep) {
   EXPECT_NE(a, b);
   s1.sample(18, 0, 4, 16, b, bt);
   EXPECT_NE(a, b);
+}
+
+// With a model's tokenizer, tokens stand for several bytes each; the byte
+// counts still add up to the files' real UTF-8 bytes, documents are joined by
+// the tokenizer's EOS (which stands for none).
+TEST(DataTest, ModelTokenizerCountsTheTextsRealBytes) {
+  const std::string dir = temp_dir("train_data_bpe");
+  write_test_tokenizer(dir);
+  const std::string a = "the cat sat on the mat; the cat, the hat.\n", b = "Caf\u00e9 \u00fcber the cat \U0001F600\n";
+  std::ofstream(dir + "/a.txt") << a;
+  std::ofstream(dir + "/b.txt") << b;
+  const TextTokenizer tok = TextTokenizer::for_model(dir);
+  EXPECT_FALSE(tok.byte_level());
+  EXPECT_EQ(tok.name(), "tokenizer.json (263 tokens)");
+  EXPECT_EQ(tok.separator(), 262);
+  const TextData data = load_text_files({dir + "/a.txt", dir + "/b.txt"}, tok);
+  ASSERT_EQ(data.token_bytes.size(), data.tokens.size());
+  EXPECT_LT(data.tokens.size(), a.size() + b.size()) << "merges make tokens longer than a byte";
+  EXPECT_EQ(data.bytes, int64_t(a.size() + b.size()));
+  int64_t sum = 0;
+  for (int32_t n : data.token_bytes) sum += n;
+  EXPECT_EQ(sum, data.bytes);
+  EXPECT_NE(std::find(data.tokens.begin(), data.tokens.end(), 258), data.tokens.end()) << "\" the\" merged";
+  EXPECT_EQ(std::count(data.tokens.begin(), data.tokens.end(), 262), 1);
+  // The byte-level tokenizer: one token per byte, <eos> between documents.
+  const TextData bytes = load_text_files({dir + "/a.txt", dir + "/b.txt"});
+  EXPECT_EQ(bytes.tokens.size(), a.size() + b.size() + 1);
+  EXPECT_EQ(bytes.bytes, int64_t(a.size() + b.size()));
+  // A model whose vocabulary is smaller than its tokenizer's is refused.
+  try {
+    tok.check_fits(200, "train");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
+  }
 }
 
 TEST(DataTest, MissingOrEmptyFilesAreNamed) {
@@ -168,7 +209,7 @@ TEST(TrainerTest, LossFallsAndTheRunWritesItsOutputs) {
   const std::string dir = temp_dir("train_basic");
   TrainOptions o = small_run(dir, dir + "/out");
   o.steps = 30;
-  const TrainResult r = run_training(o, false);
+  const TrainResult r = run_training(o);
   EXPECT_EQ(r.step, 30);
   const auto m = read_metrics(o.out);
   const auto train_losses = losses(m, "loss");
@@ -177,9 +218,9 @@ TEST(TrainerTest, LossFallsAndTheRunWritesItsOutputs) {
   EXPECT_EQ(losses(m, "val_loss").size(), 8u);  // every 4 steps and at the end
   EXPECT_GT(r.val_bpb, 0);
   EXPECT_NEAR(r.val_bpb, r.val_loss / std::log(2.0), 0.05 * r.val_bpb);  // byte tokens: ~1 byte each
-  for (const char* f : {"config.json", "model.safetensors", "metrics.jsonl", "loss.svg", "checkpoint.json"})
+  for (const char* f : {"config.json", "model.safetensors", "metrics.jsonl", "checkpoint.json"})
     EXPECT_TRUE(fs::exists(o.out + "/" + f)) << f;
-  EXPECT_NE(file_bytes(o.out + "/loss.svg").find("<polyline"), std::string::npos);
+  EXPECT_FALSE(fs::exists(o.out + "/tokenizer.json")) << "a byte-level run has no tokenizer files";
   // The saved model evaluates to the loss the run reported.
   const Model saved = load_model(o.out);
   const ParamLayout layout = make_layout(saved.config);
@@ -194,31 +235,111 @@ TEST(TrainerTest, LossFallsAndTheRunWritesItsOutputs) {
 TEST(TrainerTest, ResumedRunReproducesTheUninterruptedCurve) {
   const std::string dir = temp_dir("train_resume");
   const TrainOptions full = small_run(dir, dir + "/full");
-  run_training(full, false);
+  run_training(full);
   TrainOptions part = small_run(dir, dir + "/part");
   part.stop_after = 6;  // checkpoint at 4, interrupted at 6
-  EXPECT_EQ(run_training(part, false).step, 6);
+  EXPECT_EQ(run_training(part).step, 6);
   EXPECT_FALSE(fs::exists(part.out + "/model.safetensors"));  // no final model yet
   // Debris of a save interrupted mid-write must be ignored.
   fs::create_directories(part.out + "/ckpt-00000008");
   std::ofstream(part.out + "/ckpt-00000008/model.safetensors") << "partial";
   std::ofstream(part.out + "/checkpoint.json.tmp.12345") << "{\"dir\": \"ckpt-000";
-  TrainOptions resume;
+  ResumeOptions resume;
   resume.out = part.out;
   resume.threads = 2;
   resume.progress = false;
-  EXPECT_EQ(run_training(resume, true).step, 12);
+  EXPECT_EQ(resume_training(resume).step, 12);
   const auto a = read_metrics(full.out), b = read_metrics(part.out);
   EXPECT_EQ(losses(a, "loss"), losses(b, "loss"));  // bitwise, step for step
   EXPECT_EQ(losses(a, "val_loss"), losses(b, "val_loss"));
   EXPECT_EQ(file_bytes(full.out + "/model.safetensors"), file_bytes(part.out + "/model.safetensors"));
 }
 
+// A resumed run may run longer: the steps done stay as they were, the cosine
+// decay is re-planned to end at the new last step, the warm-up keeps its length.
+TEST(TrainerTest, ResumeExtendsTheRunWithMoreSteps) {
+  const std::string dir = temp_dir("train_extend");
+  TrainOptions o = small_run(dir, dir + "/out");
+  o.warmup = -1;  // the default: 5 % of the 40 planned steps = 2
+  o.steps = 40;
+  o.stop_after = 6;
+  run_training(o);
+  const auto before = losses(read_metrics(o.out), "loss");
+  ResumeOptions more;
+  more.out = o.out;
+  more.steps = 60;
+  more.stop_after = 4;  // to the checkpoint at step 8, which records the new length
+  more.threads = 2;
+  more.progress = false;
+  const TrainResult r = resume_training(more);
+  EXPECT_EQ(r.step, 8);  // resumed from the checkpoint at step 4
+  EXPECT_EQ(r.steps, 60);
+  const auto m = read_metrics(o.out);
+  const auto after = losses(m, "loss");
+  ASSERT_EQ(after.size(), 8u);
+  EXPECT_EQ(std::vector<double>(after.begin(), after.begin() + 4), std::vector<double>(before.begin(), before.begin() + 4));
+  EXPECT_DOUBLE_EQ(losses(m, "lr")[5], lr_at(5, 60, 2, o.lr, o.lr / 10));
+  const Checkpoint c = load_checkpoint(o.out);
+  EXPECT_EQ(c.state["options"]["steps"], 60);
+  EXPECT_EQ(c.state["options"]["warmup"], 2);
+  // Fewer steps than the run has done is refused, naming the options.
+  more.steps = 7;
+  try {
+    resume_training(more);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--steps"), std::string::npos) << e.what();
+  }
+}
+
+// --init from a model with a tokenizer: the run trains with it and copies its
+// files, so the trained model (and a resumed run) keeps it.
+TEST(TrainerTest, InitKeepsTheModelsTokenizer) {
+  const std::string dir = temp_dir("train_init_tok");
+  std::ofstream(dir + "/cfg.json") << R"({"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64, "vocab_size": 264,
+                                          "max_seq_len": 64, "tie_embeddings": true})";
+  save_model(init_model(load_config_file(dir + "/cfg.json"), 1), dir + "/base");
+  write_test_tokenizer(dir + "/base");
+  std::ofstream(dir + "/base/generation_config.json") << R"({"eos_token_id": 262})";
+  TrainOptions o = small_run(dir, dir + "/out");
+  o.config.clear();
+  o.init = dir + "/base";
+  o.steps = 4;
+  o.save_every = 2;
+  o.stop_after = 3;
+  run_training(o);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"})
+    EXPECT_EQ(file_bytes(o.out + "/" + f), file_bytes(o.init + "/" + f)) << f;
+  ResumeOptions r;
+  r.out = o.out;
+  r.threads = 2;
+  r.progress = false;
+  const TrainResult done = resume_training(r);
+  EXPECT_EQ(done.step, 4);
+  // Bits per byte over the text's bytes: fewer tokens than bytes, so bpb < nats per token / ln 2.
+  const TextTokenizer tok = TextTokenizer::for_model(o.out);
+  TextData all = load_text_files(o.data, tok), tr, va;
+  split_train_val(all, tr, va);
+  const Model saved = load_model(o.out);
+  const ParamLayout layout = make_layout(saved.config);
+  const auto params = params_from_model(saved, layout);
+  ThreadPool pool(2);
+  Graph<float> g(saved.config, layout);
+  const EvalResult ev = evaluate(g, params.data(), va, o.seq, o.batch, o.eval_tokens, pool);
+  EXPECT_NEAR(ev.loss, done.val_loss, 1e-9);
+  EXPECT_NEAR(ev.bits_per_byte, done.val_bpb, 1e-9);
+  EXPECT_LT(ev.tokens, ev.bytes);
+  EXPECT_NEAR(ev.bits_per_byte, ev.loss * double(ev.tokens) / std::log(2.0) / double(ev.bytes), 1e-9);
+  // A tokenizer.json swapped under a run is refused on resume.
+  std::ofstream(o.out + "/tokenizer.json") << "{}";
+  EXPECT_THROW(resume_training(r), Error);
+}
+
 TEST(TrainerTest, CheckpointIsAtomicAndValidated) {
   const std::string dir = temp_dir("train_ckpt");
   TrainOptions o = small_run(dir, dir + "/out");
   o.stop_after = 5;
-  run_training(o, false);
+  run_training(o);
   const Checkpoint c = load_checkpoint(o.out);
   EXPECT_EQ(c.step, 4);
   EXPECT_EQ(c.adam_steps, 4);
@@ -246,7 +367,7 @@ TEST(TrainerTest, NonFiniteLossStopsWithTheStepAndTensor) {
   o.warmup = 0;
   o.clip = 0;
   try {
-    run_training(o, false);
+    run_training(o);
     FAIL() << "a diverging run must stop";
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -258,12 +379,12 @@ TEST(TrainerTest, NonFiniteLossStopsWithTheStepAndTensor) {
 TEST(TrainerTest, InitStartsFromTheGivenModel) {
   const std::string dir = temp_dir("train_init");
   const TrainOptions first = small_run(dir, dir + "/first");
-  run_training(first, false);
+  run_training(first);
   TrainOptions tuned = small_run(dir, dir + "/tuned");
   tuned.config.clear();
   tuned.init = first.out;
   tuned.steps = 2;
-  run_training(tuned, false);
+  run_training(tuned);
   // The fine-tuning run starts where the first run ended, far below a fresh model's loss.
   const double start_first = losses(read_metrics(first.out), "loss").front();
   const double start_tuned = losses(read_metrics(tuned.out), "loss").front();
@@ -275,7 +396,7 @@ TEST(TrainerTest, Bf16ComputeTracksF32) {
   const std::string dir = temp_dir("train_bf16");
   TrainOptions a = small_run(dir, dir + "/f32"), b = small_run(dir, dir + "/bf16");
   b.bf16 = true;
-  const double la = run_training(a, false).val_loss, lb = run_training(b, false).val_loss;
+  const double la = run_training(a).val_loss, lb = run_training(b).val_loss;
   EXPECT_NEAR(la, lb, 0.05 * la);
   EXPECT_NE(la, lb);  // the switch is live
 }
@@ -284,11 +405,11 @@ TEST(TrainerTest, BadOptionsAreRefusedByName) {
   const std::string dir = temp_dir("train_bad");
   TrainOptions o = small_run(dir, dir + "/out");
   o.seq = 0;
-  EXPECT_THROW(run_training(o, false), Error);
+  EXPECT_THROW(run_training(o), Error);
   o = small_run(dir, dir + "/out");
   o.steps = 0;
   try {
-    run_training(o, false);
+    run_training(o);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--steps"), std::string::npos) << e.what();
@@ -297,7 +418,7 @@ TEST(TrainerTest, BadOptionsAreRefusedByName) {
   std::ofstream(dir + "/v100.json") << R"({"d_model": 32, "n_layers": 1, "n_heads": 4, "d_ff": 64, "vocab_size": 100})";
   o.config = dir + "/v100.json";
   try {
-    run_training(o, false);
+    run_training(o);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("vocab_size is 100"), std::string::npos) << e.what();

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "checks.h"
 #include "commands.h"
 #include "tpp/core/error.h"
 #include "tpp/core/rng.h"
@@ -50,10 +51,10 @@ Run add_bench(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model, "model directory (tpp or Hugging Face) or GGUF file")->required();
-  app.add_option("-p", o->prompt, "prompt tokens for the prefill test")->check(CLI::PositiveNumber);
-  app.add_option("-n", o->n, "tokens for the decode test")->check(CLI::PositiveNumber);
-  app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  app.add_option("-r,--reps", o->reps, "repetitions (best is reported)")->check(CLI::PositiveNumber);
+  app.add_option("-p", o->prompt, "prompt tokens for the prefill test")->check(positive());
+  app.add_option("-n", o->n, "tokens for the decode test")->check(positive());
+  app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
+  app.add_option("-r,--reps", o->reps, "repetitions (best is reported)")->check(positive());
   return [o] {
     const Model model = load_model(o->model);
     const ModelConfig& c = model.config;

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "checks.h"
 #include "commands.h"
 #include "text_out.h"
 #include "tpp/core/error.h"
@@ -34,12 +35,12 @@ Run add_chat(CLI::App& app) {
   o->sampling.top_p = 0.9f;
   app.add_option("-m,--model", o->model, "model directory (Hugging Face) or GGUF file")->required();
   app.add_option("--system", o->system, "system message");
-  app.add_option("-n", o->n, "most new tokens per reply")->check(CLI::PositiveNumber);
+  app.add_option("-n", o->n, "most new tokens per reply")->check(positive());
   add_sampling_options(app, o->sampling);
   app.add_flag("--stats", o->stats, "print prefill/decode speed after each reply (stderr)");
-  app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  app.add_option("-c,--ctx", o->ctx, "context length (default: max_seq_len, at most 8192)")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
+  app.add_option("-c,--ctx", o->ctx, "context length; 0 = max_seq_len, at most 8192")
+      ->check(non_negative());
   return [o] {
     const Model model = load_model(o->model);
     const ModelText text = load_model_text(o->model);

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "checks.h"
 #include "commands.h"
 #include "tpp/core/error.h"
 #include "text_out.h"
@@ -55,12 +56,12 @@ Run add_generate(CLI::App& app) {
   auto* chat = app.add_flag("--chat", o->chat, "wrap the prompt as a user turn in the model's chat template");
   chat->needs(p);
   app.add_option("--system", o->system, "system message for --chat")->needs(chat);
-  app.add_option("-n", o->n, "new tokens to generate")->check(CLI::NonNegativeNumber);
+  app.add_option("-n", o->n, "new tokens to generate")->check(non_negative());
   add_sampling_options(app, o->sampling);
   app.add_flag("--ids", o->ids, "print generated token ids instead of text");
   app.add_flag("--stats", o->stats, "print prefill/decode speed to stderr");
-  app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  app.add_option("-c,--ctx", o->ctx, "context length (default: max_seq_len)")->check(CLI::NonNegativeNumber);
+  app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
+  app.add_option("-c,--ctx", o->ctx, "context length; 0 = the prompt and -n tokens, at most max_seq_len")->check(non_negative());
   return [o] {
     if (o->prompt.empty() && o->prompt_ids.empty()) fail("generate: give a prompt with -p TEXT or --prompt-ids 1,2,3");
     const Model model = load_model(o->model);

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "checks.h"
 #include "commands.h"
 #include "tpp/core/error.h"
 #include "tpp/model/kv_cache.h"
@@ -19,7 +20,7 @@ Run add_kv_cache(CLI::App& app) {
   auto* m = app.add_option("-m,--model", o->model, "model directory (tpp or Hugging Face) or GGUF file");
   auto* c = app.add_option("--config", o->config, "model config JSON");
   m->excludes(c);
-  app.add_option("--tokens", o->tokens, "sequence length T")->required()->check(CLI::PositiveNumber);
+  app.add_option("--tokens", o->tokens, "sequence length T")->required()->check(positive())->default_str("");
   app.add_option("--dtype", o->dtype, "cache element type: f16 | bf16 | f32");
   return [o] {
     if (o->model.empty() == o->config.empty()) fail("kv-cache: give exactly one of -m DIR or --config FILE");

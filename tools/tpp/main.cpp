@@ -12,6 +12,8 @@
 int main(int argc, char** argv) {
   CLI::App app{"tpp - Transformer++ in C++: train and run decoder-only transformers"};
   app.require_subcommand(0, 1);
+  // Every option's --help line shows its default (subcommands inherit this).
+  app.option_defaults()->always_capture_default();
   bool version = false;
   app.add_flag("--version", version, "print the version and the SIMD path in use");
   std::map<CLI::App*, tpp::cli::Run> runs;

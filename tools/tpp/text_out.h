@@ -7,17 +7,21 @@
 
 #include <CLI/CLI.hpp>
 
+#include "checks.h"
 #include "tpp/infer/sampler.h"
 
 namespace tpp::cli {
 
+// The sampler's options with its ranges (Sampler's constructor checks the same);
+// the defaults shown are those of `s` when this is called (generate and chat differ).
 inline void add_sampling_options(CLI::App& app, SamplingParams& s) {
-  app.add_option("--temp", s.temperature, "temperature; 0 = greedy")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", s.top_k, "top-k; 0 = off")->check(CLI::NonNegativeNumber);
-  app.add_option("--top-p", s.top_p, "top-p (nucleus); 1 = off")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--min-p", s.min_p, "min-p; 0 = off")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--repeat-penalty", s.repeat_penalty, "repetition penalty; 1 = off");
-  app.add_option("--repeat-last-n", s.repeat_last_n, "tokens the penalty looks back over");
+  app.add_option("--temp", s.temperature, "temperature; 0 = greedy")->check(at_least(0));
+  app.add_option("--top-k", s.top_k, "top-k; 0 = off")->check(non_negative());
+  app.add_option("--top-p", s.top_p, "top-p (nucleus); 1 = off")->check(number_in(0, true, 1, false));
+  app.add_option("--min-p", s.min_p, "min-p; 0 = off")->check(number_in(0, false, 1, true));
+  app.add_option("--repeat-penalty", s.repeat_penalty, "repetition penalty; 1 = off")->check(above(0));
+  app.add_option("--repeat-last-n", s.repeat_last_n, "tokens the penalty looks back over")
+      ->check(non_negative());
   app.add_option("--seed", s.seed, "sampling seed");
 }
 

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -16,7 +15,6 @@
 #include "tpp/core/error.h"
 #include "tpp/io/safetensors.h"
 #include "tpp/model/model.h"
-#include "tpp/tokenizer/byte_tokenizer.h"
 #include "tpp/train/checkpoint.h"
 #include "tpp/train/optim.h"
 
@@ -73,21 +71,61 @@ TrainOptions options_from_json(const nlohmann::json& j, const std::string& sourc
   return o;
 }
 
-void check_options(const TrainOptions& o, const ModelConfig& c) {
+// Every option's range; the CLI's checks (tools/tpp/cmd_train.cpp) state the same ones.
+void check_options(const TrainOptions& o, const ModelConfig& c, const TextTokenizer& tokenizer) {
   TPP_CHECK(o.batch > 0, "train: --batch {} must be positive", o.batch);
   TPP_CHECK(o.seq > 0, "train: --seq {} must be positive", o.seq);
   TPP_CHECK(o.grad_accum > 0, "train: --grad-accum {} must be positive", o.grad_accum);
   TPP_CHECK(o.steps > 0 || o.tokens > 0, "train: give the run's length with --steps N or --tokens N");
+  TPP_CHECK(o.steps >= 0 && o.tokens >= 0, "train: --steps {} and --tokens {} must be positive", o.steps, o.tokens);
   TPP_CHECK(o.lr > 0 && std::isfinite(o.lr), "train: --lr {} must be a positive number", o.lr);
-  TPP_CHECK(o.weight_decay >= 0, "train: --weight-decay {} must be >= 0", o.weight_decay);
-  TPP_CHECK(o.clip >= 0, "train: --clip {} must be >= 0 (0 = no clipping)", o.clip);
+  TPP_CHECK(o.min_lr == -1 || (o.min_lr >= 0 && std::isfinite(o.min_lr)), "train: --min-lr {} must be >= 0",
+            o.min_lr);
+  TPP_CHECK(o.warmup >= -1, "train: --warmup {} must be >= 0", o.warmup);
+  TPP_CHECK(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "train: --weight-decay {} must be >= 0",
+            o.weight_decay);
+  TPP_CHECK(o.beta1 >= 0 && o.beta1 < 1, "train: --beta1 {} must be in [0, 1)", o.beta1);
+  TPP_CHECK(o.beta2 >= 0 && o.beta2 < 1, "train: --beta2 {} must be in [0, 1)", o.beta2);
+  TPP_CHECK(o.clip >= 0 && std::isfinite(o.clip), "train: --clip {} must be >= 0 (0 = no clipping)", o.clip);
+  TPP_CHECK(o.eval_every >= -1, "train: --eval-every {} must be >= 0", o.eval_every);
+  TPP_CHECK(o.eval_tokens > 0, "train: --eval-tokens {} must be positive", o.eval_tokens);
+  TPP_CHECK(o.save_every >= -1, "train: --save-every {} must be >= 0", o.save_every);
   TPP_CHECK(o.stop_after >= 0, "train: --stop-after {} must be >= 0", o.stop_after);
+  TPP_CHECK(o.threads >= 0, "train: --threads {} must be >= 0", o.threads);
   if (c.pos_encoding == PosEncoding::learned)
     TPP_CHECK(o.seq <= c.max_seq_len, "train: --seq {} exceeds the model's max_seq_len {} (learned positions)",
               o.seq, c.max_seq_len);
-  TPP_CHECK(c.vocab_size >= ByteTokenizer::kVocabSize,
-            "train: the model's vocab_size is {}, the byte-level tokenizer needs at least {}", c.vocab_size,
-            ByteTokenizer::kVocabSize);
+  tokenizer.check_fits(c.vocab_size, "train");
+}
+
+int64_t planned_steps(const TrainOptions& o) {
+  const int64_t step_tokens = o.batch * o.seq * o.grad_accum;
+  return o.steps > 0 ? o.steps : (o.tokens + step_tokens - 1) / step_tokens;
+}
+
+// The files of a model directory that carry its tokenizer; the trained model keeps them.
+constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json"};
+
+// Makes OUT carry the run's tokenizer files: copies of the --init model's, or
+// none for a byte-level run.
+void place_tokenizer_files(const std::string& init, const TextTokenizer& tokenizer, const std::string& out) {
+  std::error_code ec;
+  if (!tokenizer.byte_level() && fs::is_regular_file(init, ec))
+    fail("train: --init {}: the GGUF file's tokenizer cannot be stored next to the trained model (tpp writes "
+         "tokenizer.json models); start from a Hugging Face directory with tokenizer.json",
+         init);
+  for (const char* name : kTokenizerFiles) {
+    const fs::path src = fs::path(init) / name, dst = fs::path(out) / name;
+    if (!tokenizer.byte_level() && fs::exists(src, ec)) {
+      std::ifstream in(src, std::ios::binary);
+      if (!in) fail("{}: cannot read", src.string());
+      const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      io::write_file_atomic(dst.string(), bytes);
+    } else if (fs::exists(dst, ec)) {
+      fs::remove(dst, ec);  // another run's: this model must not seem to have it
+      if (ec) fail("{}: cannot remove a tokenizer file of an earlier run: {}", dst.string(), ec.message());
+    }
+  }
 }
 
 std::string human(double v) {
@@ -163,6 +201,8 @@ EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& da
                     int64_t max_tokens, ThreadPool& pool) {
   const int64_t n = int64_t(data.tokens.size());
   TPP_CHECK(n >= 2, "eval: the evaluation text has {} tokens; at least 2 are needed", n);
+  TPP_CHECK(data.token_bytes.size() == data.tokens.size(), "eval: {} tokens but {} byte counts", n,
+            data.token_bytes.size());
   T = std::min(T, n - 1);
   EvalResult r;
   double nats = 0;
@@ -176,47 +216,34 @@ EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& da
       for (int64_t t = 0; t < T; ++t) {
         in.push_back(data.tokens[size_t(start + t)]);
         tg.push_back(data.tokens[size_t(start + t + 1)]);
-        bytes += data.tokens[size_t(start + t + 1)] < 256 ? 1 : 0;
+        bytes += data.token_bytes[size_t(start + t + 1)];
       }
     if (rows == 0) break;
     nats += graph.forward(params, {rows, T, in.data(), tg.data()}, pool) * double(rows * T);
     r.tokens += rows * T;
   }
   r.loss = nats / double(r.tokens);
+  r.bytes = bytes;
   r.bits_per_byte = nats / std::log(2.0) / double(std::max<int64_t>(bytes, 1));
   return r;
 }
 
-TrainResult run_training(const TrainOptions& options, bool resume) {
-  TrainOptions o = options;
-  TPP_CHECK(!o.out.empty(), "train: --out DIR is required");
-  Checkpoint ck;
-  if (resume) {
-    ck = load_checkpoint(o.out);
-    TrainOptions saved = options_from_json(ck.state.value("options", nlohmann::json::object()),
-                                           (fs::path(o.out) / "checkpoint.json").string());
-    saved.out = o.out;
-    saved.threads = o.threads;
-    saved.stop_after = o.stop_after;
-    saved.progress = o.progress;
-    o = saved;
-  } else {
-    TPP_CHECK(o.config.empty() != o.init.empty(), "train: give exactly one of --config FILE or --init DIR");
-    Model m = o.init.empty() ? init_model(load_config_file(o.config), o.seed) : load_model(o.init);
-    ck.config = m.config;
-    ck.params = params_from_model(m, make_layout(m.config));
-  }
+namespace {
+
+// The loop shared by a new and a resumed run: ck holds the model (and, resumed,
+// the optimizer state and step).
+TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const TextTokenizer& tokenizer) {
   const ModelConfig& config = ck.config;
-  check_options(o, config);
+  check_options(o, config, tokenizer);
   const ParamLayout layout = make_layout(config);
   ThreadPool pool(o.threads);
 
   // Data.
-  TextData all = load_text_files(o.data), train_data, val_data;
+  TextData all = load_text_files(o.data, tokenizer), train_data, val_data;
   if (o.val.empty()) split_train_val(all, train_data, val_data);
   else {
     train_data = std::move(all);
-    val_data = load_text_files(o.val);
+    val_data = load_text_files(o.val, tokenizer);
   }
   TPP_CHECK(int64_t(train_data.tokens.size()) > o.seq,
             "train: the training text has {} tokens, fewer than --seq {} + 1", train_data.tokens.size(), o.seq);
@@ -224,7 +251,9 @@ TrainResult run_training(const TrainOptions& options, bool resume) {
 
   // Schedule.
   const int64_t B = o.batch, T = o.seq, K = o.grad_accum, step_tokens = B * T * K;
-  const int64_t steps = o.steps > 0 ? o.steps : (o.tokens + step_tokens - 1) / step_tokens;
+  const int64_t steps = planned_steps(o);
+  TPP_CHECK(steps >= ck.step, "train: the run has done {} steps; --steps / --tokens ask for {} in all", ck.step,
+            steps);
   const int64_t warmup = o.warmup >= 0 ? o.warmup : steps / 20;
   const double min_lr = o.min_lr >= 0 ? o.min_lr : o.lr / 10;
   const int64_t eval_every = o.eval_every >= 0 ? o.eval_every : std::max<int64_t>(1, steps / 10);
@@ -256,16 +285,20 @@ TrainResult run_training(const TrainOptions& options, bool resume) {
   std::vector<int32_t> inputs, targets;
   const bool tty = ::isatty(2);
   if (o.progress)
-    std::fprintf(stderr, "training %s parameters for %lld steps of %lld tokens (%lld x %lld x %lld)%s\n",
+    std::fprintf(stderr, "training %s parameters for %lld steps of %lld tokens (%lld x %lld x %lld), tokenizer %s%s\n",
                  human(double(layout.total)).c_str(), (long long)steps, (long long)step_tokens, (long long)B,
-                 (long long)T, (long long)K, resume ? fmt::format(", resuming at step {}", start).c_str() : "");
+                 (long long)T, (long long)K, tokenizer.name().c_str(),
+                 resume ? fmt::format(", resuming at step {}", start).c_str() : "");
 
   auto save = [&](int64_t done, double elapsed) {
     ck.step = done;
     ck.adam_steps = adam.steps();
     ck.m = adam.m();
     ck.v = adam.v();
-    ck.state = {{"options", options_to_json(o)}, {"elapsed_s", elapsed}, {"tokens", done * step_tokens}};
+    ck.state = {{"options", options_to_json(o)},
+                {"elapsed_s", elapsed},
+                {"tokens", done * step_tokens},
+                {"tokenizer", tokenizer.name()}};
     save_checkpoint(o.out, layout, ck);
   };
 
@@ -346,69 +379,60 @@ TrainResult run_training(const TrainOptions& options, bool resume) {
   }
   if (o.progress && tty) std::fprintf(stderr, "\n");
   result.step = s;
+  result.steps = steps;
   result.graph_bytes = graph.bytes();
   result.peak_rss = peak_rss_bytes();
   if (s == steps) {
     const double elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - t0).count();
     save(s, elapsed);
     save_model(model_from_params(config, layout, params), o.out);
-    io::write_file_atomic((fs::path(o.out) / "loss.svg").string(), loss_curve_svg(metrics.records()));
   }
   return result;
 }
 
-std::string loss_curve_svg(const std::vector<nlohmann::json>& records) {
-  std::vector<std::pair<double, double>> train, val;
-  for (const auto& r : records) {
-    if (r.contains("loss")) train.emplace_back(r["step"].get<double>(), r["loss"].get<double>());
-    if (r.contains("val_loss")) val.emplace_back(r["step"].get<double>(), r["val_loss"].get<double>());
+}  // namespace
+
+TrainResult run_training(const TrainOptions& options) {
+  const TrainOptions& o = options;
+  TPP_CHECK(!o.out.empty(), "train: --out DIR is required");
+  TPP_CHECK(o.config.empty() != o.init.empty(), "train: give exactly one of --config FILE or --init DIR");
+  Checkpoint ck;
+  Model m = o.init.empty() ? init_model(load_config_file(o.config), o.seed) : load_model(o.init);
+  ck.config = m.config;
+  ck.params = params_from_model(m, make_layout(m.config));
+  const TextTokenizer tokenizer = o.init.empty() ? TextTokenizer() : TextTokenizer::for_model(o.init);
+  check_options(o, ck.config, tokenizer);
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec) fail("{}: cannot create the output directory: {}", o.out, ec.message());
+  place_tokenizer_files(o.init, tokenizer, o.out);
+  return train_from(o, ck, false, tokenizer);
+}
+
+TrainResult resume_training(const ResumeOptions& r) {
+  TPP_CHECK(!r.out.empty(), "train: --resume DIR is required");
+  Checkpoint ck = load_checkpoint(r.out);
+  const std::string pointer = (fs::path(r.out) / "checkpoint.json").string();
+  TrainOptions o = options_from_json(ck.state.value("options", nlohmann::json::object()), pointer);
+  o.out = r.out;
+  o.threads = r.threads;
+  o.stop_after = r.stop_after;
+  o.progress = r.progress;
+  if (r.steps > 0 || r.tokens > 0) {
+    // The warm-up already applied stays as it was; the decay is re-planned.
+    if (o.warmup < 0) o.warmup = planned_steps(o) / 20;
+    o.steps = r.steps;
+    o.tokens = r.steps > 0 ? 0 : r.tokens;
   }
-  const double W = 720, H = 420, left = 64, right = 20, top = 36, bottom = 48;
-  double x_max = 1, y_min = 1e30, y_max = -1e30;
-  for (const auto* series : {&train, &val})
-    for (const auto& [x, y] : *series) {
-      x_max = std::max(x_max, x);
-      y_min = std::min(y_min, y);
-      y_max = std::max(y_max, y);
-    }
-  if (y_min > y_max) y_min = 0, y_max = 1;
-  if (y_max - y_min < 1e-9) y_max = y_min + 1;
-  const double pad = 0.05 * (y_max - y_min);
-  y_min -= pad;
-  y_max += pad;
-  auto X = [&](double x) { return left + (W - left - right) * x / x_max; };
-  auto Y = [&](double y) { return top + (H - top - bottom) * (y_max - y) / (y_max - y_min); };
-  std::ostringstream s;
-  s << fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" "
-                   "font-size=\"12\">\n",
-                   W, H);
-  s << fmt::format("<rect width=\"{}\" height=\"{}\" fill=\"white\"/>\n", W, H);
-  s << fmt::format("<text x=\"{}\" y=\"22\" font-size=\"15\">Loss (nats per token)</text>\n", left);
-  for (int i = 0; i <= 5; ++i) {
-    const double y = y_min + (y_max - y_min) * i / 5, x = x_max * i / 5;
-    s << fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n", left, Y(y),
-                     W - right, Y(y));
-    s << fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{:.2f}</text>\n", left - 6, Y(y) + 4, y);
-    s << fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{:.0f}</text>\n", X(x), H - bottom + 18,
-                     x);
-  }
-  s << fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">step</text>\n", (W + left) / 2, H - 10);
-  s << fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444\"/>\n", left, top,
-                   W - left - right, H - top - bottom);
-  auto polyline = [&](const std::vector<std::pair<double, double>>& pts, const char* color, double width) {
-    if (pts.empty()) return;
-    s << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"" << width << "\" points=\"";
-    for (const auto& [x, y] : pts) s << fmt::format("{:.1f},{:.1f} ", X(x), Y(y));
-    s << "\"/>\n";
-  };
-  polyline(train, "#1f77b4", 1.2);
-  polyline(val, "#d62728", 2);
-  for (const auto& [x, y] : val)
-    s << fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"#d62728\"/>\n", X(x), Y(y));
-  s << fmt::format("<text x=\"{:.1f}\" y=\"22\" fill=\"#1f77b4\">train</text>\n", W - right - 130);
-  s << fmt::format("<text x=\"{:.1f}\" y=\"22\" fill=\"#d62728\">validation</text>\n", W - right - 80);
-  s << "</svg>\n";
-  return s.str();
+  if (r.eval_every) o.eval_every = *r.eval_every;
+  if (r.eval_tokens) o.eval_tokens = *r.eval_tokens;
+  if (r.save_every) o.save_every = *r.save_every;
+  // The tokenizer is the one the run copied into its directory at the start.
+  const TextTokenizer tokenizer = TextTokenizer::for_model(r.out);
+  const std::string saved = ck.state.value("tokenizer", std::string("byte-level"));
+  TPP_CHECK(saved == tokenizer.name(), "{}: the run trained with the {} tokenizer, but {} now holds {}", pointer,
+            saved, r.out, tokenizer.byte_level() ? "no tokenizer.json" : tokenizer.name());
+  return train_from(o, ck, true, tokenizer);
 }
 
 }  // namespace tpp::train

@@ -1,16 +1,16 @@
-// The training loop behind `tpp train`: data, AdamW with warm-up + cosine
-// schedule, clipping, gradient accumulation, optional bf16 compute,
-// evaluation, metrics (JSONL), a loss-curve SVG, and atomic, resumable
-// checkpoints (see checkpoint.h). A resumed run reproduces the uninterrupted
-// run's loss curve exactly for the same thread count: batches are a pure
-// function of (seed, step) and every reduction has a fixed order.
+// The training loop behind `tpp train`: data (through the model's own
+// tokenizer when it has one), AdamW with warm-up + cosine schedule, clipping,
+// gradient accumulation, optional bf16 compute, evaluation, metrics (JSONL),
+// and atomic, resumable checkpoints (see checkpoint.h). A resumed run
+// reproduces the uninterrupted run's loss curve exactly for the same thread
+// count: batches are a pure function of (seed, step) and every reduction has
+// a fixed order.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "tpp/core/thread_pool.h"
 #include "tpp/train/data.h"
@@ -39,28 +39,47 @@ struct TrainOptions {
   bool progress = true;
 };
 
+// What a resumed run may change: its length and its reporting. Everything
+// else (model, data, batch shape, optimizer, learning rate, seed) is the
+// checkpoint's, because changing it mid-run would make the remaining steps
+// differ from the run's. A new length re-plans the cosine decay to end at the
+// new last step (the warm-up keeps the length it had); ten-per-run defaults of
+// --eval-every / --save-every follow the new length.
+struct ResumeOptions {
+  std::string out;                // the run's directory
+  int64_t steps = 0, tokens = 0;  // 0: the run's own length; else one of the two
+  std::optional<int64_t> eval_every, eval_tokens, save_every;
+  int64_t stop_after = 0;
+  int threads = 0;
+  bool progress = true;
+};
+
 struct TrainResult {
-  int64_t step = 0;  // steps done in total
+  int64_t step = 0;   // steps done in total
+  int64_t steps = 0;  // steps the run plans (step == steps: finished)
   double loss = 0, val_loss = 0, val_bpb = 0;
   double tokens_per_s = 0;
   int64_t graph_bytes = 0, peak_rss = 0;
 };
 
-// Trains (or, with resume, continues the run in options.out).
-TrainResult run_training(const TrainOptions& options, bool resume);
+// A new run. With --init DIR the model's tokenizer files (tokenizer.json,
+// tokenizer_config.json, generation_config.json) are copied into options.out,
+// so the trained model and a resumed run keep that tokenizer.
+TrainResult run_training(const TrainOptions& options);
+// Continues the run whose checkpoints are in options.out.
+TrainResult resume_training(const ResumeOptions& options);
 
 struct EvalResult {
   double loss = 0, bits_per_byte = 0;
-  int64_t tokens = 0;
+  int64_t tokens = 0;  // targets evaluated
+  int64_t bytes = 0;   // the text's bytes they stand for
 };
-// Mean loss over consecutive windows of T + 1 tokens (up to max_tokens).
+// Mean loss over consecutive windows of T + 1 tokens (up to max_tokens);
+// bits per byte over the bytes of the evaluated targets (TextData::token_bytes).
 EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& data, int64_t T, int64_t B,
                     int64_t max_tokens, ThreadPool& pool);
 
 // Peak resident set of this process in bytes (VmHWM), 0 if unknown.
 int64_t peak_rss_bytes();
-
-// A loss-curve SVG from metrics.jsonl lines (train loss per step, validation points).
-std::string loss_curve_svg(const std::vector<nlohmann::json>& records);
 
 }  // namespace tpp::train

@@ -1,4 +1,4 @@
-#include "tpp/train/corpus.h"
+#include "tpp/corpus/brown.h"
 
 #include <algorithm>
 #include <cctype>
@@ -10,7 +10,7 @@
 #include "tpp/core/error.h"
 #include "tpp/io/safetensors.h"
 
-namespace tpp::train {
+namespace tpp::corpus {
 namespace {
 
 bool closes(std::string_view w) {
@@ -92,4 +92,4 @@ int prepare_brown(const std::string& in_dir, const std::string& out_file) {
   return int(files.size());
 }
 
-}  // namespace tpp::train
+}  // namespace tpp::corpus

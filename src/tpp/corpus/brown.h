@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace tpp::train {
+namespace tpp::corpus {
 
 // One tagged file to plain text: tags stripped (after each token's last '/'),
 // `` and '' become ", no space before closing punctuation or after opening
@@ -18,4 +18,4 @@ std::string brown_to_text(std::string_view tagged);
 // Returns the number of files converted; errors name the directory.
 int prepare_brown(const std::string& in_dir, const std::string& out_file);
 
-}  // namespace tpp::train
+}  // namespace tpp::corpus
