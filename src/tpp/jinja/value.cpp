@@ -1,6 +1,6 @@
 // Jinja values: Python's str/repr/==/< and json.dumps over them, JSON import,
 // and the UTF-8 code point helpers that Python string semantics need.
-#include "tpp/infer/jinja_value.h"
+#include "tpp/jinja/value.h"
 
 #include <algorithm>
 #include <charconv>
