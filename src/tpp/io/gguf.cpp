@@ -7,7 +7,7 @@
 #include <set>
 
 #include "tpp/core/error.h"
-#include "tpp/io/safetensors.h"
+#include "tpp/io/atomic_file.h"
 
 namespace tpp::io {
 namespace {
