@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tpp/core/error.h"
+#include "tpp/core/utf8.h"
 #include "tpp/io/atomic_file.h"
 
 namespace tpp::io {
@@ -42,11 +43,7 @@ std::string supported_dtypes() {
 // UTF-8 boundary. Names come from parsed JSON, so they are valid UTF-8.
 std::string safe_name(std::string_view s) {
   std::string out;
-  size_t n = s.size();
-  if (n > kMaxQuoted) {
-    n = kMaxQuoted;
-    while (n > 0 && (uint8_t(s[n]) & 0xc0) == 0x80) --n;  // do not split a sequence
-  }
+  const size_t n = utf8::floor_boundary(s, kMaxQuoted);  // do not split a character
   for (size_t i = 0; i < n; ++i) {
     const auto c = uint8_t(s[i]);
     if (c < 0x20 || c == 0x7f)
