@@ -178,12 +178,6 @@ const GgmlTypeInfo* ggml_type_info(uint32_t id) {
   return nullptr;
 }
 
-std::optional<uint32_t> ggml_type_of(DType d) {
-  for (const auto& t : kGgmlTypes)
-    if (t.dtype == d) return t.id;
-  return std::nullopt;
-}
-
 GgufFile GgufFile::open(const std::string& path) {
   auto file = MappedFile::open(path);
   GgufFile g = parse(file->bytes(), path);

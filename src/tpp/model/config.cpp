@@ -14,9 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 
-template <class T>
-struct IsEnum : std::is_enum<T> {};
-
 std::string show(const json& j) {
   std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
