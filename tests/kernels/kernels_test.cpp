@@ -1,7 +1,12 @@
 // Every SIMD path against the scalar reference and against float64, on odd
 // shapes (K tails, N and M remainders, offset column ranges, ldy > M).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -177,6 +182,51 @@ TEST(DispatchTest, ForcedIsaAndNames) {
   }
   EXPECT_EQ(kernels::supported_isas().front(), Isa::scalar);
   kernels::set_isa(kernels::supported_isas().back());
+}
+
+std::set<std::string> words(std::string_view s) {
+  std::set<std::string> out;
+  for (size_t i = 0; i < s.size();) {
+    const size_t j = std::min(s.find(' ', i), s.size());
+    if (j > i) out.emplace(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// A level's unit runs on any CPU that passes its check, so it must be compiled
+// with nothing the check leaves out: every -m flag CMake gives it and every
+// feature its compiler enabled (the implied ones included) is required, and
+// nothing more is (that would refuse CPUs for no reason).
+TEST(DispatchTest, EachLevelRequiresExactlyWhatItsUnitWasCompiledWith) {
+  const auto levels = kernels::isa_levels();
+  ASSERT_FALSE(levels.empty());
+  EXPECT_EQ(levels.front().isa, Isa::scalar);
+  std::vector<Isa> runnable;
+  for (const auto& level : levels) {
+    SCOPED_TRACE(std::string(kernels::isa_name(level.isa)));
+    std::set<std::string> required;
+    bool all_present = true;
+    for (const auto f : level.cpu_features) {
+      EXPECT_TRUE(required.emplace(f).second) << f << " listed twice";
+      bool present = false;
+      EXPECT_NO_THROW(present = kernels::cpu_supports(f));
+      all_present = all_present && present;
+    }
+    for (const auto& flag : words(level.compile_flags)) {
+      ASSERT_EQ(flag.rfind("-m", 0), 0u) << "'" << flag << "': only -m<feature> flags belong in TPP_FLAGS_<ISA>";
+      EXPECT_TRUE(required.count(flag.substr(2))) << "compiled with " << flag << ", which dispatch does not check";
+    }
+    EXPECT_EQ(words(level.compiled_features), required) << "compiled: " << level.compiled_features;
+    if (all_present) runnable.push_back(level.isa);
+  }
+  // Not vacuous: the flags and the compiler's features did reach the table.
+  EXPECT_TRUE(words(levels.back().compile_flags).count("-mavx512f"));
+  EXPECT_TRUE(words(levels.back().compiled_features).count("avx512f"));
+  EXPECT_TRUE(words(levels.front().compiled_features).empty());
+  // The levels this CPU runs are the ones tests are instantiated for.
+  EXPECT_EQ(runnable, std::vector<Isa>(kernels::supported_isas().begin(), kernels::supported_isas().end()));
+  EXPECT_THROW(kernels::cpu_supports("avx512_no_such_feature"), Error);
 }
 
 TEST(DispatchTest, EnvironmentForcesAPathAndRejectsUnknownOnes) {

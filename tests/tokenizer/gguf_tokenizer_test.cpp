@@ -17,6 +17,7 @@
 
 #include "common/test_util.h"
 #include "tpp/core/error.h"
+#include "tpp/core/utf8.h"
 #include "tpp/io/json_file.h"
 #include "tpp/tokenizer/bpe_tokenizer.h"
 #include "tpp/tokenizer/gguf_pretokenizers.h"
@@ -255,11 +256,7 @@ std::string byte_char(int b) {
     cp = 256 + k;
   }
   std::string s;
-  if (cp < 0x80) s += char(cp);
-  else {
-    s += char(0xc0 | (cp >> 6));
-    s += char(0x80 | (cp & 0x3f));
-  }
+  utf8::append(s, char32_t(cp));
   return s;
 }
 

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "checks.h"
+#include "tpp/core/utf8.h"
 #include "tpp/infer/sampler.h"
 
 namespace tpp::cli {
@@ -25,42 +26,15 @@ inline void add_sampling_options(CLI::App& app, SamplingParams& s) {
   app.add_option("--seed", s.seed, "sampling seed");
 }
 
-// Takes the printable UTF-8 prefix of `pending`: complete characters are
-// kept, a character still missing bytes at the end waits for the next token
-// (unless final), and invalid bytes become U+FFFD, as Hugging Face's lossy
-// decoding does.
-inline std::string take_utf8(std::string& pending, bool final) {
-  std::string out;
-  size_t i = 0;
-  while (i < pending.size()) {
-    const unsigned char c = static_cast<unsigned char>(pending[i]);
-    const size_t n = c < 0x80 ? 1 : (c >= 0xc2 && c < 0xe0) ? 2 : (c >= 0xe0 && c < 0xf0) ? 3 : (c >= 0xf0 && c < 0xf5) ? 4 : 0;
-    size_t have = 1;
-    while (n > 1 && have < n && i + have < pending.size() &&
-           (static_cast<unsigned char>(pending[i + have]) & 0xc0) == 0x80)
-      ++have;
-    if (n != 0 && have == n) {
-      out.append(pending, i, n);
-      i += n;
-    } else if (n > 1 && i + have == pending.size() && !final) {
-      break;  // the rest of this character comes with the next token
-    } else {
-      out += "\xEF\xBF\xBD";
-      i += n > 1 ? have : 1;
-    }
-  }
-  pending.erase(0, i);
-  return out;
-}
-
-// Prints bytes as they come, holding back an incomplete character.
+// Prints bytes as they come, holding back an incomplete character; invalid
+// bytes print as U+FFFD, as Hugging Face's lossy decoding does.
 class Utf8Printer {
  public:
   void add(const std::string& bytes) {
     pending_ += bytes;
-    write(take_utf8(pending_, false));
+    write(utf8::take_lossy(pending_, false));
   }
-  void finish() { write(take_utf8(pending_, true)); }
+  void finish() { write(utf8::take_lossy(pending_, true)); }
 
  private:
   static void write(const std::string& s) {

@@ -46,8 +46,6 @@ class Rng {
  public:
   explicit Rng(uint64_t seed = 0) : rng_(seed, 0x5eed) {}
   double uniform() { return rng_.uniform(counter_++); }
-  uint64_t counter() const { return counter_; }
-  void set_counter(uint64_t c) { counter_ = c; }
 
  private:
   CounterRng rng_;

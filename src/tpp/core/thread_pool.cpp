@@ -1,7 +1,6 @@
 #include "tpp/core/thread_pool.h"
 
 #include <algorithm>
-#include <memory>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -112,26 +111,6 @@ void ThreadPool::worker_loop(size_t worker) {
     if (worker < job_workers_) run_range(worker);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
-}
-
-namespace {
-std::unique_ptr<ThreadPool>& pool_slot() {
-  static std::unique_ptr<ThreadPool> pool;
-  return pool;
-}
-}  // namespace
-
-ThreadPool& default_pool() {
-  auto& slot = pool_slot();
-  if (!slot) slot = std::make_unique<ThreadPool>(0);
-  return *slot;
-}
-
-void set_default_threads(int n_threads) {
-  auto& slot = pool_slot();
-  if (slot && n_threads > 0 && slot->size() == size_t(n_threads)) return;
-  slot.reset();
-  slot = std::make_unique<ThreadPool>(n_threads);
 }
 
 }  // namespace tpp

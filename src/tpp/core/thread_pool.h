@@ -80,9 +80,4 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};
 };
 
-// The process-wide pool used by ops when no pool is passed explicitly.
-ThreadPool& default_pool();
-// Replace the default pool with one of n_threads (0 = hardware cores).
-void set_default_threads(int n_threads);
-
 }  // namespace tpp

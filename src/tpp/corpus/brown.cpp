@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tpp/core/error.h"
-#include "tpp/io/safetensors.h"
+#include "tpp/io/atomic_file.h"
 
 namespace tpp::corpus {
 namespace {

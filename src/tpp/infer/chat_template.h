@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tpp/infer/jinja.h"
+#include "tpp/jinja/jinja.h"
 
 namespace tpp {
 

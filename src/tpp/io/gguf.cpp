@@ -7,7 +7,7 @@
 #include <set>
 
 #include "tpp/core/error.h"
-#include "tpp/io/safetensors.h"
+#include "tpp/io/atomic_file.h"
 
 namespace tpp::io {
 namespace {
@@ -176,12 +176,6 @@ const GgmlTypeInfo* ggml_type_info(uint32_t id) {
   for (const auto& t : kGgmlTypes)
     if (t.id == id) return &t;
   return nullptr;
-}
-
-std::optional<uint32_t> ggml_type_of(DType d) {
-  for (const auto& t : kGgmlTypes)
-    if (t.dtype == d) return t.id;
-  return std::nullopt;
 }
 
 GgufFile GgufFile::open(const std::string& path) {

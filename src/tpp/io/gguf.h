@@ -68,7 +68,6 @@ struct GgmlTypeInfo {
   std::optional<DType> dtype;  // tpp's storage type when tpp can compute with it
 };
 const GgmlTypeInfo* ggml_type_info(uint32_t id);  // nullptr when unknown
-std::optional<uint32_t> ggml_type_of(DType t);
 
 struct GgufTensor {
   std::string name;

@@ -1,18 +1,14 @@
 #include "tpp/io/safetensors.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <limits>
 #include <set>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "tpp/core/error.h"
+#include "tpp/core/utf8.h"
+#include "tpp/io/atomic_file.h"
 
 namespace tpp::io {
 namespace {
@@ -47,11 +43,7 @@ std::string supported_dtypes() {
 // UTF-8 boundary. Names come from parsed JSON, so they are valid UTF-8.
 std::string safe_name(std::string_view s) {
   std::string out;
-  size_t n = s.size();
-  if (n > kMaxQuoted) {
-    n = kMaxQuoted;
-    while (n > 0 && (uint8_t(s[n]) & 0xc0) == 0x80) --n;  // do not split a sequence
-  }
+  const size_t n = utf8::floor_boundary(s, kMaxQuoted);  // do not split a character
   for (size_t i = 0; i < n; ++i) {
     const auto c = uint8_t(s[i]);
     if (c < 0x20 || c == 0x7f)
@@ -322,70 +314,6 @@ const TensorEntry* SafeTensors::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-namespace {
-
-// ---- writing ----
-
-void fsync_dir(const std::string& path) {
-  auto dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail("{}: written, but cannot open directory {} to sync it: {}", path, dir, std::strerror(errno));
-  // Some file systems cannot sync a directory (EINVAL); the rename stands.
-  if (::fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP) {
-    const int err = errno;
-    ::close(fd);
-    fail("{}: written, but fsync of directory {} failed: {}", path, dir, std::strerror(err));
-  }
-  ::close(fd);
-}
-
-// Writes the concatenation of `parts` to `path`.tmp.<pid>, syncs it, renames it
-// over `path` and syncs the directory. On failure the temporary file is gone
-// and `path` is untouched.
-void write_atomic_impl(const std::string& path, const std::vector<std::span<const std::byte>>& parts) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
-  if (fd < 0) fail("{}: cannot create temporary file {}: {}", path, tmp, std::strerror(errno));
-  auto bail = [&](const char* what) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    fail("{}: {} of temporary file {} failed: {}", path, what, tmp, std::strerror(err));
-  };
-  for (const auto part : parts) {
-    const std::byte* p = part.data();
-    size_t left = part.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        bail("write");
-      }
-      p += n;
-      left -= size_t(n);
-    }
-  }
-  if (::fsync(fd) != 0) bail("fsync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail("{}: close of temporary file {} failed: {}", path, tmp, std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail("{}: rename from {} failed: {}", path, tmp, std::strerror(err));
-  }
-  fsync_dir(path);
-}
-
-}  // namespace
-
-void write_parts_atomic(const std::string& path, const std::vector<std::span<const std::byte>>& parts) {
-  write_atomic_impl(path, parts);
-}
-
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   // The header is built as text so the tensors keep the caller's order
@@ -442,11 +370,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   parts.push_back(len);
   parts.push_back(std::as_bytes(std::span(text.data(), text.size())));
   for (const auto& t : tensors) parts.push_back(t.bytes);
-  write_atomic_impl(path, parts);
-}
-
-void write_file_atomic(const std::string& path, std::string_view contents) {
-  write_atomic_impl(path, {std::as_bytes(std::span(contents.data(), contents.size()))});
+  write_parts_atomic(path, parts);
 }
 
 }  // namespace tpp::io

@@ -84,7 +84,7 @@ struct TensorToWrite {
   std::span<const std::byte> bytes;  // exactly numel * dtype_size bytes
 };
 
-// Write atomically: `path`.tmp.<pid>, fsync, rename over `path`, fsync the directory.
+// Written atomically (io/atomic_file.h: temporary file, fsync, rename, fsync the directory).
 // The header lists __metadata__ (when not empty) and then the tensors in the
 // given order, compact JSON padded with spaces to a multiple of 8 bytes; the
 // data is packed in the same order. Names must be unique and not
@@ -93,11 +93,5 @@ struct TensorToWrite {
 // names the path and the cause.
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
-
-// Write the concatenation of `parts` atomically (same protocol).
-void write_parts_atomic(const std::string& path, const std::vector<std::span<const std::byte>>& parts);
-
-// Write a whole text file atomically (same protocol); used for config.json.
-void write_file_atomic(const std::string& path, std::string_view contents);
 
 }  // namespace tpp::io

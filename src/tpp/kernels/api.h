@@ -1,7 +1,8 @@
 // Pointer-level compute kernels, one table of function pointers per ISA.
 //
 // The table is resolved once from CPUID; TPP_ISA=scalar|avx2|avx512 forces a
-// path. Every kernel has a scalar version (kernels/scalar/), which is the
+// path. A level is chosen only when the CPU has every feature its unit was
+// compiled with (isa_levels() below). Every kernel has a scalar version (kernels/scalar/), which is the
 // reference in tests; each ISA variant lives in its own translation units
 // compiled with that ISA's flags (kernels/x86/<isa>/), in its own namespace,
 // and includes no STL or shared inline headers (an inline function compiled
@@ -93,5 +94,22 @@ const Kernels& kernels_for(Isa isa);
 std::span<const Isa> supported_isas();
 // Force the table kernels() returns (tests and benchmarks); must be supported.
 void set_isa(Isa isa);
+
+// What each ISA level needs and what its unit was built with, stated once
+// (dispatch.cpp; the flags come from CMakeLists.txt). A level runs only on a
+// CPU that has every one of its cpu_features, so its unit must be compiled
+// with no feature outside them: kernels_test checks both the flags and the
+// features the unit's compiler actually enabled against the list.
+struct IsaLevel {
+  Isa isa;
+  std::span<const std::string_view> cpu_features;  // __builtin_cpu_supports names, all required
+  std::string_view compile_flags;                  // the unit's -m flags, space-separated
+  std::string_view compiled_features;              // features its compiler enabled (compiled_features.inc)
+};
+// Every level built, scalar first.
+std::span<const IsaLevel> isa_levels();
+// __builtin_cpu_supports(feature) for a feature name the dispatcher knows;
+// tpp::Error for any other name.
+bool cpu_supports(std::string_view feature);
 
 }  // namespace tpp::kernels

@@ -2,7 +2,9 @@
 #include <array>
 #include <atomic>
 #include <cstdlib>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tpp/core/error.h"
@@ -26,36 +28,77 @@ const Kernels kAvx2 = TPP_KERNEL_TABLE(avx2, Isa::avx2);
 const Kernels kAvx512 = TPP_KERNEL_TABLE(avx512, Isa::avx512);
 #undef TPP_KERNEL_TABLE
 
+// The CPU features the levels may name. __builtin_cpu_supports takes a string
+// literal only, hence one lambda per name.
+struct CpuFeature {
+  std::string_view name;
+  bool (*present)();
+};
+#define TPP_CPU_FEATURE(f) CpuFeature{f, [] { return __builtin_cpu_supports(f) != 0; }}
+const CpuFeature kCpuFeatures[] = {
+    TPP_CPU_FEATURE("sse3"),         TPP_CPU_FEATURE("ssse3"),         TPP_CPU_FEATURE("sse4.1"),
+    TPP_CPU_FEATURE("sse4.2"),       TPP_CPU_FEATURE("popcnt"),        TPP_CPU_FEATURE("avx"),
+    TPP_CPU_FEATURE("avx2"),         TPP_CPU_FEATURE("fma"),           TPP_CPU_FEATURE("f16c"),
+    TPP_CPU_FEATURE("bmi"),          TPP_CPU_FEATURE("bmi2"),          TPP_CPU_FEATURE("avxvnni"),
+    TPP_CPU_FEATURE("avx512f"),      TPP_CPU_FEATURE("avx512bw"),      TPP_CPU_FEATURE("avx512vl"),
+    TPP_CPU_FEATURE("avx512dq"),     TPP_CPU_FEATURE("avx512cd"),      TPP_CPU_FEATURE("avx512vnni"),
+    TPP_CPU_FEATURE("avx512bf16"),   TPP_CPU_FEATURE("avx512fp16"),    TPP_CPU_FEATURE("avx512ifma"),
+    TPP_CPU_FEATURE("avx512vbmi"),   TPP_CPU_FEATURE("avx512vbmi2"),   TPP_CPU_FEATURE("avx512bitalg"),
+    TPP_CPU_FEATURE("avx512vpopcntdq"),
+};
+#undef TPP_CPU_FEATURE
+
+// Each level's requirement: every feature its unit's flags enable, including
+// the ones they imply (-mavx2 brings SSE3..SSE4.2, POPCNT and AVX).
+constexpr std::string_view kAvx2Features[] = {"sse3", "ssse3", "sse4.1", "sse4.2", "popcnt",
+                                              "avx",  "avx2",  "fma",    "f16c"};
+constexpr std::string_view kAvx512Features[] = {"sse3", "ssse3", "sse4.1",  "sse4.2",   "popcnt",   "avx",
+                                                "avx2", "fma",   "f16c",    "avx512f",  "avx512bw", "avx512vl",
+                                                "avx512dq"};
+
+// The levels, scalar first. TPP_FLAGS_<ISA> are the flags CMakeLists.txt
+// compiles each unit with. Plain pointers, so the table is initialised at
+// compile time, before any static constructor could ask for kernels().
+struct Level {
+  Isa isa;
+  const Kernels* table;
+  std::span<const std::string_view> cpu_features;
+  const char* compile_flags;
+  const char* compiled_features;
+};
+constexpr Level kLevels[] = {
+    {Isa::scalar, &kScalar, {}, "", scalar::compiled_features},
+    {Isa::avx2, &kAvx2, kAvx2Features, TPP_FLAGS_AVX2, avx2::compiled_features},
+    {Isa::avx512, &kAvx512, kAvx512Features, TPP_FLAGS_AVX512, avx512::compiled_features},
+};
+
+const Level& level(Isa isa) {
+  for (const auto& l : kLevels)
+    if (l.isa == isa) return l;
+  fail("kernels: no level for ISA {}", int(isa));
+}
+
 bool cpu_has(Isa isa) {
-  switch (isa) {
-    case Isa::scalar:
-      return true;
-    case Isa::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
-    case Isa::avx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
-  }
-  return false;
+  for (const auto feature : level(isa).cpu_features)
+    if (!cpu_supports(feature)) return false;
+  return true;
 }
 
 const std::vector<Isa>& supported() {
   static const std::vector<Isa> isas = [] {
     std::vector<Isa> out;
-    for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
-      if (cpu_has(isa)) out.push_back(isa);
+    for (const auto& l : kLevels)
+      if (cpu_has(l.isa)) out.push_back(l.isa);
     return out;
   }();
   return isas;
 }
 
 Isa parse_isa(const std::string& s) {
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
-    if (s == isa_name(isa)) {
-      if (!cpu_has(isa)) fail("TPP_ISA={}: this CPU does not support {}", s, s);
-      return isa;
+  for (const auto& l : kLevels)
+    if (s == isa_name(l.isa)) {
+      if (!cpu_has(l.isa)) fail("TPP_ISA={}: this CPU does not support {}", s, s);
+      return l.isa;
     }
   fail("TPP_ISA={}: unknown SIMD path, expected scalar, avx2 or avx512", s);
 }
@@ -78,12 +121,7 @@ std::string_view isa_name(Isa isa) {
 
 const Kernels& kernels_for(Isa isa) {
   if (!cpu_has(isa)) fail("kernels: this CPU does not support {}", isa_name(isa));
-  switch (isa) {
-    case Isa::scalar: return kScalar;
-    case Isa::avx2: return kAvx2;
-    case Isa::avx512: return kAvx512;
-  }
-  return kScalar;
+  return *level(isa).table;
 }
 
 const Kernels& kernels() {
@@ -98,6 +136,21 @@ const Kernels& kernels() {
 }
 
 std::span<const Isa> supported_isas() { return supported(); }
+
+std::span<const IsaLevel> isa_levels() {
+  static const std::vector<IsaLevel> levels = [] {
+    std::vector<IsaLevel> out;
+    for (const auto& l : kLevels) out.push_back({l.isa, l.cpu_features, l.compile_flags, l.compiled_features});
+    return out;
+  }();
+  return levels;
+}
+
+bool cpu_supports(std::string_view feature) {
+  for (const auto& f : kCpuFeatures)
+    if (f.name == feature) return f.present();
+  fail("kernels: unknown CPU feature '{}'", feature);
+}
 
 void set_isa(Isa isa) { current().store(&kernels_for(isa), std::memory_order_release); }
 

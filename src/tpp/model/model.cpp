@@ -16,6 +16,7 @@
 #include "tpp/io/json_file.h"
 #include "tpp/io/mapped_file.h"
 #include "tpp/io/gguf.h"
+#include "tpp/io/atomic_file.h"
 #include "tpp/io/safetensors.h"
 #include "tpp/model/gguf_model.h"
 #include "tpp/model/hf_config.h"

@@ -15,12 +15,12 @@
 #include <fmt/format.h>
 
 #include "tpp/core/error.h"
+#include "tpp/core/utf8.h"
 #include "tpp/tokenizer/text_util.h"
 
 namespace tpp {
 
 using tok::kMetaspace;
-using tok::utf8_len;
 
 namespace {
 
@@ -73,7 +73,7 @@ void BpeTokenizer::init_byte_map() {
   for (int b = 0; b < 256; ++b) {
     const bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
     const uint32_t cp = printable ? uint32_t(b) : uint32_t(256 + n++);
-    tok::append_utf8(byte_to_char_[b], cp);
+    utf8::append(byte_to_char_[b], cp);
     char_to_byte_[cp] = uint8_t(b);
   }
 }
@@ -160,8 +160,8 @@ void BpeTokenizer::merge_piece(std::string_view piece, std::vector<int32_t>& out
   sym.reserve(piece.size());
   for (size_t i = 0; i < piece.size();) {
     // One character; a byte that does not start a valid UTF-8 sequence is a symbol of its own.
-    size_t n = std::min(utf8_len(static_cast<unsigned char>(piece[i])), piece.size() - i);
-    if (n > 1 && tok::valid_utf8_prefix(piece.substr(i, n)) != n) n = 1;
+    const utf8::Decoded ch = utf8::decode(piece, i);
+    const size_t n = ch.ok() ? ch.len : 1;
     int32_t id = find(piece.substr(i, n));
     // Rank merges (Hugging Face): a character outside the vocabulary becomes its
     // byte tokens, or <unk> (runs of them fused), before merging. Score merges
@@ -274,7 +274,7 @@ void BpeTokenizer::split_and_merge(std::string_view text, size_t r, std::vector<
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
     if (ov[1] == ov[0]) {  // empty match: step one character
-      pos = ov[0] + (ov[0] < text.size() ? utf8_len(static_cast<unsigned char>(text[ov[0]])) : 1);
+      pos = ov[0] + (ov[0] < text.size() ? utf8::decode(text, ov[0]).len : 1);
       continue;
     }
     if (ov[0] > last) split_and_merge(text.substr(last, ov[0] - last), r + 1, out);
@@ -297,7 +297,7 @@ void BpeTokenizer::encode_segment(std::string_view text, bool at_start, std::vec
     // The regexes see valid UTF-8 only (checked once here, not by PCRE2 on every
     // match, which would be quadratic); a stray byte is a piece of its own.
     while (!text.empty()) {
-      const size_t n = tok::valid_utf8_prefix(text);
+      const size_t n = utf8::valid_prefix(text);
       split_and_merge(text.substr(0, n), 0, out);
       if (n < text.size()) split_and_merge(text.substr(n, 1), regexes_.size(), out);
       text.remove_prefix(std::min(n + 1, text.size()));
@@ -389,9 +389,11 @@ std::string BpeTokenizer::token_text(int32_t id, bool first) const {
   // Byte-level: each character is a byte; a token with a character outside the
   // map is kept as its text (Hugging Face's ByteLevel decoder does the same).
   for (size_t i = 0; i < p.size();) {
-    auto it = char_to_byte_.find(tok::decode_utf8(p, &i));
+    const utf8::Decoded ch = utf8::decode(p, i);
+    const auto it = ch.ok() ? char_to_byte_.find(ch.cp) : char_to_byte_.end();
     if (it == char_to_byte_.end()) return p;
     out += char(it->second);
+    i += ch.len;
   }
   return out;
 }

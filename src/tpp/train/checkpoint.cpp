@@ -7,6 +7,7 @@
 
 #include "tpp/core/error.h"
 #include "tpp/io/json_file.h"
+#include "tpp/io/atomic_file.h"
 #include "tpp/io/safetensors.h"
 #include "tpp/model/model.h"
 

@@ -13,7 +13,7 @@
 
 #include "tpp/core/dtype.h"
 #include "tpp/core/error.h"
-#include "tpp/io/safetensors.h"
+#include "tpp/io/atomic_file.h"
 #include "tpp/model/model.h"
 #include "tpp/train/checkpoint.h"
 #include "tpp/train/optim.h"

@@ -167,4 +167,8 @@ void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k,
   }
 }
 
+extern const char compiled_features[] =
+#include "tpp/kernels/compiled_features.inc"
+    ;
+
 }  // namespace tpp::kernels::scalar

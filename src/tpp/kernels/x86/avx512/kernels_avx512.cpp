@@ -212,7 +212,6 @@ void nn_columns(float* y, const float* x, const float* w, int64_t N, int64_t K, 
   }
 }
 
-
 template <bool XT>
 void gemm(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
           int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate) {
@@ -522,5 +521,9 @@ void matmul_q4_0(float* y, const float* x, const void* w, int64_t N, int64_t K, 
 }
 void dequant_q8_0(float* dst, const void* src, int64_t n) { dequant<Q8>(dst, src, n); }
 void dequant_q4_0(float* dst, const void* src, int64_t n) { dequant<Q4>(dst, src, n); }
+
+extern const char compiled_features[] =
+#include "tpp/kernels/compiled_features.inc"
+    ;
 
 }  // namespace tpp::kernels::avx512

@@ -31,4 +31,8 @@ void f16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
                    int64_t stride, int64_t n, float scale, float softcap);
 
+// The instruction-set features this unit was compiled with (compiled_features.inc):
+// data, not code, so reading it is safe on any CPU.
+extern const char compiled_features[];
+
 }  // namespace tpp::kernels::avx512

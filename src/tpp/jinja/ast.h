@@ -1,6 +1,6 @@
 // The Jinja engine's internals (shared by jinja*.cpp): the lexer's tokens, the
-// syntax tree the parser (jinja_parser.cpp) builds and the evaluator
-// (jinja_eval.cpp) walks, and the interpreter state builtins may use.
+// syntax tree the parser (parser.cpp) builds and the evaluator
+// (eval.cpp) walks, and the interpreter state builtins may use.
 #pragma once
 
 #include <cstdint>
@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "tpp/infer/jinja.h"
-#include "tpp/infer/jinja_value.h"
+#include "tpp/jinja/jinja.h"
+#include "tpp/jinja/value.h"
 
 namespace tpp::jinja {
 
@@ -119,7 +119,7 @@ struct Token {
   Loc loc;
 };
 
-// Splits a template into tokens (jinja_lexer.cpp). Throws tpp::Error located in `origin`.
+// Splits a template into tokens (lexer.cpp). Throws tpp::Error located in `origin`.
 std::vector<Token> lex(std::string_view source, const std::string& origin);
 
 struct Template::Impl {
@@ -127,10 +127,10 @@ struct Template::Impl {
   Body body;
 };
 
-// Parses a whole template (jinja_parser.cpp). Throws tpp::Error located in `origin`.
+// Parses a whole template (parser.cpp). Throws tpp::Error located in `origin`.
 Body parse_template(std::string_view source, const std::string& origin);
 
-// Filter, test and method tables (jinja_builtins.cpp).
+// Filter, test and method tables (builtins.cpp).
 bool has_filter(std::string_view name);
 bool has_test(std::string_view name);
 Value apply_filter(Interp& interp, std::string_view name, const Value& operand, CallArgs& args);

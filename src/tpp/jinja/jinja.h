@@ -1,5 +1,5 @@
 // A Jinja subset for chat templates: lexer -> parser -> AST -> tree-walking
-// evaluator over a JSON-like value type (jinja_value.h).
+// evaluator over a JSON-like value type (value.h).
 //
 // It follows Python Jinja2 3.1 as Hugging Face transformers configures it for
 // chat templates: an ImmutableSandboxedEnvironment with trim_blocks=True,
@@ -17,7 +17,7 @@
 // generation (rendered as its body); expressions: literals, lists, dicts,
 // tuples, attribute / subscript / slice, calls, filters, tests, arithmetic,
 // ~, comparisons (chained), in / not in, and / or / not, conditional
-// expressions. The filters, tests and methods are listed in jinja_builtins.cpp.
+// expressions. The filters, tests and methods are listed in builtins.cpp.
 // Not supported (a clean error at parse time): include / extends / block /
 // import, call blocks, filter blocks, with, recursive loops, *args / **kwargs,
 // filters and tests beyond those listed. Differences from Python, by design or

@@ -11,7 +11,7 @@
 
 #include "common/test_util.h"
 #include "tpp/core/error.h"
-#include "tpp/infer/jinja.h"
+#include "tpp/jinja/jinja.h"
 #include "tpp/io/mapped_file.h"
 
 namespace tpp::jinja {

@@ -1,6 +1,6 @@
 // Jinja values: Python's str/repr/==/< and json.dumps over them, JSON import,
-// and the UTF-8 code point helpers that Python string semantics need.
-#include "tpp/infer/jinja_value.h"
+// and Python's view of a UTF-8 string as code points (on core/utf8.h).
+#include "tpp/jinja/value.h"
 
 #include <algorithm>
 #include <charconv>
@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "tpp/core/utf8.h"
 
 namespace tpp::jinja {
 
@@ -482,28 +484,15 @@ Value from_json(const nlohmann::json& j) { return from_json_impl(j); }
 std::u32string decode_utf8(std::string_view s) {
   std::u32string out;
   out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b0 = uint8_t(s[i]);
-    int len = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xe ? 3 : (b0 >> 3) == 0x1e ? 4 : 0;
-    char32_t c = len == 1 ? b0 : len == 2 ? (b0 & 0x1f) : len == 3 ? (b0 & 0x0f) : (b0 & 0x07);
-    bool ok = len > 0 && i + size_t(len) <= s.size();
-    for (int k = 1; ok && k < len; ++k) {
-      const auto b = uint8_t(s[i + size_t(k)]);
-      if ((b >> 6) != 0x2) ok = false;
-      c = (c << 6) | (b & 0x3f);
-    }
-    // Reject overlong forms, surrogates and out-of-range values.
-    if (ok && ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) ||
-               (c >= 0xd800 && c <= 0xdfff)))
-      ok = false;
-    if (!ok) {
-      out += char32_t(0xdc00 + b0);  // surrogateescape: the lone byte
+  for (size_t i = 0; i < s.size();) {
+    const utf8::Decoded d = utf8::decode(s, i);
+    if (d.ok()) {
+      out += d.cp;
+      i += d.len;
+    } else {
+      out += char32_t(0xdc00 + uint8_t(s[i]));  // surrogateescape: the lone byte
       i += 1;
-      continue;
     }
-    out += c;
-    i += size_t(len);
   }
   return out;
 }
@@ -512,23 +501,10 @@ std::string encode_utf8(std::u32string_view s) {
   std::string out;
   out.reserve(s.size());
   for (char32_t c : s) {
-    if (c >= 0xdc80 && c <= 0xdcff) {
+    if (c >= 0xdc80 && c <= 0xdcff)
       out += char(c - 0xdc00);
-    } else if (c < 0x80) {
-      out += char(c);
-    } else if (c < 0x800) {
-      out += char(0xc0 | (c >> 6));
-      out += char(0x80 | (c & 0x3f));
-    } else if (c < 0x10000) {
-      out += char(0xe0 | (c >> 12));
-      out += char(0x80 | ((c >> 6) & 0x3f));
-      out += char(0x80 | (c & 0x3f));
-    } else {
-      out += char(0xf0 | (c >> 18));
-      out += char(0x80 | ((c >> 12) & 0x3f));
-      out += char(0x80 | ((c >> 6) & 0x3f));
-      out += char(0x80 | (c & 0x3f));
-    }
+    else
+      utf8::append(out, c);
   }
   return out;
 }

@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "tpp/infer/jinja_ast.h"
+#include "tpp/jinja/ast.h"
 
 namespace tpp::jinja {
 namespace {

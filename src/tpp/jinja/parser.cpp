@@ -1,4 +1,4 @@
-// Jinja recursive-descent parser over the lexer's tokens (jinja_lexer.cpp).
+// Jinja recursive-descent parser over the lexer's tokens (lexer.cpp).
 // The expression grammar and precedence are Jinja2's parser.py: filters and
 // tests bind tighter than arithmetic, comparisons chain, ** is
 // left-associative, and a `for` iterable is parsed without its `if` filter.
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "tpp/infer/jinja_ast.h"
+#include "tpp/jinja/ast.h"
 
 namespace tpp::jinja {
 Expr::~Expr() {

@@ -196,8 +196,9 @@ std::string to_json(const Value& v, const JsonStyle& style);
 Value from_json(const nlohmann::ordered_json& j);
 Value from_json(const nlohmann::json& j);
 
-// UTF-8 as code points (Python str indexing). Invalid bytes decode as single
-// code points U+DC80..U+DCFF (Python's surrogateescape) and encode back to the byte.
+// UTF-8 as code points (Python str indexing), decoded by core/utf8.h. Each
+// byte of an ill-formed sequence decodes as one code point U+DC80..U+DCFF
+// (Python's surrogateescape) and encodes back to the byte.
 std::u32string decode_utf8(std::string_view s);
 std::string encode_utf8(std::u32string_view s);
 size_t utf8_length(std::string_view s);
