@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "tpp/core/error.h"
-#include "tpp/io/safetensors.h"
+#include "tpp/io/atomic_file.h"
 
 namespace tpp::report {
 
