@@ -9,6 +9,7 @@
 #include "tpp/core/error.h"
 #include "tpp/io/json_file.h"
 #include "tpp/model/json_read.h"
+#include "tpp/model/tensor_table.h"
 
 namespace tpp {
 namespace {
@@ -289,20 +290,12 @@ double ModelConfig::attn_scale_resolved() const {
 }
 
 int64_t ModelConfig::n_params() const {
-  const int64_t d = d_model, k = head_dim_resolved(), h = n_heads, F = ffn_width();
-  const int64_t norm_size = norm == NormKind::layernorm ? 2 * d : d;
-  int64_t n = int64_t(vocab_size) * d;
-  if (!tie_embeddings) n += int64_t(vocab_size) * d;
-  if (pos_encoding == PosEncoding::learned) n += int64_t(max_seq_len) * d;
-  if (has_final_norm()) n += norm_size;
-  for (int l = 0; l < n_layers; ++l) {
-    const int64_t g = kv_heads(l);
-    n += h * k * d + (qkv_bias ? h * k : 0) + d * h * k + (o_bias ? d : 0);
-    if (owns_kv(l)) n += 2 * (g * k * d + (qkv_bias ? g * k : 0)) + (qk_norm ? k : 0);
-    if (qk_norm) n += k;
-    n += norm_size * (1 + (parallel_block ? 0 : 1) + (norm_placement == NormPlacement::sandwich ? 2 : 0));
-    const int64_t mats = ffn_is_gated(ffn) ? 3 : 2;
-    n += mats * F * d + (mlp_bias ? (mats - 1) * F + d : 0);
+  // The tensor table is the one description of the weights: count what it lists.
+  int64_t n = 0;
+  for (const auto& spec : expected_tensors(*this, NameStyle::tpp)) {
+    int64_t size = 1;
+    for (auto s : spec.shape) size *= s;
+    n += size;
   }
   return n;
 }

@@ -18,6 +18,7 @@
 #include "tpp/io/gguf.h"
 #include "tpp/io/atomic_file.h"
 #include "tpp/io/safetensors.h"
+#include "tpp/model/families.h"
 #include "tpp/model/gguf_model.h"
 #include "tpp/model/hf_config.h"
 
@@ -170,7 +171,8 @@ Model load_gguf_model(const std::string& path) {
   m.weights.storage.push_back(f);
   TensorSource src;
   src.style = NameStyle::gguf;
-  src.fused = f->get_string("general.architecture") == "phi3";
+  const Family* fam = family_for_gguf_arch(f->get_string("general.architecture").value_or(""));
+  src.fused = fam && fam->fused_qkv_gate_up;
   src.block_matrices = true;
   src.context = path;
   src.missing_in = path;
@@ -232,7 +234,8 @@ Model load_model(const std::string& dir) {
   }
   TensorSource src;
   src.style = m.naming;
-  src.fused = m.naming == NameStyle::hf && j.value("model_type", "") == "phi3";
+  const Family* fam = m.naming == NameStyle::hf ? family_for_hf_type(j.value("model_type", "")) : nullptr;
+  src.fused = fam && fam->fused_qkv_gate_up;
   src.context = config_path;
   src.missing_in = files.size() == 1 ? files[0]->path() : index_path;
   src.vector_types = src.matrix_types = "F32, BF16 or F16";
