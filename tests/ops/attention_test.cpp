@@ -1,11 +1,18 @@
 // The fused (online-softmax, tiled) attention against the naive materialised
 // one: odd lengths, GQA/MQA, windows, soft-caps, plus_one, several segments
-// and a rolling buffer; on every SIMD path and thread count.
+// and a rolling buffer; on every SIMD path and thread count. Then both
+// against the formula of attention.h written out here in double (outputs and
+// the log-sum-exp), the FlashAttention-2 backward against finite differences
+// of the double forward, the long-T backward in float against double, every
+// ISA against the scalar one, and N threads against one.
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "common/test_util.h"
+#include "ops/op_test_util.h"
 #include "tpp/kernels/api.h"
 #include "tpp/ops/attention.h"
 
@@ -90,6 +97,313 @@ TEST(AttentionTest, PlusOneWithNoStrongKeyShrinksOutput) {
   for (float o : out) EXPECT_LT(std::fabs(o), 1e-10);
   attention_forward(out.data(), q.data(), 1, 2, std::span(&seg, 1), {1, 1, k, 1.0f, 0, false, 0}, pool);
   for (float o : out) EXPECT_FLOAT_EQ(o, 1.0f);
+}
+
+
+// ---- Against the formula, in double ----------------------------------------
+
+struct AttnCase {
+  std::string name;
+  int h, g, k;
+  int64_t window;
+  float softcap;
+  bool plus_one;
+  float scale;
+};
+
+AttentionShape shape_of(const AttnCase& c) {
+  return AttentionShape{.n_heads = c.h, .n_kv_heads = c.g, .head_dim = c.k, .scale = c.scale,
+                        .softcap = c.softcap, .plus_one = c.plus_one, .window = c.window};
+}
+
+// The cases the forward and the backward are checked on (scale 0.5 and
+// inputs ~N(0, 1) give scores of a few units, so the soft-cap of 1.5 bends them).
+const std::vector<AttnCase>& attn_cases() {
+  static const std::vector<AttnCase> cases = {
+      {"causal_mha", 2, 2, 4, 0, 0, false, 0.5f},
+      {"gqa", 4, 2, 4, 0, 0, false, 0.5f},
+      {"mqa_h32", 32, 1, 4, 0, 0, false, 0.5f},  // h/g = 32 > kAttnMaxGroup: in parts
+      {"window", 2, 1, 4, 2, 0, false, 0.5f},
+      {"softcap", 2, 2, 4, 0, 1.5f, false, 0.5f},
+      {"plus_one", 4, 2, 4, 0, 0, true, 0.5f},
+      {"gqa_window_softcap_plus_one", 6, 3, 3, 3, 1.5f, true, 0.5f},
+  };
+  return cases;
+}
+
+// o and lse for queries at positions q_pos0 + t over keys at positions
+// 0 .. T-1, straight from attention.h's header:
+//   s_j = cap((q . k_j) * scale), visible: p_j <= p_q and p_j > p_q - w,
+//   lse = log(sum_j e^{s_j} (+ 1 with plus_one)), o = sum_j e^{s_j - lse} v_j,
+// query head i reading KV head floor(i g / h).
+// q: [n, h, k]   K, V: [T, g, k]   out: [n, h, k]   lse: [n, h]
+void attention_reference(std::vector<double>& out, std::vector<double>& lse, const std::vector<double>& q,
+                         const std::vector<double>& K, const std::vector<double>& V, int64_t n, int64_t q_pos0,
+                         int64_t T, const AttnCase& c) {
+  out.assign(size_t(n * c.h * c.k), 0.0);
+  lse.assign(size_t(n * c.h), 0.0);
+  for (int64_t t = 0; t < n; ++t)
+    for (int i = 0; i < c.h; ++i) {
+      const int64_t qp = q_pos0 + t;
+      const int j = int(int64_t(i) * c.g / c.h);
+      std::vector<double> s;
+      std::vector<int64_t> pos;
+      for (int64_t p = 0; p < T; ++p) {
+        if (p > qp || (c.window > 0 && p <= qp - c.window)) continue;
+        double dotv = 0;
+        for (int e = 0; e < c.k; ++e) dotv += q[size_t((t * c.h + i) * c.k + e)] * K[size_t((p * c.g + j) * c.k + e)];
+        double v = dotv * double(c.scale);
+        if (c.softcap > 0) v = c.softcap * std::tanh(v / c.softcap);
+        s.push_back(v);
+        pos.push_back(p);
+      }
+      long double sum = c.plus_one ? 1.0L : 0.0L;
+      for (double v : s) sum += std::exp((long double)v);
+      const double l = double(std::log(sum));
+      lse[size_t(t * c.h + i)] = l;
+      for (size_t m = 0; m < s.size(); ++m)
+        for (int e = 0; e < c.k; ++e)
+          out[size_t((t * c.h + i) * c.k + e)] += std::exp(s[m] - l) * V[size_t((pos[m] * c.g + j) * c.k + e)];
+    }
+}
+
+// One forward over a [T, g, k] K/V buffer at positions 0 .. T-1 for the
+// queries of positions q_pos0 .. q_pos0 + n - 1.
+template <class R>
+void run_attention(std::vector<R>& out, std::vector<R>& lse, const std::vector<double>& q,
+                   const std::vector<double>& K, const std::vector<double>& V, int64_t n, int64_t q_pos0, int64_t T,
+                   const AttnCase& c, ThreadPool& pool) {
+  const std::vector<R> qr(q.begin(), q.end()), kr(K.begin(), K.end()), vr(V.begin(), V.end());
+  const KvSegmentT<R> seg{kr.data(), vr.data(), c.k, int64_t(c.g) * c.k, 0, T, 0};
+  out.assign(size_t(n * c.h * c.k), R(0));
+  lse.assign(size_t(n * c.h), R(0));
+  attention_forward<R>(out.data(), qr.data(), n, q_pos0, std::span(&seg, 1), shape_of(c), pool, lse.data());
+}
+
+TEST(AttentionTest, ForwardMatchesFormula) {
+  ThreadPool pool(2);
+  // (n queries, T keys): a full causal prefill, a chunk at the end of its
+  // keys, and a single decode query.
+  const std::pair<int64_t, int64_t> shapes[] = {{7, 7}, {3, 8}, {1, 9}};
+  for (const auto& c : attn_cases())
+    for (const auto& [n, T] : shapes) {
+      const auto q = normals(size_t(n * c.h * c.k), 1), K = normals(size_t(T * c.g * c.k), 2),
+                 V = normals(size_t(T * c.g * c.k), 3);
+      std::vector<double> ref, ref_lse, out, lse;
+      attention_reference(ref, ref_lse, q, K, V, n, T - n, T, c);
+      run_attention<double>(out, lse, q, K, V, n, T - n, T, c, pool);
+      const std::string what = c.name + " n " + std::to_string(n) + " T " + std::to_string(T);
+      EXPECT_TRUE(all_close(out, ref, {1e-14, 1e-12})) << what;
+      EXPECT_TRUE(all_close(lse, ref_lse, {1e-14, 1e-12})) << what;
+      // Float: the fused kernel (f32 reductions of length k and T: atol 1e-5,
+      // rtol 1e-4) and the naive one.
+      std::vector<float> out32, lse32;
+      run_attention<float>(out32, lse32, q, K, V, n, T - n, T, c, pool);
+      EXPECT_TRUE(all_close(to_f64(out32), ref, Tolerance{1e-13, 1e-13})) << what;
+      EXPECT_TRUE(all_close(to_f64(lse32), ref_lse, Tolerance{1e-13, 1e-13})) << what;
+      const auto q32 = to_f32(q), K32 = to_f32(K), V32 = to_f32(V);
+      const KvSegment seg{K32.data(), V32.data(), c.k, int64_t(c.g) * c.k, 0, T, 0};
+      std::vector<float> naive(out32.size());
+      attention_naive(naive.data(), q32.data(), n, T - n, std::span(&seg, 1), shape_of(c));
+      EXPECT_TRUE(all_close(to_f64(naive), ref, Tolerance{1e-13, 1e-13})) << what;
+    }
+  // Not vacuous: the window, the cap and plus_one each change the result.
+  const auto q = normals(7 * 2 * 4, 1), K = normals(7 * 2 * 4, 2), V = normals(7 * 2 * 4, 3);
+  std::vector<double> base, base_lse, other, other_lse;
+  attention_reference(base, base_lse, q, K, V, 7, 0, 7, attn_cases()[0]);
+  for (AttnCase c : {AttnCase{"w", 2, 2, 4, 2, 0, false, 0.5f}, AttnCase{"cap", 2, 2, 4, 0, 1.5f, false, 0.5f},
+                     AttnCase{"p1", 2, 2, 4, 0, 0, true, 0.5f}}) {
+    run_attention<double>(other, other_lse, q, K, V, 7, 0, 7, c, pool);
+    EXPECT_FALSE(all_close(other, base, {1e-6, 1e-6})) << c.name;
+  }
+}
+
+class AttentionIsaTest : public ::testing::TestWithParam<kernels::Isa> {};
+
+// The fused forward (attn_step kernel) on each ISA against the scalar ISA and
+// double: f32 reduction bound (atol 1e-5, rtol 1e-4), for prefill and decode.
+TEST_P(AttentionIsaTest, ForwardFloatMatchesScalarIsaAndDouble) {
+  ThreadPool pool(2);
+  for (const auto& c : attn_cases())
+    for (int64_t n : {1, 20}) {
+      const int64_t T = 40;
+      const auto q = normals(size_t(n * c.h * c.k), 4), K = normals(size_t(T * c.g * c.k), 5),
+                 V = normals(size_t(T * c.g * c.k), 6);
+      std::vector<float> out, lse, out_s, lse_s;
+      with_isa(GetParam(), [&] { run_attention<float>(out, lse, q, K, V, n, T - n, T, c, pool); return 0; });
+      with_isa(kernels::Isa::scalar, [&] { run_attention<float>(out_s, lse_s, q, K, V, n, T - n, T, c, pool); return 0; });
+      std::vector<double> ref, ref_lse;
+      run_attention<double>(ref, ref_lse, q, K, V, n, T - n, T, c, pool);
+      EXPECT_TRUE(all_close(out, out_s, Tolerance{1e-13, 1e-13})) << c.name << " n " << n;
+      EXPECT_TRUE(all_close(lse, lse_s, Tolerance{1e-13, 1e-13})) << c.name << " n " << n;
+      EXPECT_TRUE(all_close(to_f64(out), ref, Tolerance{1e-13, 1e-13})) << c.name << " n " << n;
+      EXPECT_TRUE(all_close(to_f64(lse), ref_lse, Tolerance{1e-13, 1e-13})) << c.name << " n " << n;
+    }
+}
+
+// ---- Backward: FlashAttention-2 from the saved log-sum-exp -----------------
+
+// Sequences packed in one batch (training): q [N, h*k], k/v [N, g*k], r the
+// loss projection L = sum out * r (so dout = r).
+struct Batch {
+  std::vector<AttnSeq> seqs;
+  int64_t N = 0;
+  std::vector<double> q, k, v, r;
+};
+
+Batch make_batch(const AttnCase& c, std::vector<AttnSeq> seqs, uint64_t stream) {
+  Batch b;
+  b.seqs = std::move(seqs);
+  for (const auto& s : b.seqs) b.N = std::max(b.N, s.row0 + s.n);
+  b.q = normals(size_t(b.N * c.h * c.k), stream);
+  b.k = normals(size_t(b.N * c.g * c.k), stream + 1);
+  b.v = normals(size_t(b.N * c.g * c.k), stream + 2);
+  b.r = normals(size_t(b.N * c.h * c.k), stream + 3);
+  return b;
+}
+
+template <class R>
+struct AttnGrads {
+  std::vector<R> out, lse, dq, dk, dv;
+};
+
+// The forward of each sequence (its own rows as one segment at its
+// positions), saving lse.
+template <class R>
+void batch_forward(std::vector<R>& out, std::vector<R>& lse, const Batch& b, const std::vector<R>& q,
+                   const std::vector<R>& k, const std::vector<R>& v, const AttnCase& c, ThreadPool& pool) {
+  const int64_t hk = int64_t(c.h) * c.k, gk = int64_t(c.g) * c.k;
+  out.assign(size_t(b.N * hk), R(0));
+  lse.assign(size_t(b.N * c.h), R(0));
+  for (const auto& s : b.seqs) {
+    const KvSegmentT<R> seg{k.data() + s.row0 * gk, v.data() + s.row0 * gk, c.k, gk, s.pos0, s.pos0 + s.n, 0};
+    attention_forward<R>(out.data() + s.row0 * hk, q.data() + s.row0 * hk, s.n, s.pos0, std::span(&seg, 1),
+                         shape_of(c), pool, lse.data() + s.row0 * c.h);
+  }
+}
+
+template <class R>
+AttnGrads<R> batch_forward_backward(const Batch& b, const AttnCase& c, ThreadPool& pool) {
+  const std::vector<R> q(b.q.begin(), b.q.end()), k(b.k.begin(), b.k.end()), v(b.v.begin(), b.v.end()),
+      dout(b.r.begin(), b.r.end());
+  AttnGrads<R> g;
+  batch_forward(g.out, g.lse, b, q, k, v, c, pool);
+  g.dq.assign(q.size(), R(0));
+  g.dk.assign(k.size(), R(0));
+  g.dv.assign(v.size(), R(0));
+  const AttentionBackward<R> a{dout.data(), q.data(), k.data(), v.data(), g.out.data(), g.lse.data(),
+                               g.dq.data(), g.dk.data(), g.dv.data()};
+  attention_backward<R>(a, b.seqs, shape_of(c), pool);
+  return g;
+}
+
+TEST(AttentionTest, BackwardMatchesFiniteDifferences) {
+  // Two sequences in one batch (5 rows at positions 0.., 4 rows at 3..).
+  // The masks (causal, window) depend on positions only, never on the
+  // inputs, and tanh and exp are smooth: no kinks to avoid.
+  ThreadPool pool(1);
+  for (const auto& c : attn_cases()) {
+    Batch b = make_batch(c, {{0, 5, 0}, {5, 4, 3}}, 10);
+    const auto an = batch_forward_backward<double>(b, c, pool);
+    auto loss = [&] {
+      std::vector<double> out, lse;
+      batch_forward<double>(out, lse, b, b.q, b.k, b.v, c, pool);
+      return dot(out, b.r);
+    };
+    const auto fd_q = fd_grad(b.q, loss), fd_k = fd_grad(b.k, loss), fd_v = fd_grad(b.v, loss);
+    EXPECT_TRUE(all_close(an.dq, fd_q, kFdTol)) << c.name << " dq";
+    EXPECT_TRUE(all_close(an.dk, fd_k, kFdTol)) << c.name << " dk";
+    EXPECT_TRUE(all_close(an.dv, fd_v, kFdTol)) << c.name << " dv";
+    // Companion: a gradient off by 1e-4 fails.
+    EXPECT_TRUE(fails_when_perturbed(an.dk, fd_k, kFdTol)) << c.name;
+  }
+}
+
+TEST(AttentionTest, BackwardAccumulatesIntoDkDv) {
+  // dq is written; dk and dv add (CLA groups share K/V).
+  ThreadPool pool(2);
+  const AttnCase& c = attn_cases()[1];
+  const Batch b = make_batch(c, {{0, 6, 0}}, 20);
+  const auto once = batch_forward_backward<double>(b, c, pool);
+  auto g = once;
+  const AttentionBackward<double> a{b.r.data(), b.q.data(), b.k.data(), b.v.data(), g.out.data(), g.lse.data(),
+                                    g.dq.data(), g.dk.data(), g.dv.data()};
+  attention_backward<double>(a, b.seqs, shape_of(c), pool);
+  auto doubled = [](std::vector<double> v) {
+    for (auto& e : v) e *= 2;
+    return v;
+  };
+  EXPECT_TRUE(all_close(g.dq, once.dq, {1e-15, 1e-14}));
+  EXPECT_TRUE(all_close(g.dk, doubled(once.dk), {1e-15, 1e-14}));
+  EXPECT_TRUE(all_close(g.dv, doubled(once.dv), {1e-15, 1e-14}));
+}
+
+// Longer than the backward's 64-row blocks: sequences of 150 and 70 rows,
+// windows that cross block edges (40: block 2's first keys sit in block 1;
+// 100: in block 0), global, and soft-cap with plus_one.
+const std::vector<AttnCase>& long_cases() {
+  static const std::vector<AttnCase> cases = {
+      {"long_window40", 4, 2, 16, 40, 0, false, 0.25f},
+      {"long_window100_softcap_plus_one", 4, 1, 16, 100, 2.0f, true, 0.25f},
+      {"long_global", 2, 2, 8, 0, 0, false, 0.35f},
+      {"long_mqa_h32", 32, 1, 8, 70, 0, false, 0.35f},
+  };
+  return cases;
+}
+const std::vector<AttnSeq> kLongSeqs = {{0, 150, 0}, {150, 70, 10}};
+
+// f32 against f64 for T = 150: the f32 backward recomputes P = exp(S - lse)
+// from an f32 lse and sums over up to 150 keys and G heads; the gradients are
+// O(1), so the f32 reduction bound (atol 1e-5, rtol 1e-4) applies.
+TEST(AttentionTest, LongBackwardFloatMatchesDouble) {
+  ThreadPool pool(2);
+  for (const auto& c : long_cases()) {
+    const Batch b = make_batch(c, kLongSeqs, 30);
+    const auto f = batch_forward_backward<float>(b, c, pool);
+    const auto d = batch_forward_backward<double>(b, c, pool);
+    EXPECT_TRUE(all_close(to_f64(f.out), d.out, Tolerance{1e-13, 1e-13})) << c.name << " out";
+    EXPECT_TRUE(all_close(to_f64(f.dq), d.dq, Tolerance{1e-13, 1e-13})) << c.name << " dq";
+    EXPECT_TRUE(all_close(to_f64(f.dk), d.dk, Tolerance{1e-13, 1e-13})) << c.name << " dk";
+    EXPECT_TRUE(all_close(to_f64(f.dv), d.dv, Tolerance{1e-13, 1e-13})) << c.name << " dv";
+  }
+}
+
+// The float backward (gemm kernels) on each ISA against the scalar ISA and
+// double: f32 reduction bound, as above.
+TEST_P(AttentionIsaTest, BackwardFloatMatchesScalarIsaAndDouble) {
+  ThreadPool pool(2);
+  for (const auto& c : long_cases()) {
+    const Batch b = make_batch(c, kLongSeqs, 40);
+    const auto simd = with_isa(GetParam(), [&] { return batch_forward_backward<float>(b, c, pool); });
+    const auto scalar = with_isa(kernels::Isa::scalar, [&] { return batch_forward_backward<float>(b, c, pool); });
+    const auto d = batch_forward_backward<double>(b, c, pool);
+    EXPECT_TRUE(all_close(simd.dq, scalar.dq, Tolerance{1e-13, 1e-13})) << c.name;
+    EXPECT_TRUE(all_close(simd.dk, scalar.dk, Tolerance{1e-13, 1e-13})) << c.name;
+    EXPECT_TRUE(all_close(simd.dv, scalar.dv, Tolerance{1e-13, 1e-13})) << c.name;
+    EXPECT_TRUE(all_close(to_f64(simd.dq), d.dq, Tolerance{1e-13, 1e-13})) << c.name;
+    EXPECT_TRUE(all_close(to_f64(simd.dk), d.dk, Tolerance{1e-13, 1e-13})) << c.name;
+    EXPECT_TRUE(all_close(to_f64(simd.dv), d.dv, Tolerance{1e-13, 1e-13})) << c.name;
+    EXPECT_TRUE(fails_when_perturbed(simd.dv, scalar.dv, Tolerance{1e-13, 1e-13})) << c.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, AttentionIsaTest, ::testing::ValuesIn(kernels::supported_isas()),
+                         isa_param_name);
+
+TEST(AttentionTest, BackwardThreadsBitwise) {
+  // Work items are (sequence, KV head) pairs, each writing its own rows of
+  // dq/dk/dv: any thread count gives the same bits. The forward's items are
+  // (row, KV head): likewise.
+  ThreadPool one(1), three(3);
+  for (const auto& c : long_cases()) {
+    const Batch b = make_batch(c, kLongSeqs, 50);
+    const auto a = batch_forward_backward<float>(b, c, one), z = batch_forward_backward<float>(b, c, three);
+    EXPECT_TRUE(bitwise_equal(a.out, z.out)) << c.name;
+    EXPECT_TRUE(bitwise_equal(a.lse, z.lse)) << c.name;
+    EXPECT_TRUE(bitwise_equal(a.dq, z.dq)) << c.name;
+    EXPECT_TRUE(bitwise_equal(a.dk, z.dk)) << c.name;
+    EXPECT_TRUE(bitwise_equal(a.dv, z.dv)) << c.name;
+  }
 }
 
 }  // namespace

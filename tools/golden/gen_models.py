@@ -66,7 +66,7 @@ DEFAULTS = dict(
     d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=8, d_ff=48, vocab_size=67, max_seq_len=64,
     norm_eps=1e-5, embed_scale=1.0, tie_embeddings=False, final_softcap=0.0, pos_encoding="rope",
     rope_theta=10000.0, rotary_dim=-1, rope_layout="half", rope_scaling={"type": "none"}, rope_local_theta=0.0,
-    norm="rmsnorm", norm_one_plus=False, norm_placement="pre", parallel_block=False, qkv_bias=False,
+    norm="rmsnorm", norm_bias=True, norm_one_plus=False, norm_placement="pre", parallel_block=False, qkv_bias=False,
     o_bias=False, qk_norm=False, attn_scale=0.0, attn_softcap=0.0, softmax="standard", sliding_window=None,
     layer_types=[], cla_share=1, ffn="swiglu", gelu_approx="none", mlp_bias=False, param_match=False,
     multiple_of=1,
@@ -116,6 +116,7 @@ def make_weights(c, gen):
     d, k, h, F = c.d_model, c.head_dim, c.n_heads, c.width()
     ln = c.norm == "layernorm"
     one = 0.0 if (c.norm_one_plus and not ln) else 1.0
+    bias = ln and c.norm_bias
     W = {}
 
     def mat(name, rows, cols):
@@ -126,7 +127,7 @@ def make_weights(c, gen):
 
     def norm(prefix):
         vec(prefix + ".weight", d, one)
-        if ln:
+        if bias:
             vec(prefix + ".bias", d)
 
     W["tok_embd.weight"] = torch.randn(c.vocab_size, d, generator=gen, dtype=torch.float64)
@@ -186,7 +187,8 @@ def apply_norm(x, W, prefix, c):
     if c.norm == "layernorm":
         mu = x.mean(-1, keepdim=True)
         var = ((x - mu) ** 2).mean(-1, keepdim=True)
-        return (x - mu) / torch.sqrt(var + c.norm_eps) * W[prefix + ".weight"] + W[prefix + ".bias"]
+        y = (x - mu) / torch.sqrt(var + c.norm_eps) * W[prefix + ".weight"]
+        return y + W[prefix + ".bias"] if c.norm_bias else y
     return rms_norm(x, W[prefix + ".weight"], c)
 
 
@@ -308,6 +310,9 @@ def attention(x, W, l, c, kv_store, seq_len):
     kk, vv = kk[:, head_map, :], vv[:, head_map, :]  # [T, h, k]
     scale = c.attn_scale if c.attn_scale > 0 else 1 / math.sqrt(k)
     s = torch.einsum("thd,shd->hts", q, kk) * scale  # [h, Tq, Tk]
+    if c.pos_encoding == "alibi":
+        dist = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).to(torch.float64)  # i - j
+        s = s - alibi_slopes(h)[:, None, None] * dist[None]
     if c.attn_softcap > 0:
         s = c.attn_softcap * torch.tanh(s / c.attn_softcap)
     i = torch.arange(T)[:, None]
@@ -324,6 +329,16 @@ def attention(x, W, l, c, kv_store, seq_len):
         prob = torch.softmax(s, -1)
     o = torch.einsum("hts,shd->thd", prob, vv).reshape(T, h * k)
     return linear(o, W, p + "attn_output")
+
+
+def alibi_slopes(h):
+    """Press et al. 2022: m_i = 2^(-8 i / n) for n = h a power of two; otherwise the
+    slopes of the largest power of two below h, then every other slope of twice
+    that (as BLOOM's build_alibi_tensor does). Stored as f32, as tpp keeps them."""
+    n = 2 ** int(math.floor(math.log2(h)))
+    slopes = [2.0 ** (-8.0 * i / n) for i in range(1, n + 1)]
+    slopes += [2.0 ** (-4.0 * i / n) for i in range(1, 2 * (h - n), 2)]
+    return torch.tensor(slopes, dtype=torch.float32).to(torch.float64)
 
 
 def forward(c, W, tokens):
@@ -430,6 +445,19 @@ def cases():
     }
 
 
+def later_cases():
+    """Switches added after the first cases (appended so earlier seeds stay)."""
+    return {
+        # PaLM: LayerNorm without biases.
+        "layernorm_no_bias": Cfg(norm="layernorm", norm_bias=False, ffn="gelu", norm_placement="sandwich"),
+        # ALiBi (Press et al.): h = 4 (a power of two) and h = 6 (BLOOM's interleaved slopes), with GQA,
+        # a window and the plus-one softmax.
+        "alibi": Cfg(pos_encoding="alibi"),
+        "alibi_h6_window": Cfg(pos_encoding="alibi", n_heads=6, n_kv_heads=3, d_model=48, sliding_window=5,
+                               softmax="plus_one", attn_softcap=2.5),
+    }
+
+
 HF_CASES = {
     "hf_llama_f32": (Cfg(rope_theta=10000.0), torch.float32, None),
     "hf_llama_tied_bf16": (Cfg(tie_embeddings=True, rope_theta=500000.0,
@@ -513,7 +541,9 @@ def self_checks():
     assert not torch.allclose(forward(Cfg(softmax="plus_one"), W, tokens), forward(c, W, tokens), atol=1e-6)
     # Logits of position t do not depend on later tokens (causality).
     assert torch.allclose(forward(c, W, tokens[:5]), forward(c, W, tokens)[:5], atol=1e-12)
-    print("self-checks passed (GQA = repeated MHA, window >= T = global, plus_one live, causal)")
+    # ALiBi slopes for 8 heads are the paper's 1/2, 1/4, ..., 1/256.
+    assert torch.equal(alibi_slopes(8), torch.tensor([2.0 ** -i for i in range(1, 9)], dtype=torch.float64))
+    print("self-checks passed (GQA = repeated MHA, window >= T = global, plus_one live, causal, ALiBi slopes)")
 
 
 def main():
@@ -523,6 +553,7 @@ def main():
         shutil.rmtree(OUT)
     all_cases = [(n, c, torch.float32, None) for n, c in cases().items()]
     all_cases += [(n, c, dt, rs) for n, (c, dt, rs) in HF_CASES.items()]
+    all_cases += [(n, c, torch.float32, None) for n, c in later_cases().items()]
     total = 0
     for i, (name, c, dtype, hf_rope) in enumerate(all_cases):
         seed = 1000 + i

@@ -12,7 +12,7 @@
 
 namespace tpp {
 
-enum class PosEncoding : uint8_t { rope, learned, sinusoidal, none };
+enum class PosEncoding : uint8_t { rope, learned, sinusoidal, alibi, none };
 enum class RopeLayout : uint8_t { half, interleaved };
 enum class RopeScalingType : uint8_t { none, linear, ntk, dynamic_ntk, llama3, yarn };
 enum class NormKind : uint8_t { rmsnorm, layernorm };
@@ -32,7 +32,8 @@ struct EnumNames;
   };
 TPP_ENUM_NAMES(PosEncoding, std::pair{PosEncoding::rope, "rope"},
                std::pair{PosEncoding::learned, "learned"},
-               std::pair{PosEncoding::sinusoidal, "sinusoidal"}, std::pair{PosEncoding::none, "none"})
+               std::pair{PosEncoding::sinusoidal, "sinusoidal"}, std::pair{PosEncoding::alibi, "alibi"},
+               std::pair{PosEncoding::none, "none"})
 TPP_ENUM_NAMES(RopeLayout, std::pair{RopeLayout::half, "half"},
                std::pair{RopeLayout::interleaved, "interleaved"})
 TPP_ENUM_NAMES(RopeScalingType, std::pair{RopeScalingType::none, "none"},

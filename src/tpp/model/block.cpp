@@ -126,6 +126,7 @@ AttentionShape Block<R>::attn_shape(int l) const {
   a.softcap = float(c_.attn_softcap);
   a.plus_one = c_.softmax == Softmax::plus_one;
   a.window = c_.window(l);
+  a.alibi = c_.pos_encoding == PosEncoding::alibi;
   return a;
 }
 

@@ -50,6 +50,7 @@ struct ModelConfig {
   double rope_local_theta = 0.0;  // 0 = rope_theta (and local layers scale like global ones)
   // Normalisation and block layout.
   NormKind norm = NormKind::rmsnorm;
+  bool norm_bias = true;
   bool norm_one_plus = false;
   NormPlacement norm_placement = NormPlacement::pre;
   bool parallel_block = false;
@@ -123,7 +124,7 @@ void ModelConfig::visit(Visitor& v) {
   v(embed_scale, "embed_scale", "x0 = E[token] * embed_scale (Gemma: sqrt(d_model))");
   v(tie_embeddings, "tie_embeddings", "logits = norm(x) . E^T instead of a separate output matrix");
   v(final_softcap, "final_softcap", "logits <- c*tanh(logits/c); 0 = off (Gemma 2: 30)");
-  v(pos_encoding, "pos_encoding", "rope | learned (absolute table added to x0) | sinusoidal | none");
+  v(pos_encoding, "pos_encoding", "rope | learned (absolute table added to x0) | sinusoidal | alibi (per-head linear biases on the scores, Press et al.) | none");
   v(rope_theta, "rope_theta", "RoPE base: theta_i = base^(-2i/rotary_dim)");
   v(rotary_dim, "rotary_dim", "dims of each head that RoPE rotates; -1 = head_dim, 0 = none");
   v(rope_layout, "rope_layout", "half (HF rotate_half: i with i+r/2) | interleaved (2i with 2i+1)");
@@ -133,6 +134,7 @@ void ModelConfig::visit(Visitor& v) {
   v(rope_local_theta, "rope_local_theta",
     "RoPE base of sliding-window layers, unscaled (Gemma 3: 10000); 0 = same as global layers");
   v(norm, "norm", "rmsnorm | layernorm");
+  v(norm_bias, "norm_bias", "LayerNorm adds a bias; false = PaLM's bias-free LayerNorm (RMSNorm never has one)");
   v(norm_one_plus, "norm_one_plus", "RMSNorm scales by (1 + w) (Gemma), including QK-norm");
   v(norm_placement, "norm_placement",
     "pre: x+f(N(x)) | post: N(x+f(x)) | sandwich: x+N2(f(N1(x))) (Gemma 2)");

@@ -10,7 +10,7 @@ using enum TensorId;
 int64_t d(C c) { return c.d_model; }
 int64_t qdim(C c) { return int64_t(c.n_heads) * c.head_dim_resolved(); }
 int64_t kvdim(C c, int l) { return int64_t(c.kv_heads(l)) * c.head_dim_resolved(); }
-bool ln(C c) { return c.norm == NormKind::layernorm; }
+bool ln(C c) { return c.norm == NormKind::layernorm && c.norm_bias; }  // norms with a bias
 bool sandwich(C c) { return c.norm_placement == NormPlacement::sandwich; }
 
 Shape vec_d(C c, int) { return {d(c)}; }

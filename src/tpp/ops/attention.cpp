@@ -46,6 +46,32 @@ struct Partial {
   }
 };
 
+// The online softmax over one run of keys at positions p0 .. p0+n-1 with
+// ALiBi biases (the kernels' step has none): one dot per key, the running
+// state rescaled when the maximum grows.
+void alibi_step(Partial& st, float* acc, const float* q, int64_t qp, int kv_head, int G, const float* K,
+                const float* V, int64_t stride, int64_t p0, int64_t n, const AttentionShape& sh, const float* slopes,
+                const kernels::Kernels& kr) {
+  const int k = sh.head_dim;
+  for (int g = 0; g < G; ++g) {
+    const float slope = slopes[kv_head * G + g];
+    float* a = acc + int64_t(g) * k;
+    for (int64_t i = 0; i < n; ++i) {
+      float s = kr.dot_f32(q + int64_t(g) * k, K + i * stride, k) * sh.scale - slope * float(qp - (p0 + i));
+      if (sh.softcap > 0) s = sh.softcap * std::tanh(s / sh.softcap);
+      if (s > st.m[g]) {
+        const float c = std::exp(st.m[g] - s);
+        kr.scale_f32(a, c, k);
+        st.l[g] *= c;
+        st.m[g] = s;
+      }
+      const float w = std::exp(s - st.m[g]);
+      st.l[g] += w;
+      kr.axpy_f32(a, w, V + i * stride, k);
+    }
+  }
+}
+
 // One query row and one KV head: the G = h/g query heads of its group walk
 // the visible keys with the online softmax, run by run (a rolling buffer's
 // visible range is at most two contiguous runs of rows), at most
@@ -53,7 +79,8 @@ struct Partial {
 // share of each segment's visible range; the state is left unnormalised in
 // (st, acc).
 void attend_group(Partial& st, float* acc, const float* q, int64_t qp, int kv_head, int G, int s, int splits,
-                  std::span<const KvSegment> segments, const AttentionShape& sh, const kernels::Kernels& kr) {
+                  std::span<const KvSegment> segments, const AttentionShape& sh, const float* slopes,
+                  const kernels::Kernels& kr) {
   const int k = sh.head_dim;
   for (int g = 0; g < G; ++g) {
     // plus_one is a phantom key with score 0 and value 0: start from m = 0, l = 1 (once).
@@ -74,6 +101,12 @@ void attend_group(Partial& st, float* acc, const float* q, int64_t qp, int kv_he
     while (lo < hi) {
       const int64_t row = seg.row(lo);
       const int64_t run = seg.ring > 0 ? std::min(hi - lo, seg.ring - row) : hi - lo;
+      if (sh.alibi) {
+        alibi_step(st, acc, q, qp, kv_head, G, kb + row * seg.pos_stride, vb + row * seg.pos_stride,
+                   seg.pos_stride, lo, run, sh, slopes, kr);
+        lo += run;
+        continue;
+      }
       for (int g0 = 0; g0 < G; g0 += kernels::kAttnMaxGroup) {
         const int gn = std::min(G - g0, kernels::kAttnMaxGroup);
         kr.attn_step_f32(acc + int64_t(g0) * k, st.m + g0, st.l + g0, q + int64_t(g0) * k, gn, k,
@@ -114,6 +147,7 @@ void attention_forward_f32(float* out, const float* q, int64_t n, int64_t q_pos0
   const int h = sh.n_heads, k = sh.head_dim, group = sh.n_heads / sh.n_kv_heads;
   const auto& kr = kernels::kernels();
   const int g = sh.n_kv_heads;
+  const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
   if (n == 1) {
     // Decode: work items are (KV head, key split); partial states are merged
     // in split order: m = max m_s, l = sum l_s e^{m_s - m}, acc likewise.
@@ -132,7 +166,7 @@ void attention_forward_f32(float* out, const float* q, int64_t n, int64_t q_pos0
       for (size_t item = begin; item < end; ++item) {
         const int j = int(item) / splits, sp = int(item) % splits;
         attend_group(states[item], acc_all + int64_t(item) * group * k, q + int64_t(j) * group * k, q_pos0, j,
-                     group, sp, splits, segments, sh, kr);
+                     group, sp, splits, segments, sh, slopes.data(), kr);
       }
     });
     for (int j = 0; j < g; ++j)
@@ -166,7 +200,7 @@ void attention_forward_f32(float* out, const float* q, int64_t n, int64_t q_pos0
       const int64_t t = r % 2 == 0 ? r / 2 : n - 1 - r / 2;
       const int j = int(int64_t(item) % g);
       const int64_t at = (t * h + int64_t(j) * group) * k;
-      attend_group(st, out + at, q + at, q_pos0 + t, j, group, 0, 1, segments, sh, kr);
+      attend_group(st, out + at, q + at, q_pos0 + t, j, group, 0, 1, segments, sh, slopes.data(), kr);
       for (int gi = 0; gi < group; ++gi) {
         if (st.l[gi] > 0) kr.scale_f32(out + at + int64_t(gi) * k, 1.0f / st.l[gi], k);
         if (lse) lse[t * h + int64_t(j) * group + gi] = st.m[gi] + std::log(st.l[gi]);
@@ -181,6 +215,7 @@ void attention_naive(float* out, const float* q, int64_t n, int64_t q_pos0,
                      std::span<const KvSegment> segments, const AttentionShape& sh) {
   check_shape(sh);
   const int h = sh.n_heads, k = sh.head_dim, group = sh.n_heads / sh.n_kv_heads;
+  const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
   std::vector<double> scores;
   std::vector<const float*> values;
   for (int64_t t = 0; t < n; ++t) {
@@ -198,6 +233,7 @@ void attention_naive(float* out, const float* q, int64_t n, int64_t q_pos0,
           double s = 0;
           for (int i = 0; i < k; ++i) s += double(qv[i]) * kv_k[i];
           s *= sh.scale;
+          if (sh.alibi) s -= double(slopes[size_t(head)]) * double(qp - p);
           if (sh.softcap > 0) s = sh.softcap * std::tanh(s / sh.softcap);
           scores.push_back(s);
           values.push_back(seg.v + kv * seg.head_stride + seg.row(p) * seg.pos_stride);
@@ -225,6 +261,7 @@ template <class R>
 void attention_forward_ref(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const KvSegmentT<R>> segments,
                            const AttentionShape& sh, ThreadPool& pool, R* lse) {
   const int h = sh.n_heads, k = sh.head_dim, group = sh.n_heads / sh.n_kv_heads;
+  const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
   pool.parallel_for(size_t(n), 1, [&](size_t t0, size_t t1, size_t) {
     std::vector<R> scores;
     std::vector<const R*> values;
@@ -243,6 +280,7 @@ void attention_forward_ref(R* out, const R* q, int64_t n, int64_t q_pos0, std::s
             R s = 0;
             for (int i = 0; i < k; ++i) s += qv[i] * kk[i];
             s *= R(sh.scale);
+            if (sh.alibi) s -= R(slopes[size_t(head)]) * R(qp - p);
             if (sh.softcap > 0) s = R(sh.softcap) * std::tanh(s / R(sh.softcap));
             scores.push_back(s);
             values.push_back(seg.v + kv * seg.head_stride + seg.row(p) * seg.pos_stride);
@@ -293,6 +331,7 @@ void backward_pair(const AttentionBackward<R>& a, const AttnSeq& seq, int j, con
   const int h = sh.n_heads, k = sh.head_dim, G = sh.n_heads / sh.n_kv_heads;
   const int64_t hk = int64_t(h) * k, gk = int64_t(sh.n_kv_heads) * k, T = seq.n;
   const R scale = R(sh.scale), cap = R(sh.softcap);
+  const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
   s.ensure(T, k);
   const R* K = a.k + seq.row0 * gk + int64_t(j) * k;
   const R* V = a.v + seq.row0 * gk + int64_t(j) * k;
@@ -327,6 +366,7 @@ void backward_pair(const AttentionBackward<R>& a, const AttnSeq& seq, int j, con
             continue;
           }
           R v = Sr[c] * scale;
+          if (sh.alibi) v -= R(slopes[size_t(i)]) * R(t - (c0 + c));
           R dcap = R(1);
           if (cap > 0) {
             v = cap * std::tanh(v / cap);
@@ -346,6 +386,18 @@ void backward_pair(const AttentionBackward<R>& a, const AttnSeq& seq, int j, con
 }
 
 }  // namespace
+
+std::vector<float> alibi_slopes(int n_heads) {
+  // Ref: transformers build_alibi_tensor (BLOOM); Press et al. for powers of two.
+  int pow2 = 1;
+  while (pow2 * 2 <= n_heads) pow2 *= 2;
+  std::vector<float> slopes;
+  const double base = std::pow(2.0, -8.0 / pow2);
+  for (int i = 1; i <= pow2; ++i) slopes.push_back(float(std::pow(base, i)));
+  const double extra = std::pow(2.0, -4.0 / pow2);  // the slopes of 2 * pow2 heads
+  for (int i = 1; int(slopes.size()) < n_heads; i += 2) slopes.push_back(float(std::pow(extra, i)));
+  return slopes;
+}
 
 template <class R>
 void attention_forward(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const KvSegmentT<R>> segments,

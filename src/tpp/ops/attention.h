@@ -2,7 +2,10 @@
 // the plus-one softmax, over keys that live in one or more segments (the KV
 // cache, possibly a rolling buffer, and the current rows' fresh K/V).
 //
-//   s_j = (q . k_j) * scale;  s_j <- c*tanh(s_j/c) if softcap c > 0
+//   s_j = (q . k_j) * scale - m_i (p_q - p_j);  s_j <- c*tanh(s_j/c) if softcap c > 0
+// with ALiBi slopes m_i per query head (Press et al. 2022, "Train Short, Test
+// Long"; 0 without ALiBi): m_i = 2^(-8 (i+1) / h) for h a power of two, and
+// BLOOM's interleaving of the next power's slopes otherwise.
 //   visible keys: p_j <= p_q and, with a window w, p_j > p_q - w
 //   standard: o = sum_j softmax(s)_j v_j;  plus_one: o = sum_j e^{s_j} v_j / (1 + sum_j e^{s_j})
 // Query head i reads KV head floor(i * g / h); any h/g runs (groups larger
@@ -21,6 +24,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "tpp/core/thread_pool.h"
 
@@ -48,7 +52,11 @@ struct AttentionShape {
   float softcap = 0;   // 0 = off
   bool plus_one = false;
   int64_t window = 0;  // 0 = global
+  bool alibi = false;  // ALiBi biases with alibi_slopes(n_heads)
 };
+
+// The ALiBi slope of each of h query heads (transformers' build_alibi_tensor).
+std::vector<float> alibi_slopes(int n_heads);
 
 // out: [n, h*k]   q: [n, h*k]; query row t is at position q_pos0 + t.
 // lse: [n, h] or null: log(sum_j e^{s_j}) of each row and head (with the

@@ -1,0 +1,238 @@
+// Linear y = x W^T (+ b), W: [M, K] as HF stores it: forward (f32, bf16 and
+// f16 weights; with and without bias; a row stride ldy > M; several
+// projections in one linear_forward_multi) against the sum written out here in
+// double, the backward against finite differences in double, and float on
+// every ISA against the scalar ISA and double.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/test_util.h"
+#include "ops/op_test_util.h"
+#include "tpp/core/dtype.h"
+#include "tpp/ops/linear.h"
+
+namespace tpp::test {
+namespace {
+
+struct Problem {
+  int64_t N, K, M;
+  std::vector<double> x, W, b, r;  // x: [N, K]   W: [M, K]   b: [M]   r: [N, M] loss projection
+};
+
+Problem make_problem(int64_t N, int64_t K, int64_t M, uint64_t stream) {
+  return {N, K, M, normals(size_t(N * K), stream), normals(size_t(M * K), stream + 1, 0.5),
+          normals(size_t(M), stream + 2), normals(size_t(N * M), stream + 3)};
+}
+
+// y[n, m] = sum_k x[n, k] W[m, k] + b[m]
+std::vector<double> linear_reference(const Problem& p, bool bias) {
+  std::vector<double> y(size_t(p.N * p.M));
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t m = 0; m < p.M; ++m) {
+      long double acc = bias ? p.b[size_t(m)] : 0.0;
+      for (int64_t k = 0; k < p.K; ++k) acc += (long double)p.x[size_t(n * p.K + k)] * p.W[size_t(m * p.K + k)];
+      y[size_t(n * p.M + m)] = double(acc);
+    }
+  return y;
+}
+
+// W as stored in `dt`, and the same values widened back to double.
+struct StoredW {
+  std::vector<float> f32;
+  std::vector<uint16_t> u16;
+  std::vector<double> f64;
+  MatrixRef ref;
+};
+StoredW store(const Problem& p, DType dt) {
+  StoredW s;
+  s.f64 = p.W;
+  s.f32.assign(p.W.begin(), p.W.end());
+  for (size_t i = 0; i < s.f32.size(); ++i) {
+    if (dt == DType::bf16) s.u16.push_back(f32_to_bf16(s.f32[i]));
+    if (dt == DType::f16) s.u16.push_back(f32_to_f16(s.f32[i]));
+    if (dt != DType::f64)
+      s.f64[i] = dt == DType::bf16 ? bf16_to_f32(s.u16[i]) : dt == DType::f16 ? f16_to_f32(s.u16[i]) : s.f32[i];
+  }
+  const void* data = dt == DType::f64 ? static_cast<const void*>(s.f64.data())
+                     : dt == DType::f32 ? static_cast<const void*>(s.f32.data())
+                                        : static_cast<const void*>(s.u16.data());
+  s.ref = MatrixRef{dt, data, p.M, p.K};
+  return s;
+}
+
+std::vector<float> run_forward_f32(const Problem& p, DType dt, bool bias, ThreadPool& pool) {
+  const StoredW w = store(p, dt);
+  const auto x = to_f32(p.x), b = to_f32(p.b);
+  std::vector<float> y(size_t(p.N * p.M));
+  linear_forward(y.data(), x.data(), p.N, w.ref, bias ? std::span<const float>(b) : std::span<const float>(), pool);
+  return y;
+}
+
+std::vector<double> run_forward_f64(const Problem& p, bool bias, ThreadPool& pool) {
+  std::vector<double> y(size_t(p.N * p.M));
+  const MatrixRef w{DType::f64, p.W.data(), p.M, p.K};
+  linear_forward(y.data(), p.x.data(), p.N, w, bias ? std::span<const double>(p.b) : std::span<const double>(), pool);
+  return y;
+}
+
+template <class R>
+struct LinearResult {
+  std::vector<R> dx, dw, db;
+};
+
+// Backward with dy = r into zeroed dx, dw, db.
+template <class R>
+LinearResult<R> run_backward(const Problem& p, ThreadPool& pool) {
+  const std::vector<R> x(p.x.begin(), p.x.end()), W(p.W.begin(), p.W.end()), dy(p.r.begin(), p.r.end());
+  const MatrixRef w{std::is_same_v<R, double> ? DType::f64 : DType::f32, W.data(), p.M, p.K};
+  LinearResult<R> res{std::vector<R>(x.size()), std::vector<R>(W.size(), R(0)), std::vector<R>(size_t(p.M), R(0))};
+  linear_backward<R>(res.dx.data(), false, {res.dw.data(), res.db.data()}, dy.data(), x.data(), p.N, w, pool);
+  return res;
+}
+
+TEST(LinearTest, ForwardMatchesFormula) {
+  ThreadPool pool(2);
+  // N = 2 takes decode's dynamic split, N = 9 the static one; odd K and M.
+  for (int64_t N : {2, 9}) {
+    const Problem p = make_problem(N, 13, 21, 1);
+    for (bool bias : {false, true}) {
+      const auto ref = linear_reference(p, bias);
+      EXPECT_TRUE(all_close(run_forward_f64(p, bias, pool), ref, {1e-14, 1e-13})) << N << bias;
+      for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
+        // The reference over the weights as stored (widening is exact).
+        Problem stored = p;
+        stored.W = store(p, dt).f64;
+        EXPECT_TRUE(all_close(to_f64(run_forward_f32(p, dt, bias, pool)), linear_reference(stored, bias),
+                              Tolerance{1e-13, 1e-13}))
+            << N << " bias " << bias << " " << dtype_name(dt);
+      }
+    }
+    // Not vacuous: the bias changes y.
+    EXPECT_FALSE(all_close(run_forward_f64(p, false, pool), linear_reference(p, true), {1e-6, 1e-6}));
+  }
+}
+
+TEST(LinearTest, RowStrideLeavesPaddingAlone) {
+  ThreadPool pool(2);
+  const Problem p = make_problem(5, 8, 6, 2);
+  const int64_t ldy = 9;
+  const auto w = store(p, DType::f32);
+  const auto x = to_f32(p.x), b = to_f32(p.b);
+  std::vector<float> y(size_t(p.N * ldy), -7.0f);
+  linear_forward(y.data(), x.data(), p.N, w.ref, b, pool, ldy);
+  const auto ref = linear_reference(p, true);
+  std::vector<double> got;
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t c = 0; c < ldy; ++c)
+      if (c < p.M) got.push_back(y[size_t(n * ldy + c)]);
+      else EXPECT_EQ(y[size_t(n * ldy + c)], -7.0f) << n << " " << c;
+  EXPECT_TRUE(all_close(got, ref, Tolerance{1e-13, 1e-13}));
+  std::vector<double> y64(size_t(p.N * ldy), -7.0);
+  linear_forward(y64.data(), p.x.data(), p.N, MatrixRef{DType::f64, p.W.data(), p.M, p.K}, p.b, pool, ldy);
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t c = p.M; c < ldy; ++c) EXPECT_EQ(y64[size_t(n * ldy + c)], -7.0) << n << " " << c;
+}
+
+TEST(LinearTest, MultiMatchesSeparateProjections) {
+  // q/k/v-like outputs of different widths and storage, one with a bias,
+  // against the formula; for decode (N = 1) and prefill (N = 6).
+  ThreadPool pool(3);
+  for (int64_t N : {1, 6}) {
+    const Problem pq = make_problem(N, 16, 24, 10), pk = make_problem(N, 16, 8, 20), pv = make_problem(N, 16, 40, 30);
+    Problem pk_x = pk, pv_x = pv;  // same x for all three
+    pk_x.x = pq.x;
+    pv_x.x = pq.x;
+    const StoredW wq = store(pq, DType::f32), wk = store(pk_x, DType::bf16), wv = store(pv_x, DType::f32);
+    const auto x = to_f32(pq.x), bk = to_f32(pk_x.b);
+    std::vector<float> yq(size_t(N * 24)), yk(size_t(N * 8)), yv(size_t(N * 40));
+    const LinearOut outs[] = {{yq.data(), &wq.ref, {}}, {yk.data(), &wk.ref, bk}, {yv.data(), &wv.ref, {}}};
+    linear_forward_multi(x.data(), N, outs, pool);
+    Problem pk_stored = pk_x;
+    pk_stored.W = wk.f64;
+    EXPECT_TRUE(all_close(to_f64(yq), linear_reference(pq, false), Tolerance{1e-13, 1e-13})) << N;
+    EXPECT_TRUE(all_close(to_f64(yk), linear_reference(pk_stored, true), Tolerance{1e-13, 1e-13})) << N;
+    EXPECT_TRUE(all_close(to_f64(yv), linear_reference(pv_x, false), Tolerance{1e-13, 1e-13})) << N;
+
+    // The double overload.
+    std::vector<double> dq(yq.size()), dk(yk.size());
+    const MatrixRef mq{DType::f64, pq.W.data(), 24, 16}, mk{DType::f64, pk_x.W.data(), 8, 16};
+    const LinearOutT<double> douts[] = {{dq.data(), &mq, {}}, {dk.data(), &mk, pk_x.b}};
+    linear_forward_multi(pq.x.data(), N, douts, pool);
+    EXPECT_TRUE(all_close(dq, linear_reference(pq, false), {1e-14, 1e-13})) << N;
+    EXPECT_TRUE(all_close(dk, linear_reference(pk_x, true), {1e-14, 1e-13})) << N;
+  }
+}
+
+TEST(LinearTest, BackwardMatchesFiniteDifferences) {
+  ThreadPool pool(2);
+  // Bilinear in x and W: no kinks.
+  Problem p = make_problem(3, 5, 4, 40);
+  const auto an = run_backward<double>(p, pool);
+  auto loss = [&] { return dot(run_forward_f64(p, true, pool), p.r); };
+  const auto fd_x = fd_grad(p.x, loss), fd_w = fd_grad(p.W, loss), fd_b = fd_grad(p.b, loss);
+  EXPECT_TRUE(all_close(an.dx, fd_x, kFdTol));
+  EXPECT_TRUE(all_close(an.dw, fd_w, kFdTol));
+  EXPECT_TRUE(all_close(an.db, fd_b, kFdTol));
+  EXPECT_TRUE(fails_when_perturbed(an.dw, fd_w, kFdTol));
+  EXPECT_TRUE(fails_when_perturbed(an.dx, fd_x, kFdTol));
+}
+
+TEST(LinearTest, BackwardAccumulatesAndOptionalOutputs) {
+  // dx is written or added (dx_accumulate); dw and db always add; dx and db
+  // may be null.
+  ThreadPool pool(2);
+  const Problem p = make_problem(6, 9, 7, 50);
+  const auto once = run_backward<double>(p, pool);
+  const MatrixRef w{DType::f64, p.W.data(), p.M, p.K};
+  auto dx = once.dx, dw = once.dw, db = once.db;
+  linear_backward<double>(dx.data(), true, {dw.data(), db.data()}, p.r.data(), p.x.data(), p.N, w, pool);
+  auto doubled = [](std::vector<double> v) {
+    for (auto& e : v) e *= 2;
+    return v;
+  };
+  EXPECT_TRUE(all_close(dx, doubled(once.dx), {1e-14, 1e-14}));
+  EXPECT_TRUE(all_close(dw, doubled(once.dw), {1e-14, 1e-14}));
+  EXPECT_TRUE(all_close(db, doubled(once.db), {1e-14, 1e-14}));
+  std::vector<double> dw2(dw.size(), 0.0);
+  linear_backward<double>(nullptr, false, {dw2.data(), nullptr}, p.r.data(), p.x.data(), p.N, w, pool);
+  EXPECT_TRUE(all_close(dw2, once.dw, {1e-14, 1e-14}));
+}
+
+class LinearIsaTest : public ::testing::TestWithParam<kernels::Isa> {};
+
+// f32 reductions of length K (forward) or N (dw) or M (dx): the f32
+// reduction bound (atol 1e-5, rtol 1e-4) against the scalar ISA, whose
+// summation order differs, and against double over the stored weights.
+// Shapes with tails: K = 37, M = 19, N = 2 (decode kernel) and 7.
+TEST_P(LinearIsaTest, FloatMatchesScalarIsaAndDouble) {
+  ThreadPool pool(2);
+  for (int64_t N : {2, 7}) {
+    const Problem p = make_problem(N, 37, 19, 60);
+    for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
+      const auto fwd = [&] { return run_forward_f32(p, dt, true, pool); };
+      const auto simd = with_isa(GetParam(), fwd);
+      EXPECT_TRUE(all_close(simd, with_isa(kernels::Isa::scalar, fwd), Tolerance{1e-13, 1e-13})) << dtype_name(dt);
+      Problem stored = p;
+      stored.W = store(p, dt).f64;
+      EXPECT_TRUE(all_close(to_f64(simd), linear_reference(stored, true), Tolerance{1e-13, 1e-13})) << dtype_name(dt);
+    }
+    const auto bwd = [&] { return run_backward<float>(p, pool); };
+    const auto simd = with_isa(GetParam(), bwd), scalar = with_isa(kernels::Isa::scalar, bwd);
+    const auto ref = run_backward<double>(p, pool);
+    EXPECT_TRUE(all_close(simd.dx, scalar.dx, Tolerance{1e-13, 1e-13}));
+    EXPECT_TRUE(all_close(simd.dw, scalar.dw, Tolerance{1e-13, 1e-13}));
+    EXPECT_TRUE(all_close(simd.db, scalar.db, Tolerance{1e-13, 1e-13}));
+    EXPECT_TRUE(all_close(to_f64(simd.dx), ref.dx, Tolerance{1e-13, 1e-13}));
+    EXPECT_TRUE(all_close(to_f64(simd.dw), ref.dw, Tolerance{1e-13, 1e-13}));
+    EXPECT_TRUE(all_close(to_f64(simd.db), ref.db, Tolerance{1e-13, 1e-13}));
+    EXPECT_TRUE(fails_when_perturbed(simd.dw, scalar.dw, Tolerance{1e-13, 1e-13}));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, LinearIsaTest, ::testing::ValuesIn(kernels::supported_isas()), isa_param_name);
+
+}  // namespace
+}  // namespace tpp::test
