@@ -68,6 +68,67 @@ TEST_P(ForwardPathTest, ThreadsEqualOneThread) {
   EXPECT_TRUE(all_close(three, one, {0, 0}));
 }
 
+// Continuous batching: three sequences of different lengths, each with its
+// own cache, advance together (prefill pieces and single decode steps mixed
+// in one batch). Each sequence's logits must be the bits it gets alone with
+// the same pieces, and match its one-shot forward.
+TEST_P(ForwardPathTest, BatchOfSequencesEqualsEachAlone) {
+  const ModelConfig& c = model_->config;
+  const int64_t T = int64_t(tokens_.size()), V = c.vocab_size;
+  std::vector<std::vector<int32_t>> seqs = {tokens_, {}, {}};
+  for (int64_t t = 0; t < T; ++t) seqs[1].push_back(tokens_[size_t((t * 7 + 3) % T)]);
+  seqs[2].assign(tokens_.begin() + 2, tokens_.end());
+  // Pieces per step, per sequence (0 = idle this step).
+  const std::vector<std::vector<int64_t>> steps = {{5, 3, 7}, {1, 6, 1}, {4, 0, 2}, {1, 1, 1}, {3, 2, 1}};
+  ThreadPool pool(2);
+  Transformer batched(*model_);
+  std::vector<KvCache> caches;
+  for (size_t i = 0; i < seqs.size(); ++i) caches.emplace_back(c, T);
+  std::vector<std::vector<float>> got(seqs.size());
+  std::vector<int64_t> done(seqs.size(), 0);
+  for (const auto& step : steps) {
+    std::vector<Transformer::Request> reqs;
+    std::vector<std::vector<float>> out(seqs.size());
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const int64_t n = std::min<int64_t>(step[i], int64_t(seqs[i].size()) - done[i]);
+      if (n <= 0) continue;
+      out[i].resize(size_t(n * V));
+      reqs.push_back({&caches[i], std::span(seqs[i]).subspan(size_t(done[i]), size_t(n)), out[i].data(), true});
+      done[i] += n;
+    }
+    batched.forward_batch(reqs, pool);
+    for (size_t i = 0; i < seqs.size(); ++i) got[i].insert(got[i].end(), out[i].begin(), out[i].end());
+  }
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const std::vector<int32_t> fed(seqs[i].begin(), seqs[i].begin() + done[i]);
+    // Alone, with the same pieces.
+    Transformer alone(*model_);
+    KvCache cache(c, T);
+    std::vector<float> ref;
+    int64_t at = 0;
+    for (const auto& step : steps) {
+      const int64_t n = std::min<int64_t>(step[i], int64_t(fed.size()) - at);
+      if (n <= 0) continue;
+      std::vector<float> out(size_t(n * V));
+      alone.forward(cache, std::span(fed).subspan(size_t(at), size_t(n)), out.data(), true, pool);
+      ref.insert(ref.end(), out.begin(), out.end());
+      at += n;
+    }
+    EXPECT_TRUE(all_close(got[i], ref, {0, 0})) << "sequence " << i;
+    if (!length_dependent()) {
+      EXPECT_TRUE(all_close(got[i], forward_logits(*model_, fed), kPaths)) << "sequence " << i << " vs one shot";
+    }
+  }
+  // Not vacuous: a request continues its own cache only.
+  std::vector<float> a(static_cast<size_t>(V)), b(static_cast<size_t>(V));
+  KvCache fresh(c, T);
+  const int32_t tok = seqs[0][size_t(done[0] - 1)];
+  batched.forward(fresh, std::span(&tok, 1), a.data(), false, pool);
+  caches[0].set_n_past(done[0] - 1);
+  batched.forward(caches[0], std::span(&tok, 1), b.data(), false, pool);
+  EXPECT_FALSE(all_close(a, b, kPaths)) << "the cache made no difference";
+}
+
 INSTANTIATE_TEST_SUITE_P(Cases, ForwardPathTest, ::testing::ValuesIn(golden_cases()), case_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(ForwardPathTest);
 

@@ -60,7 +60,9 @@ TEST_P(TrainGraphTest, ForwardLogitsMatchInference) {
     const auto ref = forward_logits(model, seq);
     const std::vector<float> got(graph.logits().begin() + b * T * c.vocab_size,
                                  graph.logits().begin() + (b + 1) * T * c.vocab_size);
-    EXPECT_TRUE(all_close(got, ref, kModelLogitsF32)) << "sequence " << b;
+    // One block computes both: with the same weights and kernels the logits
+    // are the same bits (any thread count: no op's result depends on the split).
+    EXPECT_TRUE(all_close(got, ref, {0, 0})) << "sequence " << b;
     for (int64_t t = 0; t < T; ++t) {
       const float* z = ref.data() + t * c.vocab_size;
       double mx = z[0], sum = 0;
