@@ -474,6 +474,14 @@ void Block<R>::ffn_bwd(const R* in, const R* dout, R* din, bool din_acc, int64_t
 // ---------------------------------------------------------------------------
 
 template <class R>
+int64_t Block<R>::scratch_bytes() const {
+  int64_t total = 0;
+  for (const auto* v : {&o_, &f_, &dA_, &dB_, &din_, &datt_, &dq_, &dkv_k_, &dkv_v_, &dgate_, &dup_, &tmp_})
+    total += int64_t(v->capacity() * sizeof(R));
+  return total;
+}
+
+template <class R>
 int64_t LayerActs<R>::bytes() const {
   int64_t total = 0;
   for (const auto* v : {&x0, &a1, &qr, &kr, &q, &k, &v, &att, &lse, &o_raw, &x1, &a2, &gate, &up, &hact, &f_raw, &y})

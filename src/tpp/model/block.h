@@ -113,6 +113,9 @@ class Block {
   // fused kernel: the slow path the fused one is tested against.
   void set_naive_attention(bool naive) { naive_attention_ = naive; }
 
+  // Bytes of the scratch shared by the layers.
+  int64_t scratch_bytes() const;
+
  private:
   void norm(R* y, const R* x, int64_t N, const TensorSlots& w, TensorId wi, TensorId bi, ThreadPool& pool) const;
   void norm_bwd(R* dx, bool accumulate, const R* dy, const R* x, int64_t N, const TensorSlots& w,

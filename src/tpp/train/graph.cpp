@@ -121,7 +121,7 @@ std::string Graph<R>::first_non_finite() const {
 
 template <class R>
 int64_t Graph<R>::bytes() const {
-  int64_t total = int64_t(logits_.capacity() * sizeof(R));
+  int64_t total = int64_t(logits_.capacity() * sizeof(R)) + impl_->block.scratch_bytes();
   for (const auto& a : impl_->acts) total += a.bytes();
   for (const auto* v : {&impl_->x, &impl_->hn, &impl_->dx, &impl_->dtmp}) total += int64_t(v->capacity() * sizeof(R));
   return total;
