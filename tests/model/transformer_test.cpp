@@ -192,6 +192,21 @@ TEST(ConfigIdentityTest, GqaEqualsMhaWithRepeatedKvHeads) {
   EXPECT_FALSE(all_close(forward_logits(wrong, tokens), a, kPaths));
 }
 
+// SPEC's MQA example has 32 query heads on one KV head; any h/g must run
+// (the fused kernel takes at most 16 heads per pass and loops over parts).
+TEST(ConfigIdentityTest, MqaWithManyHeadsRunsAndMatchesNaive) {
+  ModelConfig c = small_config();
+  c.d_model = 64;
+  c.n_heads = 32;
+  c.head_dim = 8;
+  c.n_kv_heads = {1};
+  const Model m = init_model(c, 11, DType::f32, 25.0);
+  const auto tokens = some_tokens(9, c.vocab_size);
+  const auto fused = forward_logits(m, tokens, {.chunk = 4});
+  EXPECT_TRUE(all_close(fused, forward_logits(m, tokens, {.naive_attention = true}), kPaths));
+  EXPECT_TRUE(all_close(forward_logits(m, tokens, {.token_by_token = true}), fused, kPaths));
+}
+
 TEST(ConfigIdentityTest, WindowAtLeastSequenceEqualsGlobal) {
   ModelConfig c = small_config();
   const auto tokens = some_tokens(12, c.vocab_size);
