@@ -88,7 +88,7 @@ TEST(ActivationTest, ForwardMatchesFormula) {
   for (const auto& p : act_cases()) {
     const auto ref = ffn_reference(in.gate, in.up, p);
     EXPECT_TRUE(all_close(run_act<double>(p, in).h, ref, {1e-15, 1e-14})) << name_of(p);
-    EXPECT_TRUE(all_close(run_act<float>(p, in).h, to_f32(ref), Tolerance{1e-14, 1e-14})) << name_of(p);
+    EXPECT_TRUE(all_close(run_act<float>(p, in).h, to_f32(ref), kF32Elementwise)) << name_of(p);
   }
   // Not vacuous: the two GELU forms differ by up to ~5e-4 on these inputs.
   const ActParams exact{Ffn::gelu, GeluApprox::none}, tanh_form{Ffn::gelu, GeluApprox::tanh};
@@ -141,12 +141,12 @@ TEST_P(ActivationIsaTest, FloatMatchesScalarIsaAndDouble) {
     const auto scalar = with_isa(kernels::Isa::scalar, [&] { return run_act<float>(p, in); });
     const auto simd = with_isa(GetParam(), [&] { return run_act<float>(p, in); });
     const auto ref = run_act<double>(p, in);
-    EXPECT_TRUE(all_close(simd.h, scalar.h, Tolerance{1e-14, 1e-14})) << name_of(p);
-    EXPECT_TRUE(all_close(simd.dgate, scalar.dgate, Tolerance{1e-14, 1e-14})) << name_of(p);
-    EXPECT_TRUE(all_close(simd.dup, scalar.dup, Tolerance{1e-14, 1e-14})) << name_of(p);
-    EXPECT_TRUE(all_close(to_f64(simd.h), ref.h, Tolerance{1e-14, 1e-14})) << name_of(p);
-    EXPECT_TRUE(all_close(to_f64(simd.dgate), ref.dgate, Tolerance{1e-14, 1e-14})) << name_of(p);
-    EXPECT_TRUE(all_close(to_f64(simd.dup), ref.dup, Tolerance{1e-14, 1e-14})) << name_of(p);
+    EXPECT_TRUE(all_close(simd.h, scalar.h, kF32Elementwise)) << name_of(p);
+    EXPECT_TRUE(all_close(simd.dgate, scalar.dgate, kF32Elementwise)) << name_of(p);
+    EXPECT_TRUE(all_close(simd.dup, scalar.dup, kF32Elementwise)) << name_of(p);
+    EXPECT_TRUE(all_close(to_f64(simd.h), ref.h, kF32Elementwise)) << name_of(p);
+    EXPECT_TRUE(all_close(to_f64(simd.dgate), ref.dgate, kF32Elementwise)) << name_of(p);
+    EXPECT_TRUE(all_close(to_f64(simd.dup), ref.dup, kF32Elementwise)) << name_of(p);
   }
 }
 

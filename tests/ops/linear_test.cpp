@@ -106,7 +106,7 @@ TEST(LinearTest, ForwardMatchesFormula) {
         Problem stored = p;
         stored.W = store(p, dt).f64;
         EXPECT_TRUE(all_close(to_f64(run_forward_f32(p, dt, bias, pool)), linear_reference(stored, bias),
-                              Tolerance{1e-13, 1e-13}))
+                              kF32Reduction))
             << N << " bias " << bias << " " << dtype_name(dt);
       }
     }
@@ -129,7 +129,7 @@ TEST(LinearTest, RowStrideLeavesPaddingAlone) {
     for (int64_t c = 0; c < ldy; ++c)
       if (c < p.M) got.push_back(y[size_t(n * ldy + c)]);
       else EXPECT_EQ(y[size_t(n * ldy + c)], -7.0f) << n << " " << c;
-  EXPECT_TRUE(all_close(got, ref, Tolerance{1e-13, 1e-13}));
+  EXPECT_TRUE(all_close(got, ref, kF32Reduction));
   std::vector<double> y64(size_t(p.N * ldy), -7.0);
   linear_forward(y64.data(), p.x.data(), p.N, MatrixRef{DType::f64, p.W.data(), p.M, p.K}, p.b, pool, ldy);
   for (int64_t n = 0; n < p.N; ++n)
@@ -152,9 +152,9 @@ TEST(LinearTest, MultiMatchesSeparateProjections) {
     linear_forward_multi(x.data(), N, outs, pool);
     Problem pk_stored = pk_x;
     pk_stored.W = wk.f64;
-    EXPECT_TRUE(all_close(to_f64(yq), linear_reference(pq, false), Tolerance{1e-13, 1e-13})) << N;
-    EXPECT_TRUE(all_close(to_f64(yk), linear_reference(pk_stored, true), Tolerance{1e-13, 1e-13})) << N;
-    EXPECT_TRUE(all_close(to_f64(yv), linear_reference(pv_x, false), Tolerance{1e-13, 1e-13})) << N;
+    EXPECT_TRUE(all_close(to_f64(yq), linear_reference(pq, false), kF32Reduction)) << N;
+    EXPECT_TRUE(all_close(to_f64(yk), linear_reference(pk_stored, true), kF32Reduction)) << N;
+    EXPECT_TRUE(all_close(to_f64(yv), linear_reference(pv_x, false), kF32Reduction)) << N;
 
     // The double overload.
     std::vector<double> dq(yq.size()), dk(yk.size());
@@ -214,21 +214,21 @@ TEST_P(LinearIsaTest, FloatMatchesScalarIsaAndDouble) {
     for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
       const auto fwd = [&] { return run_forward_f32(p, dt, true, pool); };
       const auto simd = with_isa(GetParam(), fwd);
-      EXPECT_TRUE(all_close(simd, with_isa(kernels::Isa::scalar, fwd), Tolerance{1e-13, 1e-13})) << dtype_name(dt);
+      EXPECT_TRUE(all_close(simd, with_isa(kernels::Isa::scalar, fwd), kF32Reduction)) << dtype_name(dt);
       Problem stored = p;
       stored.W = store(p, dt).f64;
-      EXPECT_TRUE(all_close(to_f64(simd), linear_reference(stored, true), Tolerance{1e-13, 1e-13})) << dtype_name(dt);
+      EXPECT_TRUE(all_close(to_f64(simd), linear_reference(stored, true), kF32Reduction)) << dtype_name(dt);
     }
     const auto bwd = [&] { return run_backward<float>(p, pool); };
     const auto simd = with_isa(GetParam(), bwd), scalar = with_isa(kernels::Isa::scalar, bwd);
     const auto ref = run_backward<double>(p, pool);
-    EXPECT_TRUE(all_close(simd.dx, scalar.dx, Tolerance{1e-13, 1e-13}));
-    EXPECT_TRUE(all_close(simd.dw, scalar.dw, Tolerance{1e-13, 1e-13}));
-    EXPECT_TRUE(all_close(simd.db, scalar.db, Tolerance{1e-13, 1e-13}));
-    EXPECT_TRUE(all_close(to_f64(simd.dx), ref.dx, Tolerance{1e-13, 1e-13}));
-    EXPECT_TRUE(all_close(to_f64(simd.dw), ref.dw, Tolerance{1e-13, 1e-13}));
-    EXPECT_TRUE(all_close(to_f64(simd.db), ref.db, Tolerance{1e-13, 1e-13}));
-    EXPECT_TRUE(fails_when_perturbed(simd.dw, scalar.dw, Tolerance{1e-13, 1e-13}));
+    EXPECT_TRUE(all_close(simd.dx, scalar.dx, kF32Reduction));
+    EXPECT_TRUE(all_close(simd.dw, scalar.dw, kF32Reduction));
+    EXPECT_TRUE(all_close(simd.db, scalar.db, kF32Reduction));
+    EXPECT_TRUE(all_close(to_f64(simd.dx), ref.dx, kF32Reduction));
+    EXPECT_TRUE(all_close(to_f64(simd.dw), ref.dw, kF32Reduction));
+    EXPECT_TRUE(all_close(to_f64(simd.db), ref.db, kF32Reduction));
+    EXPECT_TRUE(fails_when_perturbed(simd.dw, scalar.dw, kF32Reduction));
   }
 }
 

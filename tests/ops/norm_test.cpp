@@ -101,7 +101,7 @@ TEST(NormTest, ForwardMatchesFormula) {
     // double: only the order of the row sums differs from the formula above.
     EXPECT_TRUE(all_close(got, ref, {1e-13, 1e-12})) << c.name;
     // float: the statistics are accumulated in double, then y rounds a few times.
-    EXPECT_TRUE(all_close(run_norm<float>(c, in, pool).y, to_f32(ref), Tolerance{1e-14, 1e-14})) << c.name;
+    EXPECT_TRUE(all_close(run_norm<float>(c, in, pool).y, to_f32(ref), kF32Elementwise)) << c.name;
   }
   // Not vacuous: the variants differ from each other by far more than the bound.
   const auto rms = norm_reference(norm_cases()[0], in.x, in.w, in.b, in.N, in.d, 1e-5);
@@ -181,14 +181,14 @@ TEST_P(NormIsaTest, FloatMatchesScalarIsaAndDouble) {
     const auto scalar = with_isa(kernels::Isa::scalar, [&] { return run_norm<float>(c, in, pool); });
     const auto simd = with_isa(GetParam(), [&] { return run_norm<float>(c, in, pool); });
     const auto ref = run_norm<double>(c, in, pool);
-    EXPECT_TRUE(all_close(simd.y, scalar.y, Tolerance{1e-14, 1e-14})) << c.name;
-    EXPECT_TRUE(all_close(simd.dx, scalar.dx, Tolerance{1e-13, 1e-13})) << c.name;
-    EXPECT_TRUE(all_close(simd.dw, scalar.dw, Tolerance{1e-13, 1e-13})) << c.name;
-    EXPECT_TRUE(all_close(simd.db, scalar.db, Tolerance{1e-13, 1e-13})) << c.name;
-    EXPECT_TRUE(all_close(to_f64(simd.y), ref.y, Tolerance{1e-14, 1e-14})) << c.name;
-    EXPECT_TRUE(all_close(to_f64(simd.dx), ref.dx, Tolerance{1e-13, 1e-13})) << c.name;
-    EXPECT_TRUE(all_close(to_f64(simd.dw), ref.dw, Tolerance{1e-13, 1e-13})) << c.name;
-    EXPECT_TRUE(all_close(to_f64(simd.db), ref.db, Tolerance{1e-13, 1e-13})) << c.name;
+    EXPECT_TRUE(all_close(simd.y, scalar.y, kF32Elementwise)) << c.name;
+    EXPECT_TRUE(all_close(simd.dx, scalar.dx, kF32Reduction)) << c.name;
+    EXPECT_TRUE(all_close(simd.dw, scalar.dw, kF32Reduction)) << c.name;
+    EXPECT_TRUE(all_close(simd.db, scalar.db, kF32Reduction)) << c.name;
+    EXPECT_TRUE(all_close(to_f64(simd.y), ref.y, kF32Elementwise)) << c.name;
+    EXPECT_TRUE(all_close(to_f64(simd.dx), ref.dx, kF32Reduction)) << c.name;
+    EXPECT_TRUE(all_close(to_f64(simd.dw), ref.dw, kF32Reduction)) << c.name;
+    EXPECT_TRUE(all_close(to_f64(simd.db), ref.db, kF32Reduction)) << c.name;
   }
 }
 
@@ -209,8 +209,8 @@ TEST(NormTest, ThreadsBitwise) {
     EXPECT_TRUE(bitwise_equal(a.dx, b.dx)) << c.name;
     EXPECT_TRUE(bitwise_equal(b.dw, b2.dw)) << c.name;
     EXPECT_TRUE(bitwise_equal(b.db, b2.db)) << c.name;
-    EXPECT_TRUE(all_close(b.dw, a.dw, Tolerance{1e-13, 1e-13})) << c.name;
-    EXPECT_TRUE(all_close(b.db, a.db, Tolerance{1e-13, 1e-13})) << c.name;
+    EXPECT_TRUE(all_close(b.dw, a.dw, kF32Reduction)) << c.name;
+    EXPECT_TRUE(all_close(b.db, a.db, kF32Reduction)) << c.name;
   }
   // Double gives the same dw through the per-worker sums, to rounding.
   const auto a = run_norm<double>(norm_cases()[2], in, one), b = run_norm<double>(norm_cases()[2], in, three);

@@ -114,7 +114,7 @@ TEST(RopeTest, ForwardMatchesFormula) {
     // double and float), so even the double op is off by up to
     // 2^-24 (|a| + |b|) ~ 6e-8 * 8 for these |x| < 4 inputs.
     EXPECT_TRUE(all_close(run_forward<double>(c, x, n, pool), ref, {5e-7, 0})) << c.name;
-    EXPECT_TRUE(all_close(run_forward<float>(c, x, n, pool), to_f32(ref), Tolerance{1e-14, 1e-14})) << c.name;
+    EXPECT_TRUE(all_close(run_forward<float>(c, x, n, pool), to_f32(ref), kF32Elementwise)) << c.name;
     if (c.rotary_dim > 0) {
       // Not vacuous: the other layout is a different rotation.
       RopeCase other = c;
@@ -161,13 +161,13 @@ TEST_P(RopeIsaTest, FloatMatchesScalarIsaAndDouble) {
     const auto x = normals(size_t(n * kHeads * c.head_dim), 4);
     const auto fwd = [&] { return run_forward<float>(c, x, n, pool); };
     const auto bwd = [&] { return run_backward<float>(c, x, n, pool); };
-    EXPECT_TRUE(all_close(with_isa(GetParam(), fwd), with_isa(kernels::Isa::scalar, fwd), Tolerance{1e-14, 1e-14}))
+    EXPECT_TRUE(all_close(with_isa(GetParam(), fwd), with_isa(kernels::Isa::scalar, fwd), kF32Elementwise))
         << c.name;
-    EXPECT_TRUE(all_close(with_isa(GetParam(), bwd), with_isa(kernels::Isa::scalar, bwd), Tolerance{1e-14, 1e-14}))
+    EXPECT_TRUE(all_close(with_isa(GetParam(), bwd), with_isa(kernels::Isa::scalar, bwd), kF32Elementwise))
         << c.name;
-    EXPECT_TRUE(all_close(to_f64(with_isa(GetParam(), fwd)), run_forward<double>(c, x, n, pool), Tolerance{1e-14, 1e-14}))
+    EXPECT_TRUE(all_close(to_f64(with_isa(GetParam(), fwd)), run_forward<double>(c, x, n, pool), kF32Elementwise))
         << c.name;
-    EXPECT_TRUE(all_close(to_f64(with_isa(GetParam(), bwd)), run_backward<double>(c, x, n, pool), Tolerance{1e-14, 1e-14}))
+    EXPECT_TRUE(all_close(to_f64(with_isa(GetParam(), bwd)), run_backward<double>(c, x, n, pool), kF32Elementwise))
         << c.name;
   }
 }

@@ -40,7 +40,7 @@ TEST(SoftcapTest, ForwardMatchesFormula) {
     std::vector<double> ref(x.size());
     for (size_t i = 0; i < x.size(); ++i) ref[i] = cap * std::tanh(x[i] / cap);
     EXPECT_TRUE(all_close(run_forward<double>(x, cap), ref, {1e-15, 1e-15})) << cap;
-    EXPECT_TRUE(all_close(run_forward<float>(x, cap), to_f32(ref), Tolerance{1e-14, 1e-14})) << cap;
+    EXPECT_TRUE(all_close(run_forward<float>(x, cap), to_f32(ref), kF32Elementwise)) << cap;
     // |y| <= c and the cap is not vacuous: y differs from x.
     for (double y : ref) EXPECT_LE(std::fabs(y), cap);
     EXPECT_FALSE(all_close(ref, x, {1e-6, 1e-6})) << cap;
@@ -64,17 +64,18 @@ class SoftcapIsaTest : public ::testing::TestWithParam<kernels::Isa> {};
 
 // Softcap is an inline loop with no table kernel; held to the f32
 // elementwise bound (atol 1e-6, rtol 1e-5) against the scalar ISA and double.
-// (The backward from y: 1 - (y/c)^2 in f32 loses ~eps/(1-(y/c)^2) relative,
-// at most ~3e-6 at |x| = 3c.)
+// (The backward from y: 1 - (y/c)^2 in f32 has an absolute error of a few
+// eps, which near saturation is a large relative error of a small value; the
+// atol of 1e-6 covers it.)
 TEST_P(SoftcapIsaTest, FloatMatchesScalarIsaAndDouble) {
   for (double cap : kCaps) {
     const auto x = uniforms(100, 4, -3 * cap, 3 * cap), dy = normals(100, 5);
     const auto fwd = [&] { return run_forward<float>(x, cap); };
     const auto bwd = [&] { return run_backward<float>(x, dy, cap); };
-    EXPECT_TRUE(all_close(with_isa(GetParam(), fwd), with_isa(kernels::Isa::scalar, fwd), Tolerance{1e-14, 1e-14}));
-    EXPECT_TRUE(all_close(with_isa(GetParam(), bwd), with_isa(kernels::Isa::scalar, bwd), Tolerance{1e-14, 1e-14}));
-    EXPECT_TRUE(all_close(to_f64(with_isa(GetParam(), fwd)), run_forward<double>(x, cap), Tolerance{1e-14, 1e-14}));
-    EXPECT_TRUE(all_close(to_f64(with_isa(GetParam(), bwd)), run_backward<double>(x, dy, cap), Tolerance{1e-14, 1e-14}));
+    EXPECT_TRUE(all_close(with_isa(GetParam(), fwd), with_isa(kernels::Isa::scalar, fwd), kF32Elementwise));
+    EXPECT_TRUE(all_close(with_isa(GetParam(), bwd), with_isa(kernels::Isa::scalar, bwd), kF32Elementwise));
+    EXPECT_TRUE(all_close(to_f64(with_isa(GetParam(), fwd)), run_forward<double>(x, cap), kF32Elementwise));
+    EXPECT_TRUE(all_close(to_f64(with_isa(GetParam(), bwd)), run_backward<double>(x, dy, cap), kF32Elementwise));
   }
 }
 

@@ -385,6 +385,77 @@ void backward_pair(const AttentionBackward<R>& a, const AttnSeq& seq, int j, con
   }
 }
 
+// Rows that attend only to themselves (training sequences, a prefill with an
+// empty cache): all keys are the query rows, so a 64-row block of queries
+// meets its keys [key_lo(t0), t1) as two GEMMs over 64 x T scratch, with the
+// exact softmax in between (FlashAttention-2's forward with one key tile per
+// row block). Work items are (KV head, row block).
+template <class R>
+void forward_self(R* out, const R* q, int64_t n, const KvSegmentT<R>& seg, const AttentionShape& sh, ThreadPool& pool,
+                  R* lse) {
+  const int h = sh.n_heads, k = sh.head_dim, g = sh.n_kv_heads, G = h / g;
+  const int64_t hk = int64_t(h) * k, blocks = (n + kRowBlock - 1) / kRowBlock;
+  const R scale = R(sh.scale), cap = R(sh.softcap);
+  const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
+  std::vector<std::vector<R>> scratch(pool.size());
+  // Later blocks see more keys: hand them out first, dynamically (each item's
+  // result does not depend on which worker takes it).
+  pool.parallel_for_dynamic(size_t(g * blocks), 1, [&](size_t i0, size_t i1, size_t worker) {
+    std::vector<R>& buf = scratch[worker];
+    if (buf.size() < size_t((k + kRowBlock) * n)) buf.resize(size_t((k + kRowBlock) * n));
+    R* KT = buf.data();
+    R* S = KT + int64_t(k) * n;
+    for (size_t item = i0; item < i1; ++item) {
+      const int j = int(item % size_t(g));
+      const int64_t t0 = (blocks - 1 - int64_t(item / size_t(g))) * kRowBlock, t1 = std::min(n, t0 + kRowBlock);
+      const int64_t c0 = key_lo(t0, sh.window), W = t1 - c0, rows = t1 - t0;
+      const R* K = seg.k + j * seg.head_stride + c0 * seg.pos_stride;
+      const R* V = seg.v + j * seg.head_stride + c0 * seg.pos_stride;
+      transpose(KT, K, W, k, seg.pos_stride, W);
+      for (int i = j * G; i < (j + 1) * G; ++i) {
+        mm_nn(S, q + t0 * hk + int64_t(i) * k, KT, rows, k, W, hk, W, W, false);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t t = t0 + r, lo = key_lo(t, sh.window) - c0, hi = t - c0;  // visible [lo, hi]
+          R* Sr = S + r * W;
+          R mx = sh.plus_one ? R(0) : -std::numeric_limits<R>::infinity();
+          for (int64_t c = lo; c <= hi; ++c) {
+            R v = Sr[c] * scale;
+            if (sh.alibi) v -= R(slopes[size_t(i)]) * R(t - (c0 + c));
+            if (cap > 0) v = cap * std::tanh(v / cap);
+            Sr[c] = v;
+            mx = std::max(mx, v);
+          }
+          R sum = sh.plus_one ? std::exp(-mx) : R(0);
+          for (int64_t c = 0; c < W; ++c) {
+            if (c < lo || c > hi) {
+              Sr[c] = 0;
+              continue;
+            }
+            sum += (Sr[c] = std::exp(Sr[c] - mx));
+          }
+          const R inv = R(1) / sum;
+          for (int64_t c = lo; c <= hi; ++c) Sr[c] *= inv;
+          if (lse) lse[t * h + i] = mx + std::log(sum);
+        }
+        mm_nn(out + t0 * hk + int64_t(i) * k, S, V, rows, W, k, W, seg.pos_stride, hk, false);
+      }
+    }
+  });
+}
+
+// The one non-empty segment when it holds exactly the query rows, else null.
+template <class R>
+const KvSegmentT<R>* self_segment(int64_t n, int64_t q_pos0, std::span<const KvSegmentT<R>> segments) {
+  const KvSegmentT<R>* only = nullptr;
+  for (const auto& s : segments) {
+    if (s.pos_end <= s.pos_begin) continue;
+    if (only) return nullptr;
+    only = &s;
+  }
+  if (!only || only->ring > 0 || only->pos_begin != q_pos0 || only->pos_end != q_pos0 + n) return nullptr;
+  return only;
+}
+
 }  // namespace
 
 std::vector<float> alibi_slopes(int n_heads) {
@@ -403,6 +474,8 @@ template <class R>
 void attention_forward(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const KvSegmentT<R>> segments,
                        const AttentionShape& shape, ThreadPool& pool, R* lse) {
   check_shape(shape);
+  if (n > 1)
+    if (const auto* self = self_segment(n, q_pos0, segments)) return forward_self(out, q, n, *self, shape, pool, lse);
   if constexpr (std::is_same_v<R, float>)
     attention_forward_f32(out, q, n, q_pos0, segments, shape, pool, lse);
   else

@@ -8,7 +8,7 @@
 // BLOOM's interleaving of the next power's slopes otherwise.
 //   visible keys: p_j <= p_q and, with a window w, p_j > p_q - w
 //   standard: o = sum_j softmax(s)_j v_j;  plus_one: o = sum_j e^{s_j} v_j / (1 + sum_j e^{s_j})
-// Query head i reads KV head floor(i * g / h); any h/g runs (groups larger
+// Query head i reads KV head floor(i * g / h) (h a multiple of g); any h/g runs (groups larger
 // than the kernel's are processed in parts).
 // Ref: FlashAttention (Dao et al. 2022) online softmax, FlashAttention-2 (Dao
 // 2023) backward from the saved log-sum-exp; "Attention is off by one"
