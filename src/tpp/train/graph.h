@@ -4,7 +4,7 @@
 //
 // Templated on the scalar type: float is what training runs (SIMD kernels,
 // thread pool); double exists so every backward can be checked against central
-// finite differences with the same code (tests/train/gradcheck_test.cpp).
+// finite differences with the same code (tests/train/graph_test.cpp).
 //
 // Shapes: B sequences of T tokens, N = B*T rows; every sequence starts at
 // position 0. Loss = mean cross-entropy of the N targets.
