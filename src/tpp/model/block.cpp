@@ -430,24 +430,19 @@ void Block<R>::attention_bwd(int l, const R* in, const R* dout, R* din, bool din
   ab.dk = dkv_k_.data();
   ab.dv = dkv_v_.data();
   attention_backward(ab, plan.attn_seqs, attn_shape(l), pool);
-  if (rope) rope_backward(dq_.data(), N, h, rp, table, pool);
-  const R* dq = dq_.data();
-  if (c_.qk_norm) {
-    grow(tmp_, N * hk);
-    norm_backward<R>(tmp_.data(), false, dq_.data(), s.qr.data(), N * h, k, {w.vec<R>(attn_q_norm)},
-                     {g[attn_q_norm]}, qk, pool);
-    dq = tmp_.data();
-  }
+  // d(rope(qk_norm(x))) -> dx for q or k rows [N, heads, k]; returns the buffer holding it.
+  auto through_rope_and_norm = [&](R* d, const std::vector<R>& pre_norm, int heads, TensorId norm_w) -> const R* {
+    if (rope) rope_backward(d, N, heads, rp, table, pool);
+    if (!c_.qk_norm) return d;
+    grow(tmp_, N * heads * k);
+    norm_backward<R>(tmp_.data(), false, d, pre_norm.data(), N * heads, k, {w.vec<R>(norm_w)}, {g[norm_w]}, qk,
+                     pool);
+    return tmp_.data();
+  };
+  const R* dq = through_rope_and_norm(dq_.data(), s.qr, h, attn_q_norm);
   linear_backward<R>(din, din_acc, {g[attn_q], g[attn_q_b]}, dq, in, N, w[attn_q], pool);
   if (src != l) return;
-  if (rope) rope_backward(dkv_k_.data(), N, gh, rp, table, pool);
-  const R* dk = dkv_k_.data();
-  if (c_.qk_norm) {
-    grow(tmp_, N * gk);
-    norm_backward<R>(tmp_.data(), false, dkv_k_.data(), s.kr.data(), N * gh, k, {w.vec<R>(attn_k_norm)},
-                     {g[attn_k_norm]}, qk, pool);
-    dk = tmp_.data();
-  }
+  const R* dk = through_rope_and_norm(dkv_k_.data(), s.kr, gh, attn_k_norm);
   linear_backward<R>(din, true, {g[attn_k], g[attn_k_b]}, dk, in, N, w[attn_k], pool);
   linear_backward<R>(din, true, {g[attn_v], g[attn_v_b]}, dkv_v_.data(), in, N, w[attn_v], pool);
 }

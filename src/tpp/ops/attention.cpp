@@ -209,61 +209,16 @@ void attention_forward_f32(float* out, const float* q, int64_t n, int64_t q_pos0
   });
 }
 
-}  // namespace
-
-void attention_naive(float* out, const float* q, int64_t n, int64_t q_pos0,
-                     std::span<const KvSegment> segments, const AttentionShape& sh) {
-  check_shape(sh);
-  const int h = sh.n_heads, k = sh.head_dim, group = sh.n_heads / sh.n_kv_heads;
-  const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
-  std::vector<double> scores;
-  std::vector<const float*> values;
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t qp = q_pos0 + t;
-    for (int head = 0; head < h; ++head) {
-      const float* qv = q + (t * h + head) * k;
-      const int kv = head / group;
-      scores.clear();
-      values.clear();
-      for (const auto& seg : segments) {
-        int64_t lo, hi;
-        visible(qp, sh.window, seg, &lo, &hi);
-        for (int64_t p = lo; p < hi; ++p) {
-          const float* kv_k = seg.k + kv * seg.head_stride + seg.row(p) * seg.pos_stride;
-          double s = 0;
-          for (int i = 0; i < k; ++i) s += double(qv[i]) * kv_k[i];
-          s *= sh.scale;
-          if (sh.alibi) s -= double(slopes[size_t(head)]) * double(qp - p);
-          if (sh.softcap > 0) s = sh.softcap * std::tanh(s / sh.softcap);
-          scores.push_back(s);
-          values.push_back(seg.v + kv * seg.head_stride + seg.row(p) * seg.pos_stride);
-        }
-      }
-      double mx = sh.plus_one ? 0.0 : -INFINITY;
-      for (double s : scores) mx = std::max(mx, s);
-      double denom = sh.plus_one ? std::exp(-mx) : 0.0;
-      for (double& s : scores) denom += (s = std::exp(s - mx));
-      float* o = out + (t * h + head) * k;
-      for (int i = 0; i < k; ++i) {
-        double acc = 0;
-        for (size_t j = 0; j < scores.size(); ++j) acc += scores[j] * values[j][i];
-        o[i] = denom > 0 ? float(acc / denom) : 0.0f;
-      }
-    }
-  }
-}
-
-namespace {
-
-// The double path (gradient checks on tiny shapes): each row's scores in two
-// passes, in double, with the same visibility rules.
+// Each row's scores materialised and the softmax taken in two passes, in
+// double: the reference the fused kernel is tested against (float), and the
+// double path of the gradient checks (rows split across the pool when given).
 template <class R>
-void attention_forward_ref(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const KvSegmentT<R>> segments,
-                           const AttentionShape& sh, ThreadPool& pool, R* lse) {
+void naive_rows(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const KvSegmentT<R>> segments,
+                const AttentionShape& sh, R* lse, ThreadPool* pool) {
   const int h = sh.n_heads, k = sh.head_dim, group = sh.n_heads / sh.n_kv_heads;
   const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
-  pool.parallel_for(size_t(n), 1, [&](size_t t0, size_t t1, size_t) {
-    std::vector<R> scores;
+  auto rows = [&](size_t t0, size_t t1, size_t) {
+    std::vector<double> scores;
     std::vector<const R*> values;
     for (size_t t = t0; t < t1; ++t) {
       const int64_t qp = q_pos0 + int64_t(t);
@@ -277,30 +232,44 @@ void attention_forward_ref(R* out, const R* q, int64_t n, int64_t q_pos0, std::s
           visible(qp, sh.window, seg, &lo, &hi);
           for (int64_t p = lo; p < hi; ++p) {
             const R* kk = seg.k + kv * seg.head_stride + seg.row(p) * seg.pos_stride;
-            R s = 0;
-            for (int i = 0; i < k; ++i) s += qv[i] * kk[i];
-            s *= R(sh.scale);
-            if (sh.alibi) s -= R(slopes[size_t(head)]) * R(qp - p);
-            if (sh.softcap > 0) s = R(sh.softcap) * std::tanh(s / R(sh.softcap));
+            double s = 0;
+            for (int i = 0; i < k; ++i) s += double(qv[i]) * double(kk[i]);
+            s *= double(sh.scale);
+            if (sh.alibi) s -= double(slopes[size_t(head)]) * double(qp - p);
+            if (sh.softcap > 0) s = double(sh.softcap) * std::tanh(s / double(sh.softcap));
             scores.push_back(s);
             values.push_back(seg.v + kv * seg.head_stride + seg.row(p) * seg.pos_stride);
           }
         }
-        R mx = sh.plus_one ? R(0) : -std::numeric_limits<R>::infinity();
-        for (R s : scores) mx = std::max(mx, s);
-        R sum = sh.plus_one ? std::exp(-mx) : R(0);
-        for (R& s : scores) sum += (s = std::exp(s - mx));
+        double mx = sh.plus_one ? 0.0 : -INFINITY;
+        for (double s : scores) mx = std::max(mx, s);
+        double denom = sh.plus_one ? std::exp(-mx) : 0.0;
+        for (double& s : scores) denom += (s = std::exp(s - mx));
         R* o = out + (int64_t(t) * h + head) * k;
-        std::fill(o, o + k, R(0));
-        for (size_t j = 0; j < scores.size(); ++j)
-          for (int i = 0; i < k; ++i) o[i] += scores[j] * values[j][i];
-        if (sum > 0)
-          for (int i = 0; i < k; ++i) o[i] /= sum;
-        if (lse) lse[int64_t(t) * h + head] = mx + std::log(sum);
+        for (int i = 0; i < k; ++i) {
+          double acc = 0;
+          for (size_t j = 0; j < scores.size(); ++j) acc += scores[j] * double(values[j][i]);
+          o[i] = denom > 0 ? R(acc / denom) : R(0);
+        }
+        if (lse) lse[int64_t(t) * h + head] = R(mx + std::log(denom));
       }
     }
-  });
+  };
+  if (pool)
+    pool->parallel_for(size_t(n), 1, rows);
+  else
+    rows(0, size_t(n), 0);
 }
+
+}  // namespace
+
+void attention_naive(float* out, const float* q, int64_t n, int64_t q_pos0,
+                     std::span<const KvSegment> segments, const AttentionShape& sh) {
+  check_shape(sh);
+  naive_rows<float>(out, q, n, q_pos0, segments, sh, nullptr, nullptr);
+}
+
+namespace {
 
 constexpr int64_t kRowBlock = 64;
 
@@ -479,7 +448,7 @@ void attention_forward(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<
   if constexpr (std::is_same_v<R, float>)
     attention_forward_f32(out, q, n, q_pos0, segments, shape, pool, lse);
   else
-    attention_forward_ref(out, q, n, q_pos0, segments, shape, pool, lse);
+    naive_rows(out, q, n, q_pos0, segments, shape, lse, &pool);
 }
 
 template <class R>
