@@ -12,7 +12,10 @@
 
 #include "common/test_util.h"
 #include "tpp/core/error.h"
+#include "tpp/io/atomic_file.h"
 #include "tpp/io/json_file.h"
+#include "tpp/io/safetensors.h"
+#include "model/model_test_util.h"
 #include "tpp/model/hf_config.h"
 
 namespace tpp::test {
@@ -184,21 +187,57 @@ TEST(HfConfigsTest, RefusedConfigsNameWhatTppCannotHonour) {
   }
 }
 
-// The gemma3 wrapper maps for inspection, but loading refuses it by name:
-// its language model's weights sit under language_model.model.*.
-TEST(HfConfigsTest, Gemma3MultimodalMapsButLoadingSaysWhatIsMissing) {
+// The gemma3 wrapper maps to the same text model as the text-only export.
+TEST(HfConfigsTest, Gemma3MultimodalMapsItsTextConfig) {
   const HfMapping m = map_file("gemma3_4b_it");
   EXPECT_EQ(m.model_type, "gemma3");
   EXPECT_FALSE(m.notes.empty());
-  EXPECT_NE(m.weights_unsupported.find("language_model.model"), std::string::npos) << m.weights_unsupported;
-  // Same text model as the text-only export of the same size.
+  EXPECT_TRUE(m.wrapped_language_model);
   EXPECT_EQ(m.config, map_file("gemma3_4b_text").config);
-  const std::string path = config_path("gemma3_4b_it");
-  try {
-    config_from_hf(io::read_json_file(path), path);
-    FAIL() << "expected a refusal";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("language_model.model"), std::string::npos) << e.what();
+}
+
+// A multimodal Gemma 3 checkpoint loads its language model: the tiny Gemma 3
+// golden rewritten as the wrapper (text_config, tensors under
+// language_model.model.* or model.language_model.*, a vision tower beside
+// them) gives the same logits as the text-only directory.
+TEST(HfConfigsTest, Gemma3MultimodalCheckpointLoadsItsLanguageModel) {
+  namespace fs = std::filesystem;
+  const std::string text_dir = source_path("tests/golden/models/hf_gemma3_bf16");
+  const Model text = load_model(text_dir);
+  const auto st = io::SafeTensors::open(text_dir + "/model.safetensors");
+  json wrapper = {{"model_type", "gemma3"}, {"architectures", {"Gemma3ForConditionalGeneration"}},
+                  {"text_config", io::read_json_file(text_dir + "/config.json")},
+                  {"vision_config", {{"model_type", "siglip_vision_model"}}}, {"mm_tokens_per_image", 256}};
+  wrapper["text_config"].erase("architectures");
+  const std::vector<std::byte> vision(16, std::byte{0});
+  const std::vector<int32_t> tokens = {3, 1, 4, 1, 5, 9, 2, 6};
+  const auto want = forward_logits(text, tokens);
+  for (const std::string layout : {"language_model.model.", "model.language_model."}) {
+    const std::string dir = temp_dir("gemma3_wrapper_" + layout.substr(0, 5));
+    std::vector<io::TensorToWrite> out;
+    for (const auto& t : st.tensors()) {
+      std::string name = t.name;
+      if (name.starts_with("model.")) name = layout + name.substr(6);
+      out.push_back({name, t.dtype, t.shape, std::span(t.data, size_t(t.nbytes()))});
+    }
+    out.push_back({layout.starts_with("model.") ? "model.vision_tower.patch.weight" : "vision_tower.patch.weight",
+                   DType::f32, {4}, vision});
+    io::write_safetensors(dir + "/model.safetensors", out, {});
+    io::write_file_atomic(dir + "/config.json", wrapper.dump());
+    const Model wrapped = load_model(dir);
+    EXPECT_TRUE(all_close(forward_logits(wrapped, tokens), want, {0, 0})) << layout;
+    // Not vacuous: a tensor the language model needs, missing, is named.
+    std::vector<io::TensorToWrite> fewer;
+    for (const auto& t : out)
+      if (t.name.find("layers.1.mlp.up_proj") == std::string::npos) fewer.push_back(t);
+    io::write_safetensors(dir + "/model.safetensors", fewer, {});
+    try {
+      load_model(dir);
+      ADD_FAILURE() << "a missing tensor must be refused";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(layout + "layers.1.mlp.up_proj.weight"), std::string::npos) << e.what();
+    }
+    fs::remove_all(dir);
   }
 }
 

@@ -37,7 +37,7 @@ ModelConfig check_config(const std::string& path, std::vector<std::string>& abou
   about.push_back(fmt::format("Hugging Face config.json, model_type \"{}\" (tpp family {})", m.model_type,
                               m.family->name));
   for (const auto& note : m.notes) about.push_back(note);
-  if (!m.weights_unsupported.empty()) about.push_back("weights: not loadable: " + m.weights_unsupported);
+  if (m.wrapped_language_model) about.push_back("weights: the language model's, under language_model.*; other towers skipped");
   return m.config;
 }
 

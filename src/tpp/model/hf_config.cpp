@@ -211,9 +211,8 @@ HfMapping map_gemma3_multimodal(const json& j, const std::string& source) {
   m.model_type = "gemma3";
   m.config = map_family(text_cfg, *m.family, {source, "text_config"});
   m.notes.push_back("gemma3 multimodal config: text_config mapped; the vision tower (vision_config) is left out");
-  m.weights_unsupported =
-      "its language-model weights are stored under language_model.model.* (next to the vision tower's), "
-      "which tpp's loader does not map; a text-only (gemma3_text) checkpoint loads";
+  m.wrapped_language_model = true;
+  m.other_towers = {"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."};
   return m;
 }
 
@@ -238,12 +237,6 @@ HfMapping map_hf_config(const json& j, const std::string& source) {
   return m;
 }
 
-ModelConfig config_from_hf(const json& j, const std::string& source) {
-  HfMapping m = map_hf_config(j, source);
-  if (!m.weights_unsupported.empty())
-    fail("{}: key 'model_type': got \"{}\": {}; expected one of {}", source, m.model_type, m.weights_unsupported,
-         hf_model_type_list());
-  return m.config;
-}
+ModelConfig config_from_hf(const json& j, const std::string& source) { return map_hf_config(j, source).config; }
 
 }  // namespace tpp

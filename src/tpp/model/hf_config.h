@@ -22,17 +22,19 @@ struct HfMapping {
   const Family* family = nullptr;
   std::string model_type;          // as the file gives it ("gemma3" for the multimodal wrapper)
   std::vector<std::string> notes;  // what was mapped specially or left out, for `tpp config --check`
-  // Empty when tpp's loader can place the checkpoint's weights; else why not.
-  std::string weights_unsupported;
+  // A multimodal wrapper's language model: its tensors carry one more prefix
+  // (language_model.model.* in the original files, model.language_model.* in
+  // later transformers exports), and the other towers' tensors are not used.
+  bool wrapped_language_model = false;
+  std::vector<std::string> other_towers;  // tensor name prefixes the loader skips
 };
 
 // Maps config.json without looking at weights. Also accepts Gemma 3's
 // multimodal wrapper (model_type "gemma3"): its text_config is mapped and the
-// vision tower is left out, which `weights_unsupported` says.
+// vision tower is left out (a note says so).
 HfMapping map_hf_config(const nlohmann::json& j, const std::string& source);
 
-// For loading a checkpoint: map_hf_config, refusing configs whose weights
-// tpp's loader cannot place (the reason names what is missing).
+// map_hf_config's config alone.
 ModelConfig config_from_hf(const nlohmann::json& j, const std::string& source);
 
 }  // namespace tpp

@@ -100,6 +100,7 @@ struct TensorSource {
   std::string missing_in;              // where a missing tensor was looked for
   std::string vector_types, matrix_types;  // the storage types accepted, in words
   std::function<bool(const std::string&)> ignorable;  // stored tensors the model does not bind
+  std::function<std::string(const std::string&)> stored_name;  // where a wrapper keeps a tensor (or identity)
   std::string unexpected_reason;       // "the config in X does not use it"
 };
 
@@ -132,7 +133,8 @@ void bind(Model& m, const TensorSource& src) {
       fail("{}: the config needs tensor '{}', which has no {} name", src.context,
            tensor_name(*spec.row, NameStyle::tpp, spec.layer), style_name);
     const auto part = src.fused ? fused_part(spec, m.config, src.style) : std::nullopt;
-    const std::string& stored = part ? part->tensor : spec.name;
+    const std::string& plain = part ? part->tensor : spec.name;
+    const std::string stored = src.stored_name ? src.stored_name(plain) : plain;
     const std::vector<int64_t>& want = part ? part->shape : spec.shape;
     const auto it = src.tensors.find(stored);
     if (it == src.tensors.end())
@@ -199,7 +201,9 @@ Model load_model(const std::string& dir) {
   Model m;
   m.source = dir;
   m.naming = is_hf_config(j) ? NameStyle::hf : NameStyle::tpp;
-  m.config = m.naming == NameStyle::hf ? config_from_hf(j, config_path) : config_from_json(j, config_path);
+  HfMapping hf;
+  if (m.naming == NameStyle::hf) hf = map_hf_config(j, config_path);
+  m.config = m.naming == NameStyle::hf ? hf.config : config_from_json(j, config_path);
 
   // One model.safetensors, or shards listed by model.safetensors.index.json.
   const std::string single = (fs::path(dir) / "model.safetensors").string();
@@ -234,15 +238,27 @@ Model load_model(const std::string& dir) {
   }
   TensorSource src;
   src.style = m.naming;
-  const Family* fam = m.naming == NameStyle::hf ? family_for_hf_type(j.value("model_type", "")) : nullptr;
-  src.fused = fam && fam->fused_qkv_gate_up;
+  src.fused = hf.family && hf.family->fused_qkv_gate_up;
   src.context = config_path;
   src.missing_in = files.size() == 1 ? files[0]->path() : index_path;
   src.vector_types = src.matrix_types = "F32, BF16 or F16";
   // HF checkpoints of older transformers versions carry these buffers; they
   // are recomputed from the config, never read.
   if (m.naming == NameStyle::hf)
-    src.ignorable = [](const std::string& name) { return name.size() > 20 && name.ends_with("rotary_emb.inv_freq"); };
+    src.ignorable = [towers = hf.other_towers](const std::string& name) {
+      for (const auto& t : towers)
+        if (name.starts_with(t)) return true;
+      return name.size() > 20 && name.ends_with("rotary_emb.inv_freq");
+    };
+  if (hf.wrapped_language_model) {
+    // The original files: language_model.model.layers.*; later exports: model.language_model.layers.*.
+    if (where.count("model.language_model.embed_tokens.weight"))
+      src.stored_name = [](const std::string& name) {
+        return name.starts_with("model.") ? "model.language_model." + name.substr(6) : name;
+      };
+    else
+      src.stored_name = [](const std::string& name) { return "language_model." + name; };
+  }
   src.unexpected_reason = fmt::format("the config in {} does not use it", config_path);
   for (const auto& [name, file] : where) {
     const io::TensorEntry* t = file->find(name);
