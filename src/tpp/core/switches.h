@@ -78,7 +78,7 @@ std::string enum_choices() {
   return out;
 }
 
-inline bool ffn_is_gated(Ffn f) { return f != Ffn::relu && f != Ffn::gelu; }
+constexpr bool ffn_is_gated(Ffn f) { return f != Ffn::relu && f != Ffn::gelu; }
 
 // RoPE context-extension scaling, with the parameter names HF's config.json uses.
 struct RopeScaling {

@@ -228,44 +228,54 @@ void Block<R>::attention(int l, const R* in, R* out, const RowPlan& plan, const 
   grow(s.att, N * hk);
   if (keep) grow(s.lse, N * h);
   const AttentionShape shape = attn_shape(l);
-  for (const auto& seq : plan.seqs) {
-    KvSegmentT<R> segs[2];
-    int n_segs = 0;
-    if (seq.cache) {
+  // Rows that can see only each other (training, a prefill of empty caches)
+  // run as one pass over all sequences.
+  const bool self_only = !naive_attention_ && std::all_of(plan.seqs.begin(), plan.seqs.end(), [](const SeqRows& q) {
+    return !q.cache || q.pos0 == 0;
+  });
+  if (self_only) {
+    attention_forward_self<R>(s.att.data(), s.q.data(), kv.k.data(), kv.v.data(), plan.attn_seqs, shape, pool,
+                              keep ? s.lse.data() : nullptr);
+  } else {
+    for (const auto& seq : plan.seqs) {
+      KvSegmentT<R> segs[2];
+      int n_segs = 0;
+      if (seq.cache) {
+        if constexpr (std::is_same_v<R, float>) {
+          KvCache::Layer* cl = seq.cache->layer(src);
+          TPP_CHECK(cl != nullptr, "attention: layer {} has no KV cache", src);
+          // Cached positions: [max(0, pos0 - cap), pos0) for a rolling buffer, [0, pos0) otherwise.
+          auto& sg = segs[n_segs++];
+          sg.k = cl->k.data();
+          sg.v = cl->v.data();
+          sg.head_stride = cl->cap * k;
+          sg.pos_stride = k;
+          sg.pos_begin = cl->ring ? std::max<int64_t>(0, seq.pos0 - cl->cap) : 0;
+          sg.pos_end = seq.pos0;
+          sg.ring = cl->ring ? cl->cap : 0;
+        } else {
+          fail("attention: a KV cache needs float activations");
+        }
+      }
+      // These rows' fresh K/V: [n, g, k].
+      auto& fresh = segs[n_segs++];
+      fresh.k = kv.k.data() + seq.row0 * gk;
+      fresh.v = kv.v.data() + seq.row0 * gk;
+      fresh.head_stride = k;
+      fresh.pos_stride = gk;
+      fresh.pos_begin = seq.pos0;
+      fresh.pos_end = seq.pos0 + seq.n;
+      R* att = s.att.data() + seq.row0 * hk;
+      const R* q = s.q.data() + seq.row0 * hk;
+      const std::span<const KvSegmentT<R>> span(segs, size_t(n_segs));
       if constexpr (std::is_same_v<R, float>) {
-        KvCache::Layer* cl = seq.cache->layer(src);
-        TPP_CHECK(cl != nullptr, "attention: layer {} has no KV cache", src);
-        // Cached positions: [max(0, pos0 - cap), pos0) for a rolling buffer, [0, pos0) otherwise.
-        auto& sg = segs[n_segs++];
-        sg.k = cl->k.data();
-        sg.v = cl->v.data();
-        sg.head_stride = cl->cap * k;
-        sg.pos_stride = k;
-        sg.pos_begin = cl->ring ? std::max<int64_t>(0, seq.pos0 - cl->cap) : 0;
-        sg.pos_end = seq.pos0;
-        sg.ring = cl->ring ? cl->cap : 0;
-      } else {
-        fail("attention: a KV cache needs float activations");
+        if (naive_attention_) {
+          attention_naive(att, q, seq.n, seq.pos0, span, shape);
+          continue;
+        }
       }
+      attention_forward<R>(att, q, seq.n, seq.pos0, span, shape, pool, keep ? s.lse.data() + seq.row0 * h : nullptr);
     }
-    // These rows' fresh K/V: [n, g, k].
-    auto& fresh = segs[n_segs++];
-    fresh.k = kv.k.data() + seq.row0 * gk;
-    fresh.v = kv.v.data() + seq.row0 * gk;
-    fresh.head_stride = k;
-    fresh.pos_stride = gk;
-    fresh.pos_begin = seq.pos0;
-    fresh.pos_end = seq.pos0 + seq.n;
-    R* att = s.att.data() + seq.row0 * hk;
-    const R* q = s.q.data() + seq.row0 * hk;
-    const std::span<const KvSegmentT<R>> span(segs, size_t(n_segs));
-    if constexpr (std::is_same_v<R, float>) {
-      if (naive_attention_) {
-        attention_naive(att, q, seq.n, seq.pos0, span, shape);
-        continue;
-      }
-    }
-    attention_forward<R>(att, q, seq.n, seq.pos0, span, shape, pool, keep ? s.lse.data() + seq.row0 * h : nullptr);
   }
   linear_forward(out, s.att.data(), N, w[attn_output], bias_of<R>(w, attn_output_b), pool);
 

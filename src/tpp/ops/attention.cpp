@@ -354,35 +354,51 @@ void backward_pair(const AttentionBackward<R>& a, const AttnSeq& seq, int j, con
   }
 }
 
-// Rows that attend only to themselves (training sequences, a prefill with an
-// empty cache): all keys are the query rows, so a 64-row block of queries
-// meets its keys [key_lo(t0), t1) as two GEMMs over 64 x T scratch, with the
-// exact softmax in between (FlashAttention-2's forward with one key tile per
-// row block). Work items are (KV head, row block).
+// Sequences whose rows attend only to themselves (training sequences, a
+// prefill with an empty cache): all keys are the query rows, so a 64-row
+// block of queries meets its keys [key_lo(t0), t1) as two GEMMs over 64 x T
+// scratch, with the exact softmax in between (FlashAttention-2's forward with
+// one key tile per row block). Work items are (sequence, KV head, row block),
+// the costliest (latest) blocks first, handed out dynamically: an item's
+// result does not depend on which worker takes it.
+// q, out: [N, h*k] rows; k, v: [N, g*k] rows.
 template <class R>
-void forward_self(R* out, const R* q, int64_t n, const KvSegmentT<R>& seg, const AttentionShape& sh, ThreadPool& pool,
-                  R* lse) {
+void forward_self(R* out, const R* q, const R* kk, const R* vv, std::span<const AttnSeq> seqs,
+                  const AttentionShape& sh, ThreadPool& pool, R* lse) {
   const int h = sh.n_heads, k = sh.head_dim, g = sh.n_kv_heads, G = h / g;
-  const int64_t hk = int64_t(h) * k, blocks = (n + kRowBlock - 1) / kRowBlock;
+  const int64_t hk = int64_t(h) * k, gk = int64_t(g) * k;
   const R scale = R(sh.scale), cap = R(sh.softcap);
   const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
+  struct Item {
+    int64_t t0;  // first row of the block, within its sequence
+    uint32_t seq;
+    int j;
+  };
+  std::vector<Item> items;
+  int64_t longest = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    longest = std::max(longest, seqs[s].n);
+    for (int64_t t0 = 0; t0 < seqs[s].n; t0 += kRowBlock)
+      for (int j = 0; j < g; ++j) items.push_back({t0, uint32_t(s), j});
+  }
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.t0 > b.t0; });
   std::vector<std::vector<R>> scratch(pool.size());
-  // Later blocks see more keys: hand them out first, dynamically (each item's
-  // result does not depend on which worker takes it).
-  pool.parallel_for_dynamic(size_t(g * blocks), 1, [&](size_t i0, size_t i1, size_t worker) {
+  pool.parallel_for_dynamic(items.size(), 1, [&](size_t i0, size_t i1, size_t worker) {
     std::vector<R>& buf = scratch[worker];
-    if (buf.size() < size_t((k + kRowBlock) * n)) buf.resize(size_t((k + kRowBlock) * n));
+    if (buf.size() < size_t((k + kRowBlock) * longest)) buf.resize(size_t((k + kRowBlock) * longest));
     R* KT = buf.data();
-    R* S = KT + int64_t(k) * n;
-    for (size_t item = i0; item < i1; ++item) {
-      const int j = int(item % size_t(g));
-      const int64_t t0 = (blocks - 1 - int64_t(item / size_t(g))) * kRowBlock, t1 = std::min(n, t0 + kRowBlock);
+    R* S = KT + int64_t(k) * longest;
+    for (size_t it = i0; it < i1; ++it) {
+      const Item& item = items[it];
+      const AttnSeq& seq = seqs[item.seq];
+      const int64_t n = seq.n, t0 = item.t0, t1 = std::min(n, t0 + kRowBlock);
       const int64_t c0 = key_lo(t0, sh.window), W = t1 - c0, rows = t1 - t0;
-      const R* K = seg.k + j * seg.head_stride + c0 * seg.pos_stride;
-      const R* V = seg.v + j * seg.head_stride + c0 * seg.pos_stride;
-      transpose(KT, K, W, k, seg.pos_stride, W);
-      for (int i = j * G; i < (j + 1) * G; ++i) {
-        mm_nn(S, q + t0 * hk + int64_t(i) * k, KT, rows, k, W, hk, W, W, false);
+      const R* K = kk + (seq.row0 + c0) * gk + int64_t(item.j) * k;
+      const R* V = vv + (seq.row0 + c0) * gk + int64_t(item.j) * k;
+      transpose(KT, K, W, k, gk, W);
+      for (int i = item.j * G; i < (item.j + 1) * G; ++i) {
+        const int64_t at = (seq.row0 + t0) * hk + int64_t(i) * k;
+        mm_nn(S, q + at, KT, rows, k, W, hk, W, W, false);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t t = t0 + r, lo = key_lo(t, sh.window) - c0, hi = t - c0;  // visible [lo, hi]
           R* Sr = S + r * W;
@@ -404,9 +420,9 @@ void forward_self(R* out, const R* q, int64_t n, const KvSegmentT<R>& seg, const
           }
           const R inv = R(1) / sum;
           for (int64_t c = lo; c <= hi; ++c) Sr[c] *= inv;
-          if (lse) lse[t * h + i] = mx + std::log(sum);
+          if (lse) lse[(seq.row0 + t) * h + i] = mx + std::log(sum);
         }
-        mm_nn(out + t0 * hk + int64_t(i) * k, S, V, rows, W, k, W, seg.pos_stride, hk, false);
+        mm_nn(out + at, S, V, rows, W, k, W, gk, hk, false);
       }
     }
   });
@@ -444,11 +460,22 @@ void attention_forward(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<
                        const AttentionShape& shape, ThreadPool& pool, R* lse) {
   check_shape(shape);
   if (n > 1)
-    if (const auto* self = self_segment(n, q_pos0, segments)) return forward_self(out, q, n, *self, shape, pool, lse);
+    if (const auto* self = self_segment(n, q_pos0, segments))
+      if (self->head_stride == shape.head_dim && self->pos_stride == int64_t(shape.n_kv_heads) * shape.head_dim) {
+        const AttnSeq seq{0, n, q_pos0};
+        return forward_self(out, q, self->k, self->v, std::span(&seq, 1), shape, pool, lse);
+      }
   if constexpr (std::is_same_v<R, float>)
     attention_forward_f32(out, q, n, q_pos0, segments, shape, pool, lse);
   else
     naive_rows(out, q, n, q_pos0, segments, shape, lse, &pool);
+}
+
+template <class R>
+void attention_forward_self(R* out, const R* q, const R* k, const R* v, std::span<const AttnSeq> seqs,
+                            const AttentionShape& shape, ThreadPool& pool, R* lse) {
+  check_shape(shape);
+  forward_self(out, q, k, v, seqs, shape, pool, lse);
 }
 
 template <class R>
@@ -466,6 +493,10 @@ template void attention_forward(float*, const float*, int64_t, int64_t, std::spa
                                 const AttentionShape&, ThreadPool&, float*);
 template void attention_forward(double*, const double*, int64_t, int64_t, std::span<const KvSegmentT<double>>,
                                 const AttentionShape&, ThreadPool&, double*);
+template void attention_forward_self(float*, const float*, const float*, const float*, std::span<const AttnSeq>,
+                                     const AttentionShape&, ThreadPool&, float*);
+template void attention_forward_self(double*, const double*, const double*, const double*, std::span<const AttnSeq>,
+                                     const AttentionShape&, ThreadPool&, double*);
 template void attention_backward(const AttentionBackward<float>&, std::span<const AttnSeq>, const AttentionShape&,
                                  ThreadPool&);
 template void attention_backward(const AttentionBackward<double>&, std::span<const AttnSeq>,

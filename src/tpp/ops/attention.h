@@ -79,6 +79,14 @@ struct AttnSeq {
   int64_t row0 = 0, n = 0, pos0 = 0;
 };
 
+// The forward of sequences that attend to their own rows only (no cache), in
+// one parallel pass over all of them: q, out: [N, h*k]; k, v: [N, g*k];
+// lse: [N, h] or null. attention_forward takes this path by itself when its
+// only keys are the query rows.
+template <class R>
+void attention_forward_self(R* out, const R* q, const R* k, const R* v, std::span<const AttnSeq> seqs,
+                            const AttentionShape& shape, ThreadPool& pool, R* lse = nullptr);
+
 template <class R>
 struct AttentionBackward {
   const R* dout = nullptr;  // [N, h*k]
