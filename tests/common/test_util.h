@@ -6,9 +6,12 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "tpp/core/error.h"
 
 namespace tpp::test {
 
@@ -48,6 +51,29 @@ inline std::string tpp_binary() { return TPP_TPP_BINARY; }
 // that need a tokenizer of their own without the real vocabularies.
 inline constexpr int kTestTokenizerVocab = 263;
 void write_test_tokenizer(const std::string& dir);
+
+// The message of the tpp::Error that f() throws; "" when it throws none.
+template <class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Whether f() throws a tpp::Error whose message contains `part`; the failure
+// shows the message (or that nothing was thrown).
+template <class F>
+::testing::AssertionResult throws_error_containing(F&& f, std::string_view part) {
+  const std::string msg = error_message(f);
+  if (!msg.empty() && msg.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "expected an error containing \"" << part << "\", got "
+                                       << (msg.empty() ? "none" : "\"" + msg + "\"");
+}
+// EXPECT_ERROR(expr, "part of the message")
+#define EXPECT_ERROR(expr, part) EXPECT_TRUE(::tpp::test::throws_error_containing([&] { (void)(expr); }, part))
 
 // Run a shell command, capture stdout+stderr, return the exit code.
 int run_command(const std::string& command, std::string* output);

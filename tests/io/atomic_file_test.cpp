@@ -34,16 +34,6 @@ void expect_only(const std::string& dir, std::initializer_list<std::string> name
 }
 
 // The message of the tpp::Error that `f` throws; "" when it does not throw.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(AtomicFileTest, ReplacesTheWholeContents) {
   const std::string dir = temp_dir("atomic_replace");
   const std::string path = dir + "/config.json";
@@ -90,7 +80,7 @@ TEST(AtomicFileTest, AFailedWriteLeavesTheOldFileIntact) {
   // The temporary file cannot be created: a directory is in its place.
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   fs::create_directory(tmp);
-  const std::string msg = error_of([&] { io::write_file_atomic(path, "{\"step\": 8}\n"); });
+  const std::string msg = error_message([&] { io::write_file_atomic(path, "{\"step\": 8}\n"); });
   EXPECT_EQ(msg.rfind(path + ": cannot create temporary file " + tmp, 0), 0u) << msg;
   EXPECT_EQ(read_all(path), "{\"step\": 4}\n");
   fs::remove(tmp);
@@ -103,7 +93,7 @@ TEST(AtomicFileTest, AFailedRenameRemovesTheTemporaryFile) {
   const std::string target = dir + "/occupied";
   fs::create_directory(target);
   io::write_file_atomic(target + "/keep", "k");
-  const std::string msg = error_of([&] { io::write_file_atomic(target, "text"); });
+  const std::string msg = error_message([&] { io::write_file_atomic(target, "text"); });
   EXPECT_EQ(msg.rfind(target + ": rename from " + target + ".tmp.", 0), 0u) << msg;
   EXPECT_TRUE(fs::is_directory(target));
   EXPECT_EQ(read_all(target + "/keep"), "k");
@@ -113,7 +103,7 @@ TEST(AtomicFileTest, AFailedRenameRemovesTheTemporaryFile) {
 TEST(AtomicFileTest, AMissingDirectoryIsAnErrorNamingThePath) {
   const std::string dir = temp_dir("atomic_nodir");
   const std::string path = dir + "/missing/config.json";
-  const std::string msg = error_of([&] { io::write_file_atomic(path, "{}"); });
+  const std::string msg = error_message([&] { io::write_file_atomic(path, "{}"); });
   EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
   EXPECT_NE(msg.find("No such file or directory"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(dir + "/missing"));

@@ -21,16 +21,6 @@ void write_text(const std::string& path, const std::string& contents) {
 }
 
 // The message of the tpp::Error that `f` throws; "" when it does not throw.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 std::string binary_contents() {
   std::string s;
   for (int i = 0; i < 70000; ++i) s += char((i * 131 + 7) & 0xff);  // NULs included, > one page
@@ -66,12 +56,12 @@ TEST(MappedFileTest, MappingOutlivesTheDirectoryEntry) {
 TEST(MappedFileTest, ErrorsNameThePathAndTheReason) {
   const std::string dir = temp_dir("mf_err");
   const std::string missing = dir + "/missing.bin";
-  std::string msg = error_of([&] { io::MappedFile::open(missing); });
+  std::string msg = error_message([&] { io::MappedFile::open(missing); });
   EXPECT_EQ(msg, missing + ": cannot open: No such file or directory");
-  msg = error_of([&] { io::MappedFile::open(dir); });
+  msg = error_message([&] { io::MappedFile::open(dir); });
   EXPECT_EQ(msg.rfind(dir + ": not a regular file", 0), 0u) << msg;
   EXPECT_NE(msg.find("directory"), std::string::npos) << msg;
-  msg = error_of([&] { io::MappedFile::open("/dev/null"); });
+  msg = error_message([&] { io::MappedFile::open("/dev/null"); });
   EXPECT_EQ(msg.rfind("/dev/null: not a regular file", 0), 0u) << msg;
 }
 
@@ -88,9 +78,9 @@ TEST(ReadTextFileTest, ReadsEveryByte) {
 
 TEST(ReadTextFileTest, ErrorsNameThePathAndTheReason) {
   const std::string dir = temp_dir("rt_err");
-  EXPECT_EQ(error_of([&] { io::read_text_file(dir + "/config.json"); }),
+  EXPECT_EQ(error_message([&] { io::read_text_file(dir + "/config.json"); }),
             dir + "/config.json: cannot open: No such file or directory");
-  const std::string msg = error_of([&] { io::read_text_file(dir); });
+  const std::string msg = error_message([&] { io::read_text_file(dir); });
   EXPECT_EQ(msg.rfind(dir + ": not a regular file", 0), 0u) << msg;
 }
 

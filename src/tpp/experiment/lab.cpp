@@ -1,0 +1,202 @@
+#include "tpp/experiment/lab.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "tpp/core/error.h"
+#include "tpp/core/thread_pool.h"
+#include "tpp/io/atomic_file.h"
+#include "tpp/io/json_file.h"
+#include "tpp/model/model.h"
+#include "tpp/report/loss_curve.h"
+#include "tpp/train/checkpoint.h"
+#include "tpp/train/params.h"
+#include "tpp/train/trainer.h"
+
+namespace tpp::experiment {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// At most `n` points of a per-step series: the mean of each of n equal spans
+// of steps (a noisy train loss stays readable), at the span's last step.
+json thin_curve(const std::vector<std::pair<double, double>>& pts, size_t n) {
+  json out = json::array();
+  const size_t per = std::max<size_t>(1, (pts.size() + n - 1) / n);
+  for (size_t i = 0; i < pts.size(); i += per) {
+    const size_t end = std::min(pts.size(), i + per);
+    double sum = 0;
+    for (size_t k = i; k < end; ++k) sum += pts[k].second;
+    out.push_back({pts[end - 1].first, sum / double(end - i)});
+  }
+  return out;
+}
+
+}  // namespace
+
+Spread spread(const std::vector<double>& v) {
+  Spread s;
+  s.n = int(v.size());
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= double(v.size());
+  if (v.size() > 1) {
+    double ss = 0;
+    for (double x : v) ss += (x - s.mean) * (x - s.mean);
+    s.std = std::sqrt(ss / double(v.size() - 1));
+  }
+  return s;
+}
+
+Lab::Lab(std::string name, Options options) : name_(std::move(name)), o_(std::move(options)) {
+  TPP_CHECK(!o_.out.empty(), "experiment {}: --out DIR is required", name_);
+  std::error_code ec;
+  fs::create_directories(o_.out, ec);
+  if (ec) fail("{}: cannot create the experiment directory: {}", o_.out, ec.message());
+  const json settings = {{"experiment", name_}, {"quick", o_.quick}, {"data", o_.data}, {"seeds", o_.seeds}};
+  const std::string file = path("results.json");
+  if (fs::exists(file)) {
+    results_ = io::read_json_file(file);
+    for (const auto& [key, value] : settings.items())
+      TPP_CHECK(results_.value(key, json()) == value,
+                "{}: \"{}\" is {} but this invocation has {}; its entries would not be comparable: use another --out "
+                "or the same settings",
+                file, key, results_.value(key, json()).dump(), value.dump());
+    TPP_CHECK(results_.contains("entries") && results_["entries"].is_object(), "{}: \"entries\": expected an object",
+              file);
+  } else {
+    results_ = settings;
+    results_["entries"] = json::object();
+  }
+}
+
+std::string Lab::path(const std::string& rel) const { return (fs::path(o_.out) / rel).string(); }
+
+const json* Lab::find(const std::string& id) const {
+  const auto& e = results_["entries"];
+  const auto it = e.find(id);
+  return it == e.end() ? nullptr : &*it;
+}
+
+void Lab::save() const { io::write_file_atomic(path("results.json"), results_.dump(1) + "\n"); }
+
+void Lab::say(const std::string& line) const {
+  if (o_.progress) std::fprintf(stderr, "[%s] %s\n", name_.c_str(), line.c_str());
+}
+
+void Lab::write_markdown(const std::string& text) const { io::write_file_atomic(path("results.md"), text); }
+
+const train::TextData& Lab::held_out() {
+  if (!held_out_) {
+    TPP_CHECK(!o_.data.empty(), "experiment {}: --data FILE is required", name_);
+    train::TextData all = train::load_text_files(o_.data), kept;
+    held_out_ = std::make_unique<train::TextData>();
+    train::split_train_val(all, kept, *held_out_);
+  }
+  return *held_out_;
+}
+
+json Lab::evaluate(const std::string& model_dir, int64_t T, int64_t max_tokens) {
+  const Model model = load_model(model_dir);
+  const auto layout = train::make_layout(model.config);
+  const auto params = train::params_from_model(model, layout);
+  ThreadPool pool(o_.threads);
+  train::Graph<float> graph(model.config, layout);
+  const auto r = train::evaluate(graph, params.data(), held_out(), T, std::max<int64_t>(1, 8192 / T), max_tokens, pool);
+  return {{"loss", r.loss}, {"bpb", r.bits_per_byte}, {"tokens", r.tokens}, {"window", T}};
+}
+
+const json& Lab::once(const std::string& id, const std::function<json()>& make) {
+  if (const json* e = find(id)) return *e;
+  json entry = make();
+  results_["entries"][id] = std::move(entry);
+  save();
+  return results_["entries"][id];
+}
+
+const json& Lab::train(const TrainRun& run, int64_t eval_tokens) {
+  if (const json* e = find(run.id)) return *e;
+  TPP_CHECK(!o_.data.empty(), "experiment {}: --data FILE is required", name_);
+  const std::string dir = path("runs/" + run.id);
+  const Recipe& r = run.recipe;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (train::has_checkpoint(dir)) {
+    say(fmt::format("{}: resuming from its checkpoint", run.id));
+    train::ResumeOptions ro;
+    ro.out = dir;
+    ro.threads = o_.threads;
+    ro.progress = o_.progress;
+    train::resume_training(ro);
+  } else {
+    std::error_code ec;
+    fs::remove_all(dir, ec);  // a run killed before its first checkpoint starts over
+    fs::create_directories(dir, ec);
+    say(fmt::format("{}: training {} steps of {} x {} tokens", run.id, r.steps, r.batch, r.seq));
+    train::TrainOptions t;
+    if (run.init.empty()) {
+      t.config = path("runs/" + run.id + ".config.json");
+      io::write_file_atomic(t.config, config_to_string(run.config));
+    } else {
+      t.init = run.init;
+    }
+    t.data = o_.data;
+    t.out = dir;
+    t.steps = r.steps;
+    t.batch = r.batch;
+    t.seq = r.seq;
+    t.lr = r.lr;
+    t.seed = run.seed;
+    t.eval_tokens = r.eval_tokens;
+    t.threads = o_.threads;
+    t.progress = o_.progress;
+    train::run_training(t);
+  }
+  report::write_loss_curve(dir);
+  const double invocation_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<std::pair<double, double>> loss;
+  json val = json::array();
+  double train_s = 0, tokens = 0;
+  for (const auto& m : report::read_metrics(dir + "/metrics.jsonl")) {
+    if (m.contains("loss")) {
+      loss.emplace_back(m["step"].get<double>(), m["loss"].get<double>());
+      train_s = m.value("elapsed_s", train_s);
+      tokens = m.value("tokens", tokens);
+    }
+    if (m.contains("val_loss")) val.push_back({m["step"], m["val_loss"], m["val_bpb"]});
+  }
+  json entry = {{"labels", run.labels}, {"seed", run.seed}, {"steps", r.steps}, {"batch", r.batch}, {"seq", r.seq},
+                {"lr", r.lr}, {"tokens", tokens}, {"wall_s", train_s}, {"last_invocation_s", invocation_s},
+                {"curve", thin_curve(loss, 200)}, {"val_curve", val}};
+  const Model model = load_model(dir);
+  entry["config"] = config_to_json(model.config);
+  entry["params"] = model.config.n_params();
+  if (!run.init.empty()) entry["init"] = run.init;
+  entry["eval"] = evaluate(dir, r.seq, eval_tokens);
+  say(fmt::format("{}: held-out {:.4f} nats/token, {:.4f} bits/byte ({:.0f} s)", run.id,
+                  entry["eval"]["loss"].get<double>(), entry["eval"]["bpb"].get<double>(), train_s));
+  results_["entries"][run.id] = std::move(entry);
+  save();
+  return results_["entries"][run.id];
+}
+
+std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::string s = "|";
+  for (const auto& h : header) s += " " + h + " |";
+  s += "\n|";
+  for (size_t i = 0; i < header.size(); ++i) s += i == 0 ? "---|" : "---:|";
+  s += "\n";
+  for (const auto& r : rows) {
+    s += "|";
+    for (const auto& c : r) s += " " + c + " |";
+    s += "\n";
+  }
+  return s;
+}
+
+}  // namespace tpp::experiment
