@@ -200,6 +200,33 @@ TEST(ExperimentTest, UnknownNamesAndMissingDataAreRefused) {
   EXPECT_NE(log.find("/nonexistent.txt: no such file"), std::string::npos) << log;
 }
 
+TEST(LabTest, AStoredEntryMadeOtherwiseIsRefused) {
+  experiment::Options o;
+  o.out = temp_dir("lab_refuse");
+  o.data = {corpus()};
+  o.threads = 2;
+  o.progress = false;
+  experiment::Lab lab("t", o);
+  experiment::TrainRun run;
+  run.id = "r";
+  run.config.d_model = 32;
+  run.config.n_layers = 1;
+  run.config.n_heads = 2;
+  run.config.d_ff = 64;
+  run.config.max_seq_len = 16;
+  run.recipe.steps = 2;
+  run.recipe.batch = 2;
+  run.recipe.seq = 16;
+  run.recipe.eval_tokens = 64;
+  const nlohmann::json* first = &lab.train(run, 256);
+  EXPECT_EQ(&lab.train(run, 256), first);  // stored, not trained again
+  run.recipe.steps = 3;
+  EXPECT_ERROR(lab.train(run, 256), "entry \"r\" was made with steps 2, but this experiment asks for 3");
+  run.recipe.steps = 2;
+  run.config.ffn = Ffn::relu;
+  EXPECT_ERROR(lab.train(run, 256), "entry \"r\" was made with config");
+}
+
 TEST(ExperimentSpreadTest, MeanAndSampleStandardDeviation) {
   const auto s = experiment::spread({1.0, 2.0, 3.0, 4.0});
   EXPECT_DOUBLE_EQ(s.mean, 2.5);

@@ -33,7 +33,4 @@ void run_gqa(Lab& lab);
 void run_positions(Lab& lab);
 void run_kv_cache(Lab& lab);
 
-// Resident memory of this process now (VmRSS), in bytes; 0 if unknown.
-int64_t resident_bytes();
-
 }  // namespace tpp::experiment

@@ -5,7 +5,6 @@
 // resident growth per token of a real decode run.
 #include <malloc.h>
 
-#include <fstream>
 #include <string>
 
 #include <fmt/format.h>
@@ -17,6 +16,7 @@
 #include "tpp/model/model.h"
 #include "tpp/model/transformer.h"
 #include "tpp/report/chart.h"
+#include "tpp/train/trainer.h"
 
 namespace tpp::experiment {
 namespace {
@@ -49,14 +49,6 @@ std::string mb(int64_t b) { return fmt::format("{:.1f} MB", double(b) / 1e6); }
 
 }  // namespace
 
-int64_t resident_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  return 0;
-}
-
 void run_kv_cache(Lab& lab) {
   const bool quick = lab.options().quick;
   const std::vector<int64_t> lengths = {1024, 2048, 4096, 8192, 16384, 32768};
@@ -81,12 +73,12 @@ void run_kv_cache(Lab& lab) {
       for (int64_t T : quick ? std::vector<int64_t>{1024} : std::vector<int64_t>{1024, 4096}) {
         const int64_t formula = kv_cache_bytes(c, T, DType::f32);
         if (formula > (int64_t(5) << 30)) continue;  // stay well inside the machine's memory
-        const int64_t before = resident_bytes();
+        const int64_t before = train::rss_bytes();
         int64_t engine = 0, after = 0;
         {
           KvCache cache(c, T);
           engine = cache.bytes();
-          after = resident_bytes();
+          after = train::rss_bytes();
         }
         out.push_back({{"shape", s.name}, {"tokens", T}, {"formula_f32", formula}, {"engine_bytes", engine},
                        {"resident_growth", after - before}});
@@ -117,14 +109,14 @@ void run_kv_cache(Lab& lab) {
       const Model m = init_model(c, 1);
       Transformer tf(m);
       auto grow = [&](int64_t T) {
-        const int64_t before = resident_bytes();
+        const int64_t before = train::rss_bytes();
         KvCache cache(c, T);
         std::vector<float> logits(size_t(c.vocab_size));
         std::vector<int32_t> prompt(size_t(T - 8));
         for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(i % 256);
         tf.forward(cache, prompt, logits.data(), false, pool);
         for (int32_t i = 0; i < 8; ++i) tf.forward(cache, std::span<const int32_t>(&i, 1), logits.data(), false, pool);
-        return resident_bytes() - before;
+        return train::rss_bytes() - before;
       };
       grow(t2);  // the first run pays for the scratch buffers, which persist
       const int64_t g1 = grow(t1), g2 = grow(t2);

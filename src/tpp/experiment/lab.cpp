@@ -121,7 +121,24 @@ const json& Lab::once(const std::string& id, const std::function<json()>& make) 
 }
 
 const json& Lab::train(const TrainRun& run, int64_t eval_tokens) {
-  if (const json* e = find(run.id)) return *e;
+  if (const json* e = find(run.id)) {
+    // A stored entry stands for this run only if it was made the same way.
+    const Recipe& r = run.recipe;
+    const bool scratch = run.init.empty();
+    const json want = {{"steps", r.steps}, {"batch", r.batch}, {"seq", r.seq}, {"lr", r.lr}, {"seed", run.seed},
+                       {"init", run.init}, {"config", scratch ? config_to_json(run.config) : json()}};
+    json had = json::object();
+    for (const auto& [key, value] : want.items()) had[key] = e->value(key, json());
+    had["init"] = e->value("init", std::string());  // recorded only for uptraining
+    if (!scratch) had["config"] = json();           // the --init model's, whatever it is
+    for (const auto& [key, value] : want.items()) {
+      TPP_CHECK(had[key] == value,
+                "{}: entry \"{}\" was made with {} {}, but this experiment asks for {}; its figures would not be "
+                "comparable: use another --out (or remove the entry and runs/{})",
+                path("results.json"), run.id, key, had[key].dump(), value.dump(), run.id);
+    }
+    return *e;
+  }
   TPP_CHECK(!o_.data.empty(), "experiment {}: --data FILE is required", name_);
   const std::string dir = path("runs/" + run.id);
   const Recipe& r = run.recipe;
@@ -183,6 +200,24 @@ const json& Lab::train(const TrainRun& run, int64_t eval_tokens) {
   results_["entries"][run.id] = std::move(entry);
   save();
   return results_["entries"][run.id];
+}
+
+report::Series seed_band(const std::string& name, const std::vector<const json*>& runs, const std::string& field,
+                         double from) {
+  report::Series s(name);
+  if (runs.empty()) return s;
+  const json& first = (*runs[0])[field];
+  for (size_t i = 0; i < first.size(); ++i) {
+    if (first[i][0].get<double>() < from) continue;
+    std::vector<double> ys;
+    for (const json* e : runs)
+      if (i < (*e)[field].size()) ys.push_back((*e)[field][i][1].get<double>());
+    s.x.push_back(first[i][0].get<double>());
+    s.y.push_back(spread(ys).mean);
+    s.lo.push_back(*std::min_element(ys.begin(), ys.end()));
+    s.hi.push_back(*std::max_element(ys.begin(), ys.end()));
+  }
+  return s;
 }
 
 std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {

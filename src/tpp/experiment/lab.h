@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tpp/model/config.h"
+#include "tpp/report/chart.h"
 #include "tpp/train/data.h"
 
 namespace tpp::experiment {
@@ -95,6 +96,12 @@ class Lab {
   nlohmann::json results_;
   std::unique_ptr<train::TextData> held_out_;
 };
+
+// One curve of several seeds' entries (`field`: "curve" or "val_curve", as
+// [step, loss] rows): the mean at each point from step `from` on, with the
+// seeds' range as its band.
+report::Series seed_band(const std::string& name, const std::vector<const nlohmann::json*>& runs,
+                         const std::string& field, double from);
 
 // A Markdown table.
 std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);

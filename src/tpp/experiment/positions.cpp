@@ -2,6 +2,7 @@
 // sinusoidal, ALiBi and no position encoding; training curves on the same
 // data and held-out quality at 1x and 2x the training length.
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include <fmt/format.h>
@@ -62,6 +63,9 @@ void run_positions(Lab& lab) {
       TrainRun run;
       run.config = c;
       run.config.pos_encoding = v.pos;
+      // Sinusoids of amplitude 1 beside embeddings drawn at 0.02 would swamp
+      // the tokens: the original Transformer scales embeddings by sqrt(d).
+      if (v.pos == PosEncoding::sinusoidal) run.config.embed_scale = std::sqrt(double(c.d_model));
       run.id = fmt::format("{}-s{}", enum_name(v.pos), seed);
       run.recipe = r;
       run.seed = uint64_t(seed);
@@ -110,7 +114,8 @@ void run_positions(Lab& lab) {
                           fmt::join(by_extrapolation, ", "));
   std::string md = fmt::format(
       "# Position encodings (RoFormer and its comparisons), reproduced by `tpp experiment positions{}`\n\n"
-      "d_model {}, {} layers, {} heads, SwiGLU, byte-level tokens; {} steps of {} x {} tokens, peak lr {}; {} "
+      "d_model {}, {} layers, {} heads, SwiGLU, byte-level tokens (sinusoidal: embeddings scaled by sqrt(d_model), as in "
+      "Vaswani et al.); {} steps of {} x {} tokens, peak lr {}; {} "
       "seed(s). Held-out loss over {} tokens at the training length T = {} and at 2T = {} (learned positions past "
       "T are never trained). Total training time {:.0f} s.\n\n",
       quick ? " --quick" : "", c.d_model, c.n_layers, c.n_heads, r.steps, r.batch, r.seq, r.lr, seeds,
@@ -128,21 +133,7 @@ void run_positions(Lab& lab) {
   chart.title = "Position encodings: training loss (mean over seeds, band = seed range)";
   chart.x_label = "step";
   chart.y_label = "train loss (nats/token)";
-  for (const Variant& v : kVariants) {
-    report::Series s{v.name};
-    const auto& curve = (*runs[v.name][0])["curve"];
-    for (size_t i = 0; i < curve.size(); ++i) {
-      if (curve[i][0].get<double>() < 0.1 * double(r.steps)) continue;
-      std::vector<double> ys;
-      for (const json* e : runs[v.name])
-        if (i < (*e)["curve"].size()) ys.push_back((*e)["curve"][i][1].get<double>());
-      s.x.push_back(curve[i][0].get<double>());
-      s.y.push_back(spread(ys).mean);
-      s.lo.push_back(*std::min_element(ys.begin(), ys.end()));
-      s.hi.push_back(*std::max_element(ys.begin(), ys.end()));
-    }
-    chart.series.push_back(std::move(s));
-  }
+  for (const Variant& v : kVariants) chart.series.push_back(seed_band(v.name, runs[v.name], "curve", 0.1 * double(r.steps)));
   report::write_chart(chart, lab.path("positions_curves"));
   lab.say(fmt::format("wrote {} and positions_curves.svg/.png", lab.path("results.md")));
 }

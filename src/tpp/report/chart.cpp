@@ -150,8 +150,9 @@ std::string chart_svg(const Chart& c) {
     }
     if (!se.name.empty()) {
       const double ly = top + 16 + 16 * legend++;
-      s << fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"3\"/>\n",
-                       W - right - 170, ly - 4, W - right - 150, ly - 4, color);
+      s << fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"3\"{}/>\n",
+                       W - right - 170, ly - 4, W - right - 150, ly - 4, color,
+                       se.dashed ? " stroke-dasharray=\"5 3\"" : "");
       s << fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n", W - right - 144, ly, escape(se.name));
     }
   }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -189,13 +190,21 @@ class Metrics {
 
 }  // namespace
 
-int64_t peak_rss_bytes() {
+namespace {
+
+// A "Key:   N kB" line of /proc/self/status in bytes, 0 if absent.
+int64_t proc_status_bytes(std::string_view key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(key.size())) * 1024;
   return 0;
 }
+
+}  // namespace
+
+int64_t peak_rss_bytes() { return proc_status_bytes("VmHWM:"); }
+int64_t rss_bytes() { return proc_status_bytes("VmRSS:"); }
 
 EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& data, int64_t T, int64_t B,
                     int64_t max_tokens, ThreadPool& pool) {

@@ -81,5 +81,7 @@ EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& da
 
 // Peak resident set of this process in bytes (VmHWM), 0 if unknown.
 int64_t peak_rss_bytes();
+// Resident set of this process now (VmRSS) in bytes, 0 if unknown.
+int64_t rss_bytes();
 
 }  // namespace tpp::train
