@@ -234,6 +234,49 @@ TEST(ConvertKvHeadsTest, GgufSourceWritesGgufWithItsMetadata) {
   EXPECT_ERROR(convert::save_converted(init_model(mha_config(), 1), "", out), "only from a GGUF source");
 }
 
+TEST(ConvertKvHeadsTest, GgufWithoutHeadCountKvGetsTheKey) {
+  // llama.cpp leaves head_count_kv out of MHA files. Make one: the GQA-2 file's
+  // K/V heads repeated to one per query head, the key dropped; pooling the
+  // repeats must give back the GQA-2 model.
+  const std::string src = source_path("tests/golden/gguf/llama_f32.gguf");
+  const auto f = io::GgufFile::open(src);
+  const Model gqa = load_model(src);
+  const int h = gqa.config.n_heads, g = gqa.config.kv_heads(0);
+  const int64_t k = gqa.config.head_dim_resolved();
+  ASSERT_LT(g, h);
+  std::vector<std::pair<std::string, io::GgufValue>> meta;
+  for (const auto& key : f.keys())
+    if (key.find("head_count_kv") == std::string::npos) meta.emplace_back(key, *f.find(key));
+  std::vector<std::vector<std::byte>> keep;
+  std::vector<io::GgufWriteTensor> tensors;
+  for (const auto& t : f.tensors()) {
+    const bool kv = t.name.find("attn_k.") != std::string::npos || t.name.find("attn_v.") != std::string::npos;
+    if (!kv) {
+      tensors.push_back({t.name, t.type, t.shape(), {t.data, size_t(t.nbytes)}});
+      continue;
+    }
+    ASSERT_EQ(t.type, 0u);  // F32
+    const auto shape = t.shape();
+    const size_t head_bytes = size_t(t.nbytes) / size_t(g);
+    auto& bytes = keep.emplace_back();
+    for (int j = 0; j < h; ++j) bytes.insert(bytes.end(), t.data + size_t(j / (h / g)) * head_bytes,
+                                             t.data + size_t(j / (h / g) + 1) * head_bytes);
+    std::vector<int64_t> mha = shape;
+    mha[0] = shape[0] / g * h;
+    tensors.push_back({t.name, t.type, mha, bytes});
+  }
+  const std::string dir = temp_dir("convert_gguf_mha");
+  io::write_gguf(dir + "/mha.gguf", meta, tensors);
+  const Model mha = load_model(dir + "/mha.gguf");
+  ASSERT_EQ(mha.config.kv_heads(0), h);
+  EXPECT_EQ(mha.weights.layers[0][TensorId::attn_k].rows, h * k);
+  convert::save_converted(convert::convert_kv_heads(mha, opts({g})), dir + "/mha.gguf", dir + "/back.gguf");
+  const Model back = load_model(dir + "/back.gguf");
+  EXPECT_EQ(back.config.kv_heads(0), g);
+  EXPECT_TRUE(io::GgufFile::open(dir + "/back.gguf").find("llama.attention.head_count_kv"));
+  EXPECT_TRUE(all_close(logits_of(back), logits_of(gqa), {1e-5, 1e-5}));
+}
+
 TEST(ConvertCliTest, ConvertsAndReportsTheCacheSaving) {
   const std::string dir = temp_dir("convert_cli");
   const Model m = init_model(mha_config(), 9, DType::bf16);

@@ -150,7 +150,7 @@ TEST(ExperimentTest, KvCacheReproducesTheSeedsFiguresAndTheEngineAgrees) {
     EXPECT_NEAR(c["resident_growth"].get<double>() / c["formula_f32"].get<double>(), 1.0, 0.02) << c.dump();
   }
   for (const auto& run : r["entries"]["decode_growth"]["runs"])
-    EXPECT_NEAR(run["measured_per_token"].get<double>() / run["formula_per_token_f32"].get<double>(), 1.0, 0.05)
+    EXPECT_NEAR(run["measured_per_token"].get<double>() / run["formula_per_token_f32"].get<double>(), 1.0, 0.1)
         << run.dump();
   expect_plot(out + "/kv_cache_bytes");
 }
@@ -175,6 +175,7 @@ TEST(ExperimentTest, AKilledExperimentResumesToTheSameResults) {
             0)
       << again;
   EXPECT_EQ(again.find("rope-s1: training"), std::string::npos) << "a finished run was repeated\n" << again;
+  EXPECT_NE(again.find("learned-s1: resuming from its checkpoint"), std::string::npos) << again;
   const json got = io::read_json_file(killed + "/results.json");
   ASSERT_EQ(got["entries"].size(), want["entries"].size());
   for (const auto& [id, entry] : want["entries"].items()) {
@@ -225,6 +226,18 @@ TEST(LabTest, AStoredEntryMadeOtherwiseIsRefused) {
   run.recipe.steps = 2;
   run.config.ffn = Ffn::relu;
   EXPECT_ERROR(lab.train(run, 256), "entry \"r\" was made with config");
+  // A measurement made from another model is refused too.
+  lab.once("m", {{"model", 1}}, [] { return nlohmann::json{{"x", 1}}; });
+  EXPECT_EQ(lab.once("m", {{"model", 1}}, [] { return nlohmann::json{{"x", 2}}; })["x"], 1);
+  EXPECT_ERROR(lab.once("m", {{"model", 2}}, [] { return nlohmann::json(); }), "entry \"m\" was made from");
+}
+
+TEST(ExperimentSpreadTest, PairedDifferencesBeyondTheSpread) {
+  // Pairs that move together differ even when each side's own spread is wide.
+  EXPECT_TRUE(experiment::differs({1.0, 2.0, 3.0}, {1.1, 2.1, 3.1}));
+  EXPECT_FALSE(experiment::differs({1.0, 2.0, 3.0}, {1.1, 1.9, 3.05}));
+  EXPECT_FALSE(experiment::differs({1.0}, {2.0}));  // one seed: no spread to test against
+  EXPECT_ERROR(experiment::differs({1.0, 2.0}, {1.0}), "cannot be paired");
 }
 
 TEST(ExperimentSpreadTest, MeanAndSampleStandardDeviation) {

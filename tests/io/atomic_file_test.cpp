@@ -33,7 +33,6 @@ void expect_only(const std::string& dir, std::initializer_list<std::string> name
   EXPECT_EQ(found, std::set<std::string>(names)) << "files left in " << dir;
 }
 
-// The message of the tpp::Error that `f` throws; "" when it does not throw.
 TEST(AtomicFileTest, ReplacesTheWholeContents) {
   const std::string dir = temp_dir("atomic_replace");
   const std::string path = dir + "/config.json";

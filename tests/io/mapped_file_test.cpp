@@ -20,7 +20,6 @@ void write_text(const std::string& path, const std::string& contents) {
   out << contents;
 }
 
-// The message of the tpp::Error that `f` throws; "" when it does not throw.
 std::string binary_contents() {
   std::string s;
   for (int i = 0; i < 70000; ++i) s += char((i * 131 + 7) & 0xff);  // NULs included, > one page

@@ -46,6 +46,8 @@ struct HeadRows {
 
 std::shared_ptr<std::vector<std::byte>> regroup(const HeadRows& h, DType out, KvInit method, const CounterRng& rng,
                                                 double stddev) {
+  TPP_CHECK(out == DType::f32 || out == DType::bf16 || out == DType::f16,
+            "convert: new K/V heads cannot be stored as {}, expected f32, bf16 or f16", dtype_name(out));
   const MatrixRef& W = *h.old;
   const int64_t cols = W.cols, rows = int64_t(h.g_new) * h.rows_per_head;
   const int m = h.g_old / h.g_new;  // old heads per new head
@@ -147,12 +149,12 @@ Model convert_kv_heads(const Model& model, const KvHeadsOptions& o) {
 
 namespace {
 
-uint32_t ggml_type_of(DType t) {
+uint32_t ggml_type_of(DType t, const std::string& tensor) {
   switch (t) {
     case DType::f32: return 0;
     case DType::f16: return 1;
     case DType::bf16: return 30;
-    default: fail("convert: no GGUF type for a new tensor in {}", dtype_name(t));
+    default: fail("convert: tensor '{}': no GGUF type for {}, expected f32, f16 or bf16", tensor, dtype_name(t));
   }
 }
 
@@ -173,21 +175,22 @@ void save_gguf(const Model& m, const std::string& source, const std::string& out
   const std::string arch = src.get_string("general.architecture").value_or("");
   const std::string kv_key = arch + ".attention.head_count_kv";
   const ModelConfig& c = m.config;
+  io::GgufValue kv_value;
+  if (c.n_kv_heads.size() == 1) {
+    kv_value = io::gguf_u32(uint32_t(c.kv_heads(0)));
+  } else {
+    std::vector<int32_t> g;
+    for (int l = 0; l < c.n_layers; ++l) g.push_back(c.kv_heads(l));
+    kv_value = io::gguf_i32s(g);
+  }
   std::vector<std::pair<std::string, io::GgufValue>> meta;
+  bool had_kv_key = false;
   for (const auto& key : src.keys()) {
     if (key == "general.alignment") continue;  // the writer aligns to its own default
-    if (key != kv_key) {
-      meta.emplace_back(key, *src.find(key));
-      continue;
-    }
-    if (c.n_kv_heads.size() == 1) {
-      meta.emplace_back(key, io::gguf_u32(uint32_t(c.kv_heads(0))));
-    } else {
-      std::vector<int32_t> g;
-      for (int l = 0; l < c.n_layers; ++l) g.push_back(c.kv_heads(l));
-      meta.emplace_back(key, io::gguf_i32s(g));
-    }
+    had_kv_key |= key == kv_key;
+    meta.emplace_back(key, key == kv_key ? kv_value : *src.find(key));
   }
+  if (!had_kv_key) meta.emplace_back(kv_key, kv_value);  // an MHA file may leave it out (= head_count)
   // The replaced tensors, by GGUF name.
   std::map<std::string, const MatrixRef*> fresh;
   for (int l = 0; l < c.n_layers; ++l)
@@ -204,12 +207,14 @@ void save_gguf(const Model& m, const std::string& source, const std::string& out
     const MatrixRef& r = *it->second;
     const std::vector<int64_t> shape = t.shape().size() == 1 ? std::vector<int64_t>{r.rows * r.cols}
                                                               : std::vector<int64_t>{r.rows, r.cols};
-    tensors.push_back({t.name, ggml_type_of(r.dtype), shape,
+    tensors.push_back({t.name, ggml_type_of(r.dtype, t.name), shape,
                        {static_cast<const std::byte*>(r.data), size_t(r.bytes())}});
     fresh.erase(it);
   }
-  TPP_CHECK(fresh.empty(), "convert: {}: tensor '{}' of the converted model is not in the source file", source,
-            fresh.empty() ? "" : fresh.begin()->first);
+  TPP_CHECK(fresh.empty(),
+            "convert: {}: tensor '{}' of the converted model is not in the source file (a file that stores K and V "
+            "fused, as Phi-3's attn_qkv, cannot be rewritten in place)",
+            source, fresh.empty() ? "" : fresh.begin()->first);
   write_gguf(out, meta, tensors);
 }
 

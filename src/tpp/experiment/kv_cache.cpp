@@ -66,7 +66,7 @@ void run_kv_cache(Lab& lab) {
   }
 
   // 2. The engine's cache (f32 elements) as allocated: resident memory before and after making it.
-  const json& alloc = lab.once("allocation", [&] {
+  const json& alloc = lab.once("allocation", json::object(), [&] {
     json out = json::array();
     for (const Shape& s : kShapes) {
       const ModelConfig c = llama2_7b(s.kv_heads);
@@ -89,7 +89,7 @@ void run_kv_cache(Lab& lab) {
   });
 
   // 3. A real decode run: resident growth per token between two context lengths.
-  const json& run = lab.once("decode_growth", [&] {
+  const json& run = lab.once("decode_growth", json::object(), [&] {
     // Every buffer of 16 KiB or more gets pages of its own from the kernel (a
     // fixed mmap threshold, so freed caches are not reused from the heap and
     // each run's cache shows up whole in the resident set).
@@ -129,7 +129,7 @@ void run_kv_cache(Lab& lab) {
     return json{{"runs", out}};
   });
 
-  std::vector<std::string> header = {"KV heads"};
+  std::vector<std::string> header = {"shape"};
   for (int64_t T : lengths) header.push_back(fmt::format("{} tokens", T));
   std::string md = fmt::format(
       "# KV-cache bytes, reproduced by `tpp experiment kv-cache{}`\n\n"

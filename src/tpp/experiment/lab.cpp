@@ -59,10 +59,18 @@ Lab::Lab(std::string name, Options options) : name_(std::move(name)), o_(std::mo
   std::error_code ec;
   fs::create_directories(o_.out, ec);
   if (ec) fail("{}: cannot create the experiment directory: {}", o_.out, ec.message());
-  const json settings = {{"experiment", name_}, {"quick", o_.quick}, {"data", o_.data}, {"seeds", o_.seeds}};
+  // The data by absolute path and size, so another directory or an edited file is noticed.
+  json data = json::array();
+  for (const auto& f : o_.data) {
+    const bool there = fs::is_regular_file(f, ec);
+    data.push_back({{"path", there ? fs::canonical(f, ec).string() : f},
+                    {"bytes", there ? int64_t(fs::file_size(f, ec)) : int64_t(-1)}});
+  }
+  const json settings = {{"experiment", name_}, {"quick", o_.quick}, {"data", data}, {"seeds", o_.seeds}};
   const std::string file = path("results.json");
   if (fs::exists(file)) {
     results_ = io::read_json_file(file);
+    TPP_CHECK(results_.is_object(), "{}: expected a JSON object", file);
     for (const auto& [key, value] : settings.items())
       TPP_CHECK(results_.value(key, json()) == value,
                 "{}: \"{}\" is {} but this invocation has {}; its entries would not be comparable: use another --out "
@@ -112,38 +120,42 @@ json Lab::evaluate(const std::string& model_dir, int64_t T, int64_t max_tokens) 
   return {{"loss", r.loss}, {"bpb", r.bits_per_byte}, {"tokens", r.tokens}, {"window", T}};
 }
 
-const json& Lab::once(const std::string& id, const std::function<json()>& make) {
-  if (const json* e = find(id)) return *e;
+const json& Lab::once(const std::string& id, const json& inputs, const std::function<json()>& make) {
+  if (const json* e = find(id)) {
+    TPP_CHECK(e->value("inputs", json()) == inputs,
+              "{}: entry \"{}\" was made from {}, but this experiment now has {}; its figures would not be "
+              "comparable: use another --out (or remove the entry)",
+              path("results.json"), id, e->value("inputs", json()).dump(), inputs.dump());
+    return *e;
+  }
   json entry = make();
+  entry["inputs"] = inputs;
   results_["entries"][id] = std::move(entry);
   save();
   return results_["entries"][id];
 }
 
 const json& Lab::train(const TrainRun& run, int64_t eval_tokens) {
+  // What makes the run: an entry or a checkpoint made otherwise is not this run.
+  const Recipe& r = run.recipe;
+  const json made = {{"steps", r.steps}, {"batch", r.batch}, {"seq", r.seq}, {"lr", r.lr}, {"seed", run.seed},
+                     {"init", run.init}, {"config", run.init.empty() ? config_to_json(run.config) : json()},
+                     {"inputs", run.inputs}};
   if (const json* e = find(run.id)) {
-    // A stored entry stands for this run only if it was made the same way.
-    const Recipe& r = run.recipe;
-    const bool scratch = run.init.empty();
-    const json want = {{"steps", r.steps}, {"batch", r.batch}, {"seq", r.seq}, {"lr", r.lr}, {"seed", run.seed},
-                       {"init", run.init}, {"config", scratch ? config_to_json(run.config) : json()}};
-    json had = json::object();
-    for (const auto& [key, value] : want.items()) had[key] = e->value(key, json());
-    had["init"] = e->value("init", std::string());  // recorded only for uptraining
-    if (!scratch) had["config"] = json();           // the --init model's, whatever it is
-    for (const auto& [key, value] : want.items()) {
-      TPP_CHECK(had[key] == value,
+    const json had = e->value("run", json::object());
+    for (const auto& [key, value] : made.items())
+      TPP_CHECK(had.value(key, json()) == value,
                 "{}: entry \"{}\" was made with {} {}, but this experiment asks for {}; its figures would not be "
                 "comparable: use another --out (or remove the entry and runs/{})",
-                path("results.json"), run.id, key, had[key].dump(), value.dump(), run.id);
-    }
+                path("results.json"), run.id, key, had.value(key, json()).dump(), value.dump(), run.id);
     return *e;
   }
   TPP_CHECK(!o_.data.empty(), "experiment {}: --data FILE is required", name_);
-  const std::string dir = path("runs/" + run.id);
-  const Recipe& r = run.recipe;
+  const std::string dir = path("runs/" + run.id), stamp = path("runs/" + run.id + ".run.json");
   const auto t0 = std::chrono::steady_clock::now();
-  if (train::has_checkpoint(dir)) {
+  std::error_code ec;
+  const bool same = fs::exists(stamp, ec) && io::read_json_file(stamp) == made;
+  if (train::has_checkpoint(dir) && same) {
     say(fmt::format("{}: resuming from its checkpoint", run.id));
     train::ResumeOptions ro;
     ro.out = dir;
@@ -151,9 +163,10 @@ const json& Lab::train(const TrainRun& run, int64_t eval_tokens) {
     ro.progress = o_.progress;
     train::resume_training(ro);
   } else {
-    std::error_code ec;
-    fs::remove_all(dir, ec);  // a run killed before its first checkpoint starts over
+    if (train::has_checkpoint(dir)) say(fmt::format("{}: its checkpoint was made otherwise; starting over", run.id));
+    fs::remove_all(dir, ec);  // so is a run killed before its first checkpoint
     fs::create_directories(dir, ec);
+    io::write_file_atomic(stamp, made.dump(1) + "\n");
     say(fmt::format("{}: training {} steps of {} x {} tokens", run.id, r.steps, r.batch, r.seq));
     train::TrainOptions t;
     if (run.init.empty()) {
@@ -187,7 +200,7 @@ const json& Lab::train(const TrainRun& run, int64_t eval_tokens) {
     }
     if (m.contains("val_loss")) val.push_back({m["step"], m["val_loss"], m["val_bpb"]});
   }
-  json entry = {{"labels", run.labels}, {"seed", run.seed}, {"steps", r.steps}, {"batch", r.batch}, {"seq", r.seq},
+  json entry = {{"run", made}, {"labels", run.labels}, {"seed", run.seed}, {"steps", r.steps}, {"batch", r.batch}, {"seq", r.seq},
                 {"lr", r.lr}, {"tokens", tokens}, {"wall_s", train_s}, {"last_invocation_s", invocation_s},
                 {"curve", thin_curve(loss, 200)}, {"val_curve", val}};
   const Model model = load_model(dir);
@@ -200,6 +213,19 @@ const json& Lab::train(const TrainRun& run, int64_t eval_tokens) {
   results_["entries"][run.id] = std::move(entry);
   save();
   return results_["entries"][run.id];
+}
+
+bool differs(const std::vector<double>& a, const std::vector<double>& b) {
+  TPP_CHECK(a.size() == b.size(), "experiment: {} and {} seeds cannot be paired", a.size(), b.size());
+  const size_t n = a.size();
+  if (n < 2) return false;
+  std::vector<double> d(n);
+  for (size_t i = 0; i < n; ++i) d[i] = a[i] - b[i];
+  const Spread s = spread(d);
+  // Two-sided 95 % critical values of Student's t for 1..10 degrees of freedom.
+  constexpr double kT[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228};
+  const double t = kT[std::min<size_t>(n - 1, std::size(kT)) - 1];
+  return s.std == 0 ? s.mean != 0 : std::abs(s.mean) > t * s.std / std::sqrt(double(n));
 }
 
 report::Series seed_band(const std::string& name, const std::vector<const json*>& runs, const std::string& field,

@@ -46,6 +46,10 @@ struct TrainRun {
   Recipe recipe;
   uint64_t seed = 1;
   nlohmann::json labels = nlohmann::json::object();  // what the tables group by
+  // What the run depends on beyond its own settings (e.g. the entry of the
+  // model it starts from): an entry or checkpoint made from other inputs is
+  // not this run.
+  nlohmann::json inputs;
 };
 
 // Mean and sample standard deviation (0 for one value).
@@ -54,6 +58,11 @@ struct Spread {
   int n = 0;
 };
 Spread spread(const std::vector<double>& v);
+
+// Whether two variants differ beyond the seed spread: a[i] and b[i] share
+// seed i (same initialisation stream and batch order), so the test is a
+// two-sided paired t-test at 95 %. False for fewer than two seeds.
+bool differs(const std::vector<double>& a, const std::vector<double>& b);
 
 class Lab {
  public:
@@ -68,15 +77,21 @@ class Lab {
   // The entry `id`, or nullptr.
   const nlohmann::json* find(const std::string& id) const;
 
-  // Trains the run unless results.json has it; then evaluates the final model
+  // Trains the run unless results.json has it (made with the same settings
+  // and inputs, else a tpp::Error names the difference); an unfinished run
+  // resumes from its checkpoint when that was made the same way, else starts
+  // over. Then evaluates the final model
   // on `eval_tokens` held-out tokens at the run's sequence length and records
   // the entry: labels, config, seed, steps, tokens, wall time (training time
   // over all invocations), loss curve (at most 200 points), validation curve,
   // final held-out loss and bits per byte.
   const nlohmann::json& train(const TrainRun& run, int64_t eval_tokens);
 
-  // An entry computed by `make` unless results.json has it.
-  const nlohmann::json& once(const std::string& id, const std::function<nlohmann::json()>& make);
+  // An entry computed by `make` unless results.json has it; a stored entry
+  // made from other `inputs` is refused by name. (Entries are nodes of a
+  // std::map-backed JSON object: the references stay valid as others are added.)
+  const nlohmann::json& once(const std::string& id, const nlohmann::json& inputs,
+                             const std::function<nlohmann::json()>& make);
 
   // Held-out loss and bits per byte of a model directory with windows of T tokens.
   nlohmann::json evaluate(const std::string& model_dir, int64_t T, int64_t max_tokens);

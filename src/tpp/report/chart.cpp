@@ -199,7 +199,13 @@ std::string svg_to_png(const std::string& svg) {
 void write_chart(const Chart& chart, const std::string& base) {
   const std::string svg = chart_svg(chart);
   io::write_file_atomic(base + ".svg", svg);
-  io::write_file_atomic(base + ".png", svg_to_png(svg));
+  std::string png;
+  try {
+    png = svg_to_png(svg);
+  } catch (const Error& e) {
+    fail("{}.png: {}", base, e.what());
+  }
+  io::write_file_atomic(base + ".png", png);
 }
 
 }  // namespace tpp::report
