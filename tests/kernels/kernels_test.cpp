@@ -64,6 +64,31 @@ TEST_P(KernelsTest, MatmulF32MatchesFloat64) {
   }
 }
 
+// An output must not depend on the tile it falls in: row n of a 9-row call
+// (4-row tiles and a tail), and column m of a column range that starts
+// anywhere, equal the same dot product computed alone, bit for bit. (Batching
+// sequences together, and training against inference, rely on it.)
+TEST_P(KernelsTest, MatmulOutputsDoNotDependOnTheirTile) {
+  const int64_t N = 9, M = 13, K = 100;
+  const auto x = random_floats(size_t(N * K), 5), w = random_floats(size_t(M * K), 6);
+  std::vector<uint16_t> wb(w.size());
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = f32_to_bf16(w[i]);
+  for (int t = 0; t < 2; ++t) {
+    auto run = [&](float* y, const float* xs, int64_t n, int64_t m0, int64_t m1) {
+      if (t == 0) k().matmul_f32(y, xs, w.data(), n, K, m0, m1, M);
+      else k().matmul_bf16(y, xs, wb.data(), n, K, m0, m1, M);
+    };
+    std::vector<float> all(size_t(N * M));
+    run(all.data(), x.data(), N, 0, M);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t m = 0; m < M; ++m) {
+        float one[13];
+        run(one, x.data() + n * K, 1, m, m + 1);
+        EXPECT_EQ(all[size_t(n * M + m)], one[m]) << (t ? "bf16" : "f32") << " row " << n << " column " << m;
+      }
+  }
+}
+
 TEST_P(KernelsTest, Matmul16BitWeightsMatchFloat64OfRoundedWeights) {
   for (const auto& s : kShapes) {
     const auto x = random_floats(size_t(s.N * s.K), 3), wf = random_floats(size_t(s.M * s.K), 4, 3.0f);

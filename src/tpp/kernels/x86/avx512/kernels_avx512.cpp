@@ -49,6 +49,17 @@ inline __attribute__((always_inline)) __m512 reduce16(const __m512* a) {
   return _mm512_add_ps(_mm512_shuffle_f32x4(x0, x1, 0x88), _mm512_shuffle_f32x4(x0, x1, 0xdd));
 }
 
+// The sum of a's 16 lanes in reduce16's order: within each 128-bit lane
+// (e0 + e2) + (e1 + e3), then (L0 + L1) + (L2 + L3) across lanes. Every tile
+// shape reduces this way, so an output does not depend on the tile it fell
+// in (a batch of sequences equals each sequence alone, bit for bit).
+inline __attribute__((always_inline)) float hsum(__m512 a) {
+  const __m512 t = _mm512_add_ps(a, _mm512_permute_ps(a, 0x4e));        // e0+e2, e1+e3 (x2)
+  const __m512 u = _mm512_add_ps(t, _mm512_permute_ps(t, 0xb1));        // (e0+e2)+(e1+e3)
+  const __m512 w = _mm512_add_ps(u, _mm512_shuffle_f32x4(u, u, 0xb1));  // L0+L1, L2+L3
+  return _mm512_cvtss_f32(_mm512_add_ps(w, _mm512_shuffle_f32x4(w, w, 0x4e)));
+}
+
 // y[i*ldy + j] = dot(x row i, w row j) for i < NR, j < MR.
 template <class L, int NR, int MR>
 inline __attribute__((always_inline)) void tile(float* y, const float* x, const typename L::T* w, int64_t K,
@@ -104,7 +115,7 @@ inline __attribute__((always_inline)) void tile(float* y, const float* x, const 
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < MR; ++j) y[i * ldy + j] = _mm512_reduce_add_ps(acc[i][j]);
+      for (int j = 0; j < MR; ++j) y[i * ldy + j] = hsum(acc[i][j]);
   }
 }
 
