@@ -4,6 +4,9 @@
 // for f32 / f16 / bf16 files, and goldens computed from the dequantised
 // weights for q8_0 / q4_0 files. Tolerance: max abs 1e-4 (kModelLogitsF32),
 // as for the HF checkpoints: both sides use the identical stored weights.
+// On a level with int8 kernels, q8_0 / q4_0 matmuls also round their
+// activations to 8-bit blocks (as llama.cpp does), which the reference does
+// not: there the bound is NMSE <= 2e-3 (measured 3.3e-4 on these models).
 #include <filesystem>
 #include <cmath>
 #include <fstream>
@@ -59,6 +62,19 @@ Golden golden_of(const GgufCase& c) {
   return load_golden(dir);
 }
 
+constexpr double kInt8LogitsNmse = 2e-3;
+
+// The logits against the golden's: max abs 1e-4, or the int8 bound when the
+// table in use multiplies this model's matrices in int8.
+::testing::AssertionResult logits_match(const Model& model, const Golden& g, const ForwardOptions& o = {}) {
+  const auto logits = forward_logits(model, g.tokens, o);
+  if (!(kernels::kernels().quantize_q8 && model.weights.layers[0][TensorId::attn_q].packed))
+    return all_close(logits, g.logits, kModelLogitsF32);
+  const double e = nmse(logits, g.logits);
+  if (e <= kInt8LogitsNmse) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "int8 path: NMSE " << e << " > " << kInt8LogitsNmse;
+}
+
 class GgufModelTest : public ::testing::TestWithParam<GgufCase> {};
 
 TEST_P(GgufModelTest, LogitsMatchReferenceOnEverySimdPath) {
@@ -68,8 +84,7 @@ TEST_P(GgufModelTest, LogitsMatchReferenceOnEverySimdPath) {
   const Golden g = golden_of(GetParam());
   for (auto isa : kernels::supported_isas()) {
     kernels::set_isa(isa);
-    EXPECT_TRUE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32))
-        << "isa " << kernels::isa_name(isa);
+    EXPECT_TRUE(logits_match(model, g)) << "isa " << kernels::isa_name(isa);
   }
   kernels::set_isa(kernels::supported_isas().back());
 }
@@ -79,7 +94,7 @@ TEST_P(GgufModelTest, DecodeThroughTheCacheMatchesToo) {
   const Golden g = golden_of(GetParam());
   ForwardOptions o;
   o.token_by_token = true;
-  EXPECT_TRUE(all_close(forward_logits(model, g.tokens, o), g.logits, kModelLogitsF32));
+  EXPECT_TRUE(logits_match(model, g, o));
 }
 
 // The check can fail: one perturbed weight must break it.
@@ -87,7 +102,7 @@ TEST_P(GgufModelTest, PerturbedWeightIsDetected) {
   Model model = load_model(gguf_path(GetParam().name));
   const Golden g = golden_of(GetParam());
   model.weights.mutable_vec(TensorId::attn_norm, 0)[1] += 0.5f;
-  EXPECT_FALSE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32));
+  EXPECT_FALSE(logits_match(model, g));
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, GgufModelTest, ::testing::ValuesIn(gguf_cases()),
@@ -158,7 +173,7 @@ TEST(GgufRefuseTest, RewrittenCopyLoadsUnchanged) {
   const Model model = load_model(path);
   const GgufCase c{"qwen3_q8_0", source_path("tests/golden/gguf/qwen3_q8_0.golden.safetensors"), DType::q8_0};
   const Golden g = golden_of(c);
-  EXPECT_TRUE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32));
+  EXPECT_TRUE(logits_match(model, g));
 }
 
 TEST(GgufRefuseTest, UnknownArchitectureIsNamed) {

@@ -3,18 +3,25 @@
 // GGUF files tools/golden/gen_gguf.py wrote); dequantisation and the fused
 // matmul kernels of every SIMD path match a float64 reference over the
 // dequantised weights; the linear layer's decode and prefill paths agree.
+// The int8 kernels (activations quantised to Q8_0 blocks, packed weights):
+// the scalar definition against float64 over the integers and against the
+// f32 layer within the activations' rounding bound; every SIMD level
+// bit-identical to the scalar definition.
 #include "tpp/quant/quant.h"
 
 #include <cmath>
 #include <limits>
 #include <cstring>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "common/test_util.h"
 #include "tpp/core/error.h"
 #include "tpp/io/gguf.h"
 #include "tpp/kernels/api.h"
+#include "tpp/kernels/packed.h"
+#include "tpp/kernels/scalar/kernels_scalar.h"
 #include "tpp/ops/linear.h"
 
 namespace tpp::test {
@@ -153,6 +160,149 @@ TEST(QuantLinearTest, DecodeAndPrefillPathsEqualTheDequantisedLayer) {
       linear_forward(yf.data(), x.data(), N, Wf, bias, pool);
       EXPECT_TRUE(all_close(yq, yf, {2e-5, 1e-5})) << dtype_name(t) << " N=" << N;
     }
+  }
+}
+
+// Int8 path. x quantised to Q8_0 blocks (scale in f32), by the definition.
+struct QuantisedX {
+  std::vector<int8_t> q;
+  std::vector<float> d, s;
+};
+QuantisedX quantise_x(const std::vector<float>& x, int64_t N, int64_t K) {
+  QuantisedX out{std::vector<int8_t>(x.size()), std::vector<float>(x.size() / 32), std::vector<float>(x.size() / 32)};
+  kernels::scalar::quantize_q8(out.q.data(), out.d.data(), out.s.data(), x.data(), N, K);
+  return out;
+}
+
+TEST(Int8Test, ActivationQuantisationFollowsItsDefinition) {
+  const int64_t N = 3, K = 96;
+  auto x = random_floats(size_t(N * K), 11, 2.0f);
+  for (int i = 32; i < 64; ++i) x[size_t(i)] = 0.0f;  // an all-zero block
+  const QuantisedX qx = quantise_x(x, N, K);
+  for (int64_t b = 0; b < N * K / 32; ++b) {
+    float amax = 0;
+    int64_t sum = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[size_t(32 * b + i)]));
+    EXPECT_EQ(qx.d[size_t(b)], amax / 127.0f) << "block " << b;
+    for (int i = 0; i < 32; ++i) {
+      const int q = qx.q[size_t(32 * b + i)];
+      sum += q;
+      ASSERT_LE(std::abs(q), 127);
+      // Nearest integer to x/d: within half a step (and exact 0 for a zero block).
+      if (amax == 0) ASSERT_EQ(q, 0);
+      else ASSERT_LE(std::fabs(double(x[size_t(32 * b + i)]) - double(q) * qx.d[size_t(b)]), 0.5 * qx.d[size_t(b)] * 1.0001);
+    }
+    EXPECT_EQ(qx.s[size_t(b)], qx.d[size_t(b)] * float(sum));
+  }
+  EXPECT_EQ(qx.d[1], 0.0f);
+}
+
+TEST(Int8Test, PackedMatmulDefinitionMatchesFloat64AndTheF32Layer) {
+  const int64_t N = 5, K = 128, M = 37;  // M: two full groups of 16 and a padded one
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    const auto w = random_floats(size_t(M * K), 21, 1.0f), x = random_floats(size_t(N * K), 22, 1.0f);
+    std::vector<std::byte> wq(size_t(M * dtype_bytes(t, K)));
+    quant::quantize_row(t, w.data(), M * K, wq.data());
+    std::vector<float> deq(w.size());
+    quant::dequantize_row(t, wq.data(), M * K, deq.data());
+    std::vector<std::byte> packed(size_t(kernels::packed_bytes(t, M, K)));
+    EXPECT_EQ(kernels::packed_bytes(t, M, K), 3 * dtype_bytes(t, 16 * K));  // the GGUF size, rows rounded up to 16
+    kernels::pack_rows(t, packed.data(), wq.data(), M, K);
+    const QuantisedX qx = quantise_x(x, N, K);
+    std::vector<float> y(size_t(N * M), -7.0f);
+    (t == DType::q8_0 ? kernels::scalar::matmul_q8_0_packed : kernels::scalar::matmul_q4_0_packed)(
+        y.data(), qx.q.data(), qx.d.data(), qx.s.data(), packed.data(), N, K, 0, M, M);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t m = 0; m < M; ++m) {
+        // float64 over the dequantised integers of both sides.
+        double exact = 0, bound = 0, layer = 0;
+        for (int64_t i = 0; i < K; ++i) {
+          const double xd = double(qx.q[size_t(n * K + i)]) * qx.d[size_t(n * K / 32 + i / 32)];
+          exact += xd * deq[size_t(m * K + i)];
+          layer += double(x[size_t(n * K + i)]) * deq[size_t(m * K + i)];
+          // The activation's rounding: at most half its block's step.
+          bound += 0.5 * qx.d[size_t(n * K / 32 + i / 32)] * std::fabs(deq[size_t(m * K + i)]);
+        }
+        const double got = y[size_t(n * M + m)];
+        ASSERT_NEAR(got, exact, 1e-5 * (1 + std::fabs(exact))) << dtype_name(t) << " n=" << n << " m=" << m;
+        ASSERT_LE(std::fabs(got - layer), bound * 1.0001 + 1e-5) << dtype_name(t) << " n=" << n << " m=" << m;
+      }
+  }
+}
+
+class Int8KernelTest : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(Int8KernelTest, EveryLevelIsBitIdenticalToTheDefinition) {
+  const auto& k = kernels::kernels_for(GetParam());
+  if (!k.quantize_q8) GTEST_SKIP() << kernels::isa_name(GetParam()) << " has no int8 kernels";
+  ASSERT_TRUE(k.matmul_q8_0_packed && k.matmul_q4_0_packed);
+  struct Shape {
+    int64_t N, K, m0, m1, M, ldy;
+  };
+  for (const Shape s : {Shape{1, 32, 0, 1, 1, 1}, Shape{1, 64, 0, 37, 37, 37}, Shape{3, 96, 5, 30, 33, 40},
+                        Shape{4, 256, 16, 48, 64, 64}, Shape{6, 128, 1, 17, 17, 20}, Shape{9, 1024, 0, 48, 48, 48}}) {
+    for (DType t : {DType::q8_0, DType::q4_0}) {
+      SCOPED_TRACE(fmt::format("{} N={} K={} m=[{}, {}) M={}", dtype_name(t), s.N, s.K, s.m0, s.m1, s.M));
+      const auto w = random_floats(size_t(s.M * s.K), uint64_t(s.K + s.M), 1.0f);
+      auto x = random_floats(size_t(s.N * s.K), uint64_t(s.K * 3 + s.N), 3.0f);
+      std::fill(x.begin(), x.begin() + 32, 0.0f);  // a zero block
+      std::vector<std::byte> wq(size_t(s.M * dtype_bytes(t, s.K)));
+      quant::quantize_row(t, w.data(), s.M * s.K, wq.data());
+      std::vector<std::byte> packed(size_t(kernels::packed_bytes(t, s.M, s.K)));
+      kernels::pack_rows(t, packed.data(), wq.data(), s.M, s.K);
+      const QuantisedX want = quantise_x(x, s.N, s.K);
+      QuantisedX got{std::vector<int8_t>(x.size()), std::vector<float>(x.size() / 32), std::vector<float>(x.size() / 32)};
+      k.quantize_q8(got.q.data(), got.d.data(), got.s.data(), x.data(), s.N, s.K);
+      ASSERT_EQ(got.q, want.q);
+      ASSERT_EQ(got.d, want.d);
+      ASSERT_EQ(got.s, want.s);
+      std::vector<float> y(size_t(s.N * s.ldy), -7.0f), y_ref = y;
+      (t == DType::q8_0 ? k.matmul_q8_0_packed : k.matmul_q4_0_packed)(
+          y.data(), got.q.data(), got.d.data(), got.s.data(), packed.data(), s.N, s.K, s.m0, s.m1, s.ldy);
+      (t == DType::q8_0 ? kernels::scalar::matmul_q8_0_packed : kernels::scalar::matmul_q4_0_packed)(
+          y_ref.data(), want.q.data(), want.d.data(), want.s.data(), packed.data(), s.N, s.K, s.m0, s.m1, s.ldy);
+      ASSERT_EQ(y, y_ref);  // entries outside [m0, m1) stay -7 in both
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, Int8KernelTest, ::testing::ValuesIn(kernels::supported_isas()),
+                         [](const ::testing::TestParamInfo<Isa>& info) { return std::string(kernels::isa_name(info.param)); });
+
+// linear_forward with a packed copy runs the int8 kernels where the table has
+// them: within the activations' rounding of the f32 layer, and the same for
+// one row alone as inside a batch (decode equals prefill, bit for bit).
+TEST(Int8Test, LinearUsesThePackedCopyAndRowsDoNotDependOnTheBatch) {
+  if (!kernels::kernels_for(kernels::supported_isas().back()).quantize_q8)
+    GTEST_SKIP() << "this CPU has no level with int8 kernels";
+  ThreadPool pool(2);
+  const int64_t M = 70, K = 160;
+  const auto w = random_floats(size_t(M * K), 5, 1.0f);
+  for (DType t : {DType::q8_0, DType::q4_0}) {
+    std::vector<std::byte> wq(size_t(M * dtype_bytes(t, K)));
+    quant::quantize_row(t, w.data(), M * K, wq.data());
+    std::vector<std::byte> packed(size_t(kernels::packed_bytes(t, M, K)));
+    kernels::pack_rows(t, packed.data(), wq.data(), M, K);
+    MatrixRef Wq{t, wq.data(), M, K};
+    Wq.packed = packed.data();
+    const int64_t N = 37;
+    const auto x = random_floats(size_t(N * K), 9, 1.0f);
+    const QuantisedX qx = quantise_x(x, N, K);
+    std::vector<float> want(size_t(N * M));
+    (t == DType::q8_0 ? kernels::scalar::matmul_q8_0_packed : kernels::scalar::matmul_q4_0_packed)(
+        want.data(), qx.q.data(), qx.d.data(), qx.s.data(), packed.data(), N, K, 0, M, M);
+    for (auto isa : kernels::supported_isas()) {
+      if (!kernels::kernels_for(isa).quantize_q8) continue;
+      kernels::set_isa(isa);
+      std::vector<float> y(size_t(N * M)), one(static_cast<size_t>(M));
+      linear_forward(y.data(), x.data(), N, Wq, {}, pool);
+      EXPECT_EQ(y, want) << kernels::isa_name(isa);
+      for (int64_t n : {0, 17, 36}) {
+        linear_forward(one.data(), x.data() + n * K, 1, Wq, {}, pool);
+        EXPECT_TRUE(std::equal(one.begin(), one.end(), y.begin() + n * M)) << kernels::isa_name(isa) << " row " << n;
+      }
+    }
+    kernels::set_isa(kernels::supported_isas().back());
   }
 }
 

@@ -20,7 +20,9 @@
 
 namespace tpp::kernels {
 
-enum class Isa : uint8_t { scalar, avx2, avx512 };
+// Levels in order; each runs on every CPU that has its features (dispatch.cpp)
+// and includes every kernel of the level below it.
+enum class Isa : uint8_t { scalar, avx2, avx512, avx512vnni };
 
 std::string_view isa_name(Isa isa);
 
@@ -67,6 +69,23 @@ inline constexpr int kAttnMaxGroup = 16;
 using AttnStepFn = void (*)(float* acc, float* m, float* l, const float* q, int G, int k, const float* K,
                             const float* V, int64_t stride, int64_t n, float scale, float softcap);
 
+// Int8 kernels (the levels with 8-bit dot-product instructions; nullptr in
+// the others, whose callers keep the f32-activation kernels above).
+//
+// Activations are quantised once per matmul, row by row, into 8-bit blocks of
+// 32 with Q8_0's semantics and the scale kept in f32:
+//   d = max|x_block| / 127,  q = nearbyint(x * (1/d))  (q = 0 when d = 0),
+//   s = d * sum(q)           (K a multiple of 32; q: [N, K], d, s: [N, K/32])
+using QuantizeQ8Fn = void (*)(int8_t* q, float* d, float* s, const float* x, int64_t N, int64_t K);
+// y[n*ldy + m] = sum_b dw[m,b] * (dx[n,b] * sum_i (wq[m,b,i] + off) * q[n,b,i] - off * s[n,b])
+//             = sum_b dw[m,b] * dx[n,b] * sum_i wq[m,b,i] * q[n,b,i]
+// for n < N, m_begin <= m < m_end, over weights packed by pack_q8_0 / pack_q4_0
+// (tpp/kernels/packed.h), whose stored integers wq + off are unsigned (off =
+// 128 for q8_0, 8 for q4_0) so that one u8 x s8 dot instruction takes them.
+// The integer sums are exact; the f32 sum over blocks runs in block order.
+using MatmulPackedFn = void (*)(float* y, const int8_t* q, const float* d, const float* s, const void* w,
+                                int64_t N, int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+
 struct Kernels {
   Isa isa;
   MatmulF32Fn matmul_f32;
@@ -84,6 +103,9 @@ struct Kernels {
   WidenU16Fn bf16_to_f32;
   WidenU16Fn f16_to_f32;
   AttnStepFn attn_step_f32;
+  QuantizeQ8Fn quantize_q8 = nullptr;
+  MatmulPackedFn matmul_q8_0_packed = nullptr;
+  MatmulPackedFn matmul_q4_0_packed = nullptr;
 };
 
 // The table in use: resolved once (thread-safe) from CPUID and TPP_ISA.

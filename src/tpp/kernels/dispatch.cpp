@@ -12,6 +12,7 @@
 #include "tpp/kernels/scalar/kernels_scalar.h"
 #include "tpp/kernels/x86/avx2/kernels_avx2.h"
 #include "tpp/kernels/x86/avx512/kernels_avx512.h"
+#include "tpp/kernels/x86/avx512vnni/kernels_avx512vnni.h"
 
 namespace tpp::kernels {
 namespace {
@@ -23,10 +24,19 @@ namespace {
         ns::scale_f32, ns::bf16_to_f32, ns::f16_to_f32, ns::attn_step_f32                      \
   }
 
-const Kernels kScalar = TPP_KERNEL_TABLE(scalar, Isa::scalar);
-const Kernels kAvx2 = TPP_KERNEL_TABLE(avx2, Isa::avx2);
-const Kernels kAvx512 = TPP_KERNEL_TABLE(avx512, Isa::avx512);
+constexpr Kernels kScalar = TPP_KERNEL_TABLE(scalar, Isa::scalar);
+constexpr Kernels kAvx2 = TPP_KERNEL_TABLE(avx2, Isa::avx2);
+constexpr Kernels kAvx512 = TPP_KERNEL_TABLE(avx512, Isa::avx512);
 #undef TPP_KERNEL_TABLE
+// avx512's kernels plus the int8 ones.
+constexpr Kernels kAvx512Vnni = [] {
+  Kernels k = kAvx512;
+  k.isa = Isa::avx512vnni;
+  k.quantize_q8 = avx512vnni::quantize_q8;
+  k.matmul_q8_0_packed = avx512vnni::matmul_q8_0_packed;
+  k.matmul_q4_0_packed = avx512vnni::matmul_q4_0_packed;
+  return k;
+}();
 
 // The CPU features the levels may name. __builtin_cpu_supports takes a string
 // literal only, hence one lambda per name.
@@ -55,6 +65,9 @@ constexpr std::string_view kAvx2Features[] = {"sse3", "ssse3", "sse4.1", "sse4.2
 constexpr std::string_view kAvx512Features[] = {"sse3", "ssse3", "sse4.1",  "sse4.2",   "popcnt",   "avx",
                                                 "avx2", "fma",   "f16c",    "avx512f",  "avx512bw", "avx512vl",
                                                 "avx512dq"};
+constexpr std::string_view kAvx512VnniFeatures[] = {"sse3",     "ssse3",    "sse4.1",   "sse4.2",  "popcnt",
+                                                    "avx",      "avx2",     "fma",      "f16c",    "avx512f",
+                                                    "avx512bw", "avx512vl", "avx512dq", "avx512vnni"};
 
 // The levels, scalar first. TPP_FLAGS_<ISA> are the flags CMakeLists.txt
 // compiles each unit with. Plain pointers, so the table is initialised at
@@ -70,6 +83,7 @@ constexpr Level kLevels[] = {
     {Isa::scalar, &kScalar, {}, "", scalar::compiled_features},
     {Isa::avx2, &kAvx2, kAvx2Features, TPP_FLAGS_AVX2, avx2::compiled_features},
     {Isa::avx512, &kAvx512, kAvx512Features, TPP_FLAGS_AVX512, avx512::compiled_features},
+    {Isa::avx512vnni, &kAvx512Vnni, kAvx512VnniFeatures, TPP_FLAGS_AVX512VNNI, avx512vnni::compiled_features},
 };
 
 const Level& level(Isa isa) {
@@ -100,7 +114,7 @@ Isa parse_isa(const std::string& s) {
       if (!cpu_has(l.isa)) fail("TPP_ISA={}: this CPU does not support {}", s, s);
       return l.isa;
     }
-  fail("TPP_ISA={}: unknown SIMD path, expected scalar, avx2 or avx512", s);
+  fail("TPP_ISA={}: unknown SIMD path, expected scalar, avx2, avx512 or avx512vnni", s);
 }
 
 std::atomic<const Kernels*>& current() {
@@ -115,6 +129,7 @@ std::string_view isa_name(Isa isa) {
     case Isa::scalar: return "scalar";
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
+    case Isa::avx512vnni: return "avx512vnni";
   }
   return "?";
 }

@@ -18,6 +18,8 @@
 #include "tpp/io/gguf.h"
 #include "tpp/io/atomic_file.h"
 #include "tpp/io/safetensors.h"
+#include "tpp/kernels/api.h"
+#include "tpp/kernels/packed.h"
 #include "tpp/model/families.h"
 #include "tpp/model/gguf_model.h"
 #include "tpp/model/hf_config.h"
@@ -74,8 +76,26 @@ int64_t ModelWeights::matrix_bytes_per_token() const {
 
 namespace {
 
+// On a CPU with int8 kernels, every block-quantised matrix a linear layer
+// reads gets a packed copy (the token embedding only when it is also the
+// output); the stored form stays what embedding lookups and savers read.
+void pack_for_int8(ModelWeights& w, bool tied) {
+  if (!kernels::kernels().quantize_q8) return;
+  auto pack = [&](MatrixRef& m) {
+    if (!m.data || !kernels::has_packed_layout(m.dtype) || m.cols % 32 != 0) return;
+    auto buf = std::make_shared<std::vector<std::byte>>(size_t(kernels::packed_bytes(m.dtype, m.rows, m.cols)));
+    kernels::pack_rows(m.dtype, buf->data(), m.data, m.rows, m.cols);
+    m.packed = buf->data();
+    w.storage.push_back(std::move(buf));
+  };
+  pack(w.global[tied ? TensorId::tok_embd : TensorId::output]);
+  for (auto& layer : w.layers)
+    for (auto& m : layer.t) pack(m);
+}
+
 void finish(Model& m) {
   m.weights.layers.resize(size_t(m.config.n_layers));
+  pack_for_int8(m.weights, m.config.tie_embeddings);
   if (m.config.tie_embeddings) m.weights.global[TensorId::output] = m.weights.global[TensorId::tok_embd];
 }
 

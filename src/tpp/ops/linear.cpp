@@ -60,27 +60,59 @@ void run_rows_quant(float* y, const float* x, int64_t N, const MatrixRef& W, int
   }
 }
 
-// y[:, m0:m1] of one matrix.
-void run_rows(float* y, const float* x, int64_t N, const MatrixRef& W, std::span<const float> bias,
-              int64_t m0, int64_t m1, int64_t ldy) {
+// x quantised for the int8 kernels: once per call, shared by all outputs.
+struct QuantX {
+  std::vector<int8_t> q;
+  std::vector<float> d, s;
+  bool ready = false;
+};
+
+// Whether W is multiplied by the int8 kernels of table k.
+bool uses_int8(const MatrixRef& W, const kernels::Kernels& k) {
+  return W.packed && k.quantize_q8 && (W.dtype == DType::q8_0 ? k.matmul_q8_0_packed : k.matmul_q4_0_packed);
+}
+
+void quantize_x(QuantX& qx, const float* x, int64_t N, int64_t K, ThreadPool& pool) {
+  const auto& k = kernels::kernels();
+  qx.q.resize(size_t(N * K));
+  qx.d.resize(size_t(N * K / 32));
+  qx.s.resize(size_t(N * K / 32));
+  const int64_t nb = K / 32;
+  auto rows = [&](size_t n0, size_t n1, size_t) {
+    const int64_t n = int64_t(n0);
+    k.quantize_q8(qx.q.data() + n * K, qx.d.data() + n * nb, qx.s.data() + n * nb, x + n * K, int64_t(n1 - n0), K);
+  };
+  if (N < 16) rows(0, size_t(N), 0);
+  else pool.parallel_for(size_t(N), 4, rows);
+  qx.ready = true;
+}
+
+// y[:, m0:m1] of one matrix; qx: x quantised (when W uses the int8 kernels).
+void run_rows(float* y, const float* x, const QuantX* qx, int64_t N, const MatrixRef& W,
+              std::span<const float> bias, int64_t m0, int64_t m1, int64_t ldy) {
   const auto& k = kernels::kernels();
   const int64_t K = W.cols;
-  switch (W.dtype) {
-    case DType::f32:
-      k.matmul_f32(y, x, static_cast<const float*>(W.data), N, K, m0, m1, ldy);
-      break;
-    case DType::bf16:
-      k.matmul_bf16(y, x, static_cast<const uint16_t*>(W.data), N, K, m0, m1, ldy);
-      break;
-    case DType::f16:
-      k.matmul_f16(y, x, static_cast<const uint16_t*>(W.data), N, K, m0, m1, ldy);
-      break;
-    case DType::q8_0:
-    case DType::q4_0:
-      run_rows_quant(y, x, N, W, m0, m1, ldy);
-      break;
-    default:
-      fail("linear: unsupported weight dtype {}", dtype_name(W.dtype));
+  if (qx && uses_int8(W, k)) {
+    (W.dtype == DType::q8_0 ? k.matmul_q8_0_packed : k.matmul_q4_0_packed)(
+        y, qx->q.data(), qx->d.data(), qx->s.data(), W.packed, N, K, m0, m1, ldy);
+  } else {
+    switch (W.dtype) {
+      case DType::f32:
+        k.matmul_f32(y, x, static_cast<const float*>(W.data), N, K, m0, m1, ldy);
+        break;
+      case DType::bf16:
+        k.matmul_bf16(y, x, static_cast<const uint16_t*>(W.data), N, K, m0, m1, ldy);
+        break;
+      case DType::f16:
+        k.matmul_f16(y, x, static_cast<const uint16_t*>(W.data), N, K, m0, m1, ldy);
+        break;
+      case DType::q8_0:
+      case DType::q4_0:
+        run_rows_quant(y, x, N, W, m0, m1, ldy);
+        break;
+      default:
+        fail("linear: unsupported weight dtype {}", dtype_name(W.dtype));
+    }
   }
   if (!bias.empty())
     for (int64_t n = 0; n < N; ++n)
@@ -97,7 +129,14 @@ void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
             bias.size(), M);
   // Grain of 16 output rows keeps each worker's slice a multiple of the
   // kernels' row tile and of a cache line of y.
-  auto rows = [&](size_t m0, size_t m1, size_t) { run_rows(y, x, N, W, bias, int64_t(m0), int64_t(m1), ldy); };
+  // (The lambda must see this thread's buffer, not its worker's own.)
+  thread_local QuantX tls;
+  QuantX& qx = tls;
+  qx.ready = false;
+  if (uses_int8(W, kernels::kernels())) quantize_x(qx, x, N, W.cols, pool);
+  auto rows = [&](size_t m0, size_t m1, size_t) {
+    run_rows(y, x, qx.ready ? &qx : nullptr, N, W, bias, int64_t(m0), int64_t(m1), ldy);
+  };
   // Decode (N < 4) is memory-bound and sensitive to one slow core: chunks
   // are handed out dynamically (every row is computed the same way whichever
   // worker takes it). Larger N keeps static ranges for repeatable results.
@@ -113,11 +152,16 @@ void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> 
     TPP_CHECK(o.w->cols == outs[0].w->cols, "linear: inputs of {} and {} columns", o.w->cols, outs[0].w->cols);
     total += o.w->rows;
   }
+  thread_local QuantX tls;
+  QuantX& qx = tls;
+  qx.ready = false;
+  for (const auto& o : outs)
+    if (!qx.ready && uses_int8(*o.w, kernels::kernels())) quantize_x(qx, x, N, o.w->cols, pool);
   auto rows = [&](size_t b, size_t e, size_t) {
     int64_t base = 0;
     for (const auto& o : outs) {
       const int64_t lo = std::max<int64_t>(int64_t(b), base), hi = std::min<int64_t>(int64_t(e), base + o.w->rows);
-      if (lo < hi) run_rows(o.y, x, N, *o.w, o.bias, lo - base, hi - base, o.w->rows);
+      if (lo < hi) run_rows(o.y, x, qx.ready ? &qx : nullptr, N, *o.w, o.bias, lo - base, hi - base, o.w->rows);
       base += o.w->rows;
     }
   };

@@ -3,6 +3,9 @@
 // W stays in its storage dtype (f32, bf16 or f16, usually memory-mapped) and
 // is widened in registers by the kernel; the M output columns are split
 // across the pool's workers so each streams its own rows of W once.
+// Block-quantised W with a packed copy, on a CPU with int8 kernels, takes x
+// quantised to 8 bits once per call (Q8_0 blocks, shared by every output)
+// and integer dot products.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +22,10 @@ struct MatrixRef {
   DType dtype = DType::f32;
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
+  // The same matrix packed for the int8 kernels (tpp/kernels/packed.h), or
+  // nullptr; owned with the model. linear_forward uses it when the kernel
+  // table has int8 kernels, and `data` otherwise.
+  const void* packed = nullptr;
   int64_t bytes() const { return rows * dtype_bytes(dtype, cols); }
   const std::byte* row_data(int64_t r) const { return static_cast<const std::byte*>(data) + r * dtype_bytes(dtype, cols); }
   // Row r widened to f32 into out[cols] (embedding lookup).

@@ -171,4 +171,65 @@ extern const char compiled_features[] =
 #include "tpp/kernels/compiled_features.inc"
     ;
 
+void quantize_q8(int8_t* q, float* d, float* s, const float* x, int64_t N, int64_t K) {
+  for (int64_t b = 0; b < N * K / 32; ++b) {
+    const float* xb = x + 32 * b;
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+    const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+    int sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const int v = int(std::nearbyint(xb[i] * id));
+      q[32 * b + i] = int8_t(v);
+      sum += v;
+    }
+    d[b] = db;
+    s[b] = db * float(sum);
+  }
+}
+
+namespace {
+
+// Packed layout: tpp/kernels/packed.h. Element i of row r in a block.
+uint8_t packed_q8(const uint8_t* ints, int r, int i) { return ints[64 * (i / 4) + 4 * r + i % 4]; }
+uint8_t packed_q4(const uint8_t* ints, int r, int i) {
+  const int j = i / 4;
+  const uint8_t byte = ints[64 * (j % 4) + 4 * r + i % 4];
+  return j < 4 ? byte & 15 : byte >> 4;
+}
+
+template <bool kQ8>
+void matmul_packed(float* y, const int8_t* q, const float* d, const float* s, const void* w, int64_t N,
+                   int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
+  const int64_t nb = K / 32, bb = 32 + (kQ8 ? 512 : 256);
+  const float off = kQ8 ? 128.0f : 8.0f;
+  const auto* base = static_cast<const uint8_t*>(w);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t m = m_begin; m < m_end; ++m) {
+      const int r = int(m % 16);
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = base + ((m / 16) * nb + b) * bb;
+        uint16_t h;
+        std::memcpy(&h, blk + 2 * r, 2);
+        int32_t dot = 0;
+        for (int i = 0; i < 32; ++i)
+          dot += int32_t(kQ8 ? packed_q8(blk + 32, r, i) : packed_q4(blk + 32, r, i)) * q[n * K + 32 * b + i];
+        acc = std::fma(tpp::f16_to_f32(h), std::fma(float(dot), d[n * nb + b], -off * s[n * nb + b]), acc);
+      }
+      y[n * ldy + m] = acc;
+    }
+}
+
+}  // namespace
+
+void matmul_q8_0_packed(float* y, const int8_t* q, const float* d, const float* s, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
+  matmul_packed<true>(y, q, d, s, w, N, K, m_begin, m_end, ldy);
+}
+void matmul_q4_0_packed(float* y, const int8_t* q, const float* d, const float* s, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
+  matmul_packed<false>(y, q, d, s, w, N, K, m_begin, m_end, ldy);
+}
+
 }  // namespace tpp::kernels::scalar

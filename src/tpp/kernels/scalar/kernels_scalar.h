@@ -29,6 +29,13 @@ void bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void f16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
                    int64_t stride, int64_t n, float scale, float softcap);
+// The int8 kernels' definition (not in the scalar table: a level without
+// 8-bit dot products keeps f32 activations; these are the tests' reference).
+void quantize_q8(int8_t* q, float* d, float* s, const float* x, int64_t N, int64_t K);
+void matmul_q8_0_packed(float* y, const int8_t* q, const float* d, const float* s, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+void matmul_q4_0_packed(float* y, const int8_t* q, const float* d, const float* s, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
 
 // The instruction-set features this unit was compiled with (compiled_features.inc):
 // data, not code, so reading it is safe on any CPU.

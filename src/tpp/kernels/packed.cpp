@@ -1,0 +1,56 @@
+#include "tpp/kernels/packed.h"
+
+#include <cstring>
+
+#include "tpp/core/error.h"
+
+namespace tpp::kernels {
+namespace {
+
+constexpr int64_t kBlock = 32;
+
+// Bytes of one packed block of 16 rows: scales, then integers.
+int64_t block_bytes(DType t) { return kPackRows * 2 + (t == DType::q8_0 ? kPackRows * kBlock : kPackRows * kBlock / 2); }
+
+}  // namespace
+
+bool has_packed_layout(DType t) { return t == DType::q8_0 || t == DType::q4_0; }
+
+int64_t packed_bytes(DType t, int64_t M, int64_t K) {
+  TPP_CHECK(has_packed_layout(t), "packed weights: no packed layout for {}", dtype_name(t));
+  TPP_CHECK(K % kBlock == 0, "packed weights: {} columns, expected a multiple of {}", K, kBlock);
+  return (M + kPackRows - 1) / kPackRows * (K / kBlock) * block_bytes(t);
+}
+
+void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K) {
+  const int64_t nb = K / kBlock, src_block = dtype_bytes(t, kBlock), bb = block_bytes(t);
+  std::memset(dst, 0, size_t(packed_bytes(t, M, K)));
+  const auto* in = static_cast<const uint8_t*>(src);
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t group = m / kPackRows, r = m % kPackRows;
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = in + (m * nb + b) * src_block;
+      uint8_t* out = reinterpret_cast<uint8_t*>(dst) + (group * nb + b) * bb;
+      std::memcpy(out + 2 * r, blk, 2);  // the f16 scale
+      uint8_t* ints = out + 2 * kPackRows;
+      // Element i of the block, unsigned (wq + off).
+      uint8_t e[kBlock];
+      for (int i = 0; i < 16; ++i) {
+        if (t == DType::q8_0) {
+          e[i] = uint8_t(int(int8_t(blk[2 + i])) + 128);
+          e[i + 16] = uint8_t(int(int8_t(blk[2 + i + 16])) + 128);
+        } else {
+          e[i] = blk[2 + i] & 15;
+          e[i + 16] = blk[2 + i] >> 4;
+        }
+      }
+      for (int i = 0; i < kBlock; ++i) {
+        const int j = i / 4, byte = int(4 * r) + i % 4;
+        if (t == DType::q8_0) ints[64 * j + byte] = e[i];
+        else ints[64 * (j % 4) + byte] |= uint8_t(j < 4 ? e[i] : e[i] << 4);
+      }
+    }
+  }
+}
+
+}  // namespace tpp::kernels
