@@ -8,6 +8,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "tpp/kernels/api.h"
+#include "tpp/model/model.h"
+
 namespace tpp::test {
 namespace {
 
@@ -53,6 +56,29 @@ template <class T>
 ::testing::AssertionResult all_close(std::span<const double> actual,
                                      std::span<const double> expected, Tolerance tol) {
   return all_close_impl(actual, expected, tol);
+}
+
+std::string activation_rounding(const Model& model) {
+  const auto& k = kernels::kernels();
+  for (const auto& layer : model.weights.layers)
+    for (const auto& m : layer.t) {
+      if (!m.packed) continue;
+      if (m.dtype == DType::bf16 && k.matmul_bf16_packed) return "bf16";
+      if ((m.dtype == DType::q8_0 || m.dtype == DType::q4_0) && k.quantize_q8) return "int8";
+    }
+  return "";
+}
+
+::testing::AssertionResult model_logits_close(const Model& model, std::span<const float> actual,
+                                              std::span<const float> expected) {
+  const std::string rounding = activation_rounding(model);
+  if (rounding.empty()) return all_close(actual, expected, kModelLogitsF32);
+  if (actual.size() != expected.size())
+    return ::testing::AssertionFailure() << "size mismatch: actual " << actual.size() << ", expected " << expected.size();
+  const double bound = rounding == "int8" ? kModelLogitsInt8Nmse : kModelLogitsBf16DotNmse;
+  const double e = nmse(actual, expected);
+  if (e <= bound) return ::testing::AssertionSuccess();  // (NaN fails)
+  return ::testing::AssertionFailure() << rounding << " activations: NMSE " << e << " > " << bound;
 }
 
 double nmse(std::span<const float> actual, std::span<const float> expected) {

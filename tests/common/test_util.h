@@ -13,6 +13,10 @@
 
 #include "tpp/core/error.h"
 
+namespace tpp {
+struct Model;
+}
+
 namespace tpp::test {
 
 struct Tolerance {
@@ -25,6 +29,22 @@ inline constexpr Tolerance kF32Elementwise{1e-6, 1e-5};
 inline constexpr Tolerance kF32Reduction{1e-5, 1e-4};
 inline constexpr Tolerance kBf16{1e-3, 1e-2};
 inline constexpr Tolerance kModelLogitsF32{1e-4, 0};  // whole tiny model, max abs
+// Where the kernels in use round a model's activations (tpp/kernels/api.h:
+// int8 kernels for q8_0 / q4_0 weights, bf16 dot kernels for bf16 weights),
+// whole-model logits differ from an f32-activation reference by that
+// rounding: bounded by NMSE instead (measured on the golden models: int8
+// 3.2e-4 .. 8.7e-4, bf16 dot 3.2e-6 .. 5.8e-5; one perturbed norm weight
+// gives 1.4e-4 and more).
+inline constexpr double kModelLogitsInt8Nmse = 2e-3;
+inline constexpr double kModelLogitsBf16DotNmse = 1e-4;
+
+// "int8" or "bf16" when the kernel table in use rounds `model`'s activations
+// (its matrices have packed copies the table multiplies), "" when it does not.
+std::string activation_rounding(const Model& model);
+// Logits of `model` against an f32-activation reference: kModelLogitsF32,
+// or the NMSE bound of its activation rounding.
+::testing::AssertionResult model_logits_close(const Model& model, std::span<const float> actual,
+                                              std::span<const float> expected);
 
 // |a - r| <= atol + rtol * |r| everywhere. On failure the message names the
 // worst element (index, actual, expected), max abs and rel error, and NMSE.

@@ -14,6 +14,8 @@
 #include "tpp/core/dtype.h"
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
+#include "tpp/kernels/packed.h"
+#include "tpp/kernels/scalar/kernels_scalar.h"
 
 namespace tpp::test {
 namespace {
@@ -106,6 +108,43 @@ TEST_P(KernelsTest, Matmul16BitWeightsMatchFloat64OfRoundedWeights) {
     std::fill(y.begin(), y.end(), -7.0f);
     k().matmul_f16(y.data(), x.data(), wh.data(), s.N, s.K, s.m0, s.m1, s.ldy);
     expect_close(y, reference(x, rh, s), 3 * s.K, "f16");
+  }
+}
+
+// The bf16 dot kernels: activations rounded to bf16 bit for bit as
+// f32_to_bf16 rounds them (NaN, infinities, halfway cases, subnormals), and
+// the packed matmul against float64 over the rounded operands (the scalar
+// definition, and every level that has the kernel, on odd shapes: N tails,
+// partial groups of 16 rows, column ranges off the group, ldy > M).
+TEST_P(KernelsTest, Bf16DotKernelsMatchTheRoundedOperandsInFloat64) {
+  using kernels::scalar::matmul_bf16_packed;
+  const bool here = k().to_bf16 && k().matmul_bf16_packed;
+  auto to_bf16 = here ? k().to_bf16 : kernels::scalar::to_bf16;
+  auto matmul = here ? k().matmul_bf16_packed : &matmul_bf16_packed;
+  if (!here && GetParam() != Isa::scalar) GTEST_SKIP() << kernels::isa_name(GetParam()) << " has no bf16 dot kernels";
+  std::vector<float> special = random_floats(37, 9, 1e3f);
+  for (float v : {0.0f, -0.0f, 1.0f + 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-23f, 1.0f + 3 * 0x1p-8f, 0x1p-140f, -0x1p-133f,
+                  3.4e38f, INFINITY, -INFINITY, NAN})
+    special.push_back(v);
+  std::vector<uint16_t> got(special.size());
+  to_bf16(got.data(), special.data(), int64_t(special.size()));
+  for (size_t i = 0; i < special.size(); ++i) EXPECT_EQ(got[i], f32_to_bf16(special[i])) << special[i];
+
+  const Shape shapes[] = {{1, 2, 0, 1, 1, 1},       {1, 64, 0, 40, 40, 40},    {3, 96, 5, 30, 33, 40},
+                          {7, 128, 16, 64, 64, 64}, {13, 576, 1, 49, 50, 52},  {1, 1000, 3, 100, 100, 100}};
+  for (const auto& s : shapes) {
+    const auto x = random_floats(size_t(s.N * s.K), 3), wf = random_floats(size_t(s.M * s.K), 4, 3.0f);
+    std::vector<uint16_t> wb(wf.size()), xb(x.size());
+    std::vector<float> rw(wf.size()), rx(x.size());
+    for (size_t i = 0; i < wf.size(); ++i) rw[i] = bf16_to_f32(wb[i] = f32_to_bf16(wf[i]));
+    for (size_t i = 0; i < x.size(); ++i) rx[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    to_bf16(xb.data(), x.data(), int64_t(x.size()));
+    std::vector<std::byte> packed(size_t(kernels::packed_bytes(DType::bf16, s.M, s.K)));
+    EXPECT_EQ(packed.size(), size_t((s.M + 15) / 16 * 16 * s.K * 2));
+    kernels::pack_rows(DType::bf16, packed.data(), wb.data(), s.M, s.K);
+    std::vector<float> y(static_cast<size_t>(s.N * s.ldy), -7.0f);
+    matmul(y.data(), xb.data(), packed.data(), s.N, s.K, s.m0, s.m1, s.ldy);
+    expect_close(y, reference(rx, rw, s), 3 * s.K, "bf16 dot");
   }
 }
 

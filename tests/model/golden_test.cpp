@@ -23,12 +23,12 @@ TEST_P(GoldenModelTest, LogitsMatchReference) {
   const Model model = load_model(GetParam());
   const Golden g = load_golden(GetParam());
   const auto logits = forward_logits(model, g.tokens);
-  EXPECT_TRUE(all_close(logits, g.logits, kModelLogitsF32));
+  EXPECT_TRUE(model_logits_close(model, logits, g.logits));
   if (!g.logits_prefix.empty()) {
     // Dynamic NTK: the first orig tokens alone are unscaled.
     const size_t n = g.logits_prefix.size() / size_t(model.config.vocab_size);
     const auto prefix = forward_logits(model, std::vector<int32_t>(g.tokens.begin(), g.tokens.begin() + long(n)));
-    EXPECT_TRUE(all_close(prefix, g.logits_prefix, kModelLogitsF32));
+    EXPECT_TRUE(model_logits_close(model, prefix, g.logits_prefix));
   }
 }
 
@@ -37,7 +37,7 @@ TEST_P(GoldenModelTest, LogitsMatchOnEverySimdPath) {
   const Golden g = load_golden(GetParam());
   for (auto isa : kernels::supported_isas()) {
     kernels::set_isa(isa);
-    EXPECT_TRUE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32))
+    EXPECT_TRUE(model_logits_close(model, forward_logits(model, g.tokens), g.logits))
         << "isa " << kernels::isa_name(isa);
   }
   kernels::set_isa(kernels::supported_isas().back());
@@ -50,7 +50,7 @@ TEST_P(GoldenModelTest, PerturbedWeightIsDetected) {
   const auto w = model.weights.mutable_vec(TensorId::attn_norm, 0);
   ASSERT_FALSE(w.empty());
   w[1] += 0.5f;
-  EXPECT_FALSE(all_close(forward_logits(model, g.tokens), g.logits, kModelLogitsF32));
+  EXPECT_FALSE(model_logits_close(model, forward_logits(model, g.tokens), g.logits));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, GoldenModelTest, ::testing::ValuesIn(golden_cases()), case_name);

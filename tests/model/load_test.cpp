@@ -117,7 +117,9 @@ TEST(LoadTest, Bf16AndF16CheckpointsLoadWithoutConversion) {
     save_model(m, dir + "/m", t);
     const Model back = load_model(dir + "/m");
     EXPECT_EQ(back.weights.layers[0][TensorId::attn_q].dtype, t);  // matrices stay 16-bit
-    EXPECT_LT(nmse(forward_logits(back, kTokens), forward_logits(m, kTokens)), t == DType::bf16 ? 1e-4 : 1e-6);
+    // The weights' rounding, plus the activations' where bf16 dot kernels round them.
+    const double bound = t == DType::bf16 ? 1e-4 + (activation_rounding(back).empty() ? 0 : kModelLogitsBf16DotNmse) : 1e-6;
+    EXPECT_LT(nmse(forward_logits(back, kTokens), forward_logits(m, kTokens)), bound);
   }
 }
 

@@ -9,6 +9,7 @@
 #include "common/test_util.h"
 #include "model/model_test_util.h"
 #include "tpp/core/rng.h"
+#include "tpp/kernels/api.h"
 #include "tpp/train/graph.h"
 #include "tpp/train/params.h"
 
@@ -44,6 +45,15 @@ int64_t seq_len(const ModelConfig& c, int64_t cap) { return std::min<int64_t>(ca
 class TrainGraphTest : public ::testing::TestWithParam<std::string> {};
 
 // Training forward (batched, whole sequences) = inference forward (KV cache).
+// The highest level whose kernels do not round activations (no int8 or bf16
+// dot kernels).
+kernels::Isa plain_isa() {
+  kernels::Isa best = kernels::Isa::scalar;
+  for (auto isa : kernels::supported_isas())
+    if (!kernels::kernels_for(isa).quantize_q8 && !kernels::kernels_for(isa).to_bf16) best = isa;
+  return best;
+}
+
 TEST_P(TrainGraphTest, ForwardLogitsMatchInference) {
   const Model model = load_model(GetParam());
   const ModelConfig& c = model.config;
@@ -57,7 +67,11 @@ TEST_P(TrainGraphTest, ForwardLogitsMatchInference) {
   double expect_loss = 0;
   for (int64_t b = 0; b < B; ++b) {
     const std::vector<int32_t> seq(tb.tokens.begin() + b * T, tb.tokens.begin() + (b + 1) * T);
+    // (Inference on a level that does not round activations: training
+    // multiplies f32 copies of the weights with the f32 kernels all levels share.)
+    kernels::set_isa(plain_isa());
     const auto ref = forward_logits(model, seq);
+    kernels::set_isa(kernels::supported_isas().back());
     const std::vector<float> got(graph.logits().begin() + b * T * c.vocab_size,
                                  graph.logits().begin() + (b + 1) * T * c.vocab_size);
     // One block computes both: with the same weights and kernels the logits

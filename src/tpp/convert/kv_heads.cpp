@@ -144,6 +144,7 @@ Model convert_kv_heads(const Model& model, const KvHeadsOptions& o) {
       out.weights.storage.push_back(std::move(buf));
     }
   }
+  pack_weights(out);  // the fresh K/V, as loading would
   return out;
 }
 

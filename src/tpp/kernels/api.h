@@ -22,7 +22,7 @@ namespace tpp::kernels {
 
 // Levels in order; each runs on every CPU that has its features (dispatch.cpp)
 // and includes every kernel of the level below it.
-enum class Isa : uint8_t { scalar, avx2, avx512, avx512vnni };
+enum class Isa : uint8_t { scalar, avx2, avx512, avx512vnni, avx512bf16 };
 
 std::string_view isa_name(Isa isa);
 
@@ -85,6 +85,15 @@ using QuantizeQ8Fn = void (*)(int8_t* q, float* d, float* s, const float* x, int
 // The integer sums are exact; the f32 sum over blocks runs in block order.
 using MatmulPackedFn = void (*)(float* y, const int8_t* q, const float* d, const float* s, const void* w,
                                 int64_t N, int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+// bf16 dot kernels (the levels with bf16 dot-product instructions; nullptr
+// elsewhere). Activations are rounded to bf16 once per matmul (to_bf16: the
+// nearest-even rounding of tpp::f32_to_bf16, bit for bit); products of two
+// bf16 values are exact in f32, sums are f32:
+//   y[n*ldy + m] = sum_k xb[n*K + k] * w[m, k]   for n < N, m_begin <= m < m_end
+// over bf16 weights packed by pack_rows (tpp/kernels/packed.h; K even).
+using ToBf16Fn = void (*)(uint16_t* dst, const float* src, int64_t n);
+using MatmulBf16PackedFn = void (*)(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K,
+                                    int64_t m_begin, int64_t m_end, int64_t ldy);
 
 struct Kernels {
   Isa isa;
@@ -106,6 +115,8 @@ struct Kernels {
   QuantizeQ8Fn quantize_q8 = nullptr;
   MatmulPackedFn matmul_q8_0_packed = nullptr;
   MatmulPackedFn matmul_q4_0_packed = nullptr;
+  ToBf16Fn to_bf16 = nullptr;
+  MatmulBf16PackedFn matmul_bf16_packed = nullptr;
 };
 
 // The table in use: resolved once (thread-safe) from CPUID and TPP_ISA.

@@ -12,6 +12,7 @@
 #include "tpp/kernels/scalar/kernels_scalar.h"
 #include "tpp/kernels/x86/avx2/kernels_avx2.h"
 #include "tpp/kernels/x86/avx512/kernels_avx512.h"
+#include "tpp/kernels/x86/avx512bf16/kernels_avx512bf16.h"
 #include "tpp/kernels/x86/avx512vnni/kernels_avx512vnni.h"
 
 namespace tpp::kernels {
@@ -35,6 +36,14 @@ constexpr Kernels kAvx512Vnni = [] {
   k.quantize_q8 = avx512vnni::quantize_q8;
   k.matmul_q8_0_packed = avx512vnni::matmul_q8_0_packed;
   k.matmul_q4_0_packed = avx512vnni::matmul_q4_0_packed;
+  return k;
+}();
+// avx512vnni's kernels plus the bf16 dot ones.
+constexpr Kernels kAvx512Bf16 = [] {
+  Kernels k = kAvx512Vnni;
+  k.isa = Isa::avx512bf16;
+  k.to_bf16 = avx512bf16::to_bf16;
+  k.matmul_bf16_packed = avx512bf16::matmul_bf16_packed;
   return k;
 }();
 
@@ -68,6 +77,9 @@ constexpr std::string_view kAvx512Features[] = {"sse3", "ssse3", "sse4.1",  "sse
 constexpr std::string_view kAvx512VnniFeatures[] = {"sse3",     "ssse3",    "sse4.1",   "sse4.2",  "popcnt",
                                                     "avx",      "avx2",     "fma",      "f16c",    "avx512f",
                                                     "avx512bw", "avx512vl", "avx512dq", "avx512vnni"};
+constexpr std::string_view kAvx512Bf16Features[] = {
+    "sse3", "ssse3",    "sse4.1",   "sse4.2",   "popcnt",     "avx",       "avx2",
+    "fma",  "f16c",     "avx512f",  "avx512bw", "avx512vl",   "avx512dq",  "avx512vnni", "avx512bf16"};
 
 // The levels, scalar first. TPP_FLAGS_<ISA> are the flags CMakeLists.txt
 // compiles each unit with. Plain pointers, so the table is initialised at
@@ -84,6 +96,7 @@ constexpr Level kLevels[] = {
     {Isa::avx2, &kAvx2, kAvx2Features, TPP_FLAGS_AVX2, avx2::compiled_features},
     {Isa::avx512, &kAvx512, kAvx512Features, TPP_FLAGS_AVX512, avx512::compiled_features},
     {Isa::avx512vnni, &kAvx512Vnni, kAvx512VnniFeatures, TPP_FLAGS_AVX512VNNI, avx512vnni::compiled_features},
+    {Isa::avx512bf16, &kAvx512Bf16, kAvx512Bf16Features, TPP_FLAGS_AVX512BF16, avx512bf16::compiled_features},
 };
 
 const Level& level(Isa isa) {
@@ -114,7 +127,7 @@ Isa parse_isa(const std::string& s) {
       if (!cpu_has(l.isa)) fail("TPP_ISA={}: this CPU does not support {}", s, s);
       return l.isa;
     }
-  fail("TPP_ISA={}: unknown SIMD path, expected scalar, avx2, avx512 or avx512vnni", s);
+  fail("TPP_ISA={}: unknown SIMD path, expected scalar, avx2, avx512, avx512vnni or avx512bf16", s);
 }
 
 std::atomic<const Kernels*>& current() {
@@ -130,6 +143,7 @@ std::string_view isa_name(Isa isa) {
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
     case Isa::avx512vnni: return "avx512vnni";
+    case Isa::avx512bf16: return "avx512bf16";
   }
   return "?";
 }

@@ -14,15 +14,25 @@ int64_t block_bytes(DType t) { return kPackRows * 2 + (t == DType::q8_0 ? kPackR
 
 }  // namespace
 
-bool has_packed_layout(DType t) { return t == DType::q8_0 || t == DType::q4_0; }
+bool has_packed_layout(DType t, int64_t K) {
+  return ((t == DType::q8_0 || t == DType::q4_0) && K % kBlock == 0) || (t == DType::bf16 && K % 2 == 0);
+}
 
 int64_t packed_bytes(DType t, int64_t M, int64_t K) {
-  TPP_CHECK(has_packed_layout(t), "packed weights: no packed layout for {}", dtype_name(t));
-  TPP_CHECK(K % kBlock == 0, "packed weights: {} columns, expected a multiple of {}", K, kBlock);
-  return (M + kPackRows - 1) / kPackRows * (K / kBlock) * block_bytes(t);
+  TPP_CHECK(has_packed_layout(t, K), "packed weights: no packed layout for {} rows of {} columns", dtype_name(t), K);
+  const int64_t groups = (M + kPackRows - 1) / kPackRows;
+  return t == DType::bf16 ? groups * kPackRows * K * 2 : groups * (K / kBlock) * block_bytes(t);
 }
 
 void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K) {
+  if (t == DType::bf16) {
+    std::memset(dst, 0, size_t(packed_bytes(t, M, K)));
+    const auto* in = static_cast<const std::byte*>(src);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t j = 0; j < K / 2; ++j)  // the pair k = 2j, 2j+1 of row m
+        std::memcpy(dst + 4 * (((m / kPackRows) * (K / 2) + j) * kPackRows + m % kPackRows), in + 4 * (m * K / 2 + j), 4);
+    return;
+  }
   const int64_t nb = K / kBlock, src_block = dtype_bytes(t, kBlock), bb = block_bytes(t);
   std::memset(dst, 0, size_t(packed_bytes(t, M, K)));
   const auto* in = static_cast<const uint8_t*>(src);

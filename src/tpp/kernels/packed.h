@@ -1,14 +1,18 @@
-// Block-quantised weights packed for the int8 kernels (Kernels::matmul_q8_0_packed,
-// matmul_q4_0_packed). Packing happens once, when a model is loaded on a CPU
-// with those kernels; the GGUF layout (tpp/kernels/api.h) stays the storage
-// format and what every other reader sees.
+// Weights packed for the int8 kernels (Kernels::matmul_q8_0_packed,
+// matmul_q4_0_packed) and the bf16 dot kernels (matmul_bf16_packed). Packing
+// happens once, when a model is loaded on a CPU with those kernels; the
+// stored layout (tpp/kernels/api.h) stays what every other reader sees.
 //
-// Rows go in groups of 16 (the last group padded with zero rows); a group
-// holds its K/32 blocks in order, and a block holds
+// Rows go in groups of 16 (the last group padded with zero rows), so that
+// one 32-bit lane of a 512-bit register is one row.
+//
+// bf16: a group is K/2 chunks of 64 bytes; chunk j holds k = 2j, 2j+1 of the
+// 16 rows, row r's pair at bytes 4r .. 4r+3 (K even; 2 bytes per weight).
+//
+// q8_0 / q4_0: a group holds its K/32 blocks in order, and a block holds
 //   - the 16 rows' f16 scales d (row r's at index r), then
 //   - their integers interleaved four at a time: chunk j (k = 4j .. 4j+3) is
-//     64 bytes, row r's four at bytes 4r .. 4r+3, so one 32-bit lane of a
-//     512-bit register is one row. They are stored unsigned, wq + off:
+//     64 bytes, row r's four at bytes 4r .. 4r+3. They are stored unsigned, wq + off:
 //       q8_0: 8 chunks of u8 (off = 128): 544 bytes a block, 34 per row as in GGUF;
 //       q4_0: 4 chunks of bytes whose low nibbles are chunk j and high nibbles
 //             chunk j + 4 (off = 8): 288 bytes a block, 18 per row as in GGUF.
@@ -23,9 +27,10 @@ namespace tpp::kernels {
 
 inline constexpr int64_t kPackRows = 16;
 
-// Whether matrices of dtype t have a packed layout (q8_0 and q4_0).
-bool has_packed_layout(DType t);
-// Bytes of the packed form of an [M, K] matrix of dtype t (K a multiple of 32).
+// Whether [M, K] matrices of dtype t have a packed layout: q8_0 and q4_0
+// (K a multiple of 32), bf16 (K even).
+bool has_packed_layout(DType t, int64_t K);
+// Bytes of the packed form of an [M, K] matrix of dtype t.
 int64_t packed_bytes(DType t, int64_t M, int64_t K);
 // Packs rows [0, M) of src (GGUF layout, dtype t) into dst[packed_bytes(t, M, K)].
 void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K);

@@ -74,29 +74,33 @@ int64_t ModelWeights::matrix_bytes_per_token() const {
   return bytes;
 }
 
-namespace {
-
-// On a CPU with int8 kernels, every block-quantised matrix a linear layer
-// reads gets a packed copy (the token embedding only when it is also the
-// output); the stored form stays what embedding lookups and savers read.
-void pack_for_int8(ModelWeights& w, bool tied) {
-  if (!kernels::kernels().quantize_q8) return;
+void pack_weights(Model& model) {
+  const auto& k = kernels::kernels();
+  auto wanted = [&](DType t) { return t == DType::bf16 ? k.matmul_bf16_packed != nullptr : k.quantize_q8 != nullptr; };
+  ModelWeights& w = model.weights;
   auto pack = [&](MatrixRef& m) {
-    if (!m.data || !kernels::has_packed_layout(m.dtype) || m.cols % 32 != 0) return;
+    if (!m.data || m.packed || !kernels::has_packed_layout(m.dtype, m.cols) || !wanted(m.dtype)) return;
     auto buf = std::make_shared<std::vector<std::byte>>(size_t(kernels::packed_bytes(m.dtype, m.rows, m.cols)));
     kernels::pack_rows(m.dtype, buf->data(), m.data, m.rows, m.cols);
     m.packed = buf->data();
     w.storage.push_back(std::move(buf));
   };
-  pack(w.global[tied ? TensorId::tok_embd : TensorId::output]);
+  if (model.config.tie_embeddings) {
+    pack(w.global[TensorId::tok_embd]);
+    w.global[TensorId::output] = w.global[TensorId::tok_embd];
+  } else {
+    pack(w.global[TensorId::output]);
+  }
   for (auto& layer : w.layers)
     for (auto& m : layer.t) pack(m);
 }
 
+namespace {
+
 void finish(Model& m) {
   m.weights.layers.resize(size_t(m.config.n_layers));
-  pack_for_int8(m.weights, m.config.tie_embeddings);
   if (m.config.tie_embeddings) m.weights.global[TensorId::output] = m.weights.global[TensorId::tok_embd];
+  pack_weights(m);
 }
 
 // One stored tensor of a source (safetensors shards or a GGUF file).

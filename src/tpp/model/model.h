@@ -39,6 +39,13 @@ Model load_gguf_model(const std::string& path);
 Model init_model(const ModelConfig& config, uint64_t seed, DType dtype = DType::f32,
                  double scale = 1.0);
 
+// Packed copies (tpp/kernels/packed.h) of the matrices that the kernels of
+// this CPU multiply faster packed: q8_0 / q4_0 where there are int8 kernels,
+// bf16 where there are bf16 dot kernels (the token embedding only when it is
+// also the output). Matrices that already have one keep it. Loading and
+// init_model call it; whoever builds or changes matrices calls it after.
+void pack_weights(Model& model);
+
 // Places one tensor (raw bytes in `dtype`, kept alive by the caller) into its
 // slot of `w`: matrices are borrowed, vectors are widened into f32 copies.
 void place_tensor(ModelWeights& w, const TensorSpec& spec, DType dtype, const std::byte* data);

@@ -60,41 +60,62 @@ void run_rows_quant(float* y, const float* x, int64_t N, const MatrixRef& W, int
   }
 }
 
-// x quantised for the int8 kernels: once per call, shared by all outputs.
-struct QuantX {
+// x prepared for the packed kernels: quantised to 8 bits (int8 kernels)
+// and/or rounded to bf16 (bf16 dot kernels), once per call and shared by all
+// the outputs that read it.
+struct PreparedX {
   std::vector<int8_t> q;
   std::vector<float> d, s;
-  bool ready = false;
+  std::vector<uint16_t> b;
+  bool q_ready = false, b_ready = false;
 };
 
-// Whether W is multiplied by the int8 kernels of table k.
+// Whether W is multiplied by the int8 (bf16 dot) kernels of table k.
 bool uses_int8(const MatrixRef& W, const kernels::Kernels& k) {
-  return W.packed && k.quantize_q8 && (W.dtype == DType::q8_0 ? k.matmul_q8_0_packed : k.matmul_q4_0_packed);
+  return W.packed && k.quantize_q8 &&
+         ((W.dtype == DType::q8_0 && k.matmul_q8_0_packed) || (W.dtype == DType::q4_0 && k.matmul_q4_0_packed));
+}
+bool uses_bf16_dot(const MatrixRef& W, const kernels::Kernels& k) {
+  return W.packed && W.dtype == DType::bf16 && k.to_bf16 && k.matmul_bf16_packed;
 }
 
-void quantize_x(QuantX& qx, const float* x, int64_t N, int64_t K, ThreadPool& pool) {
+// Rows [0, N) of x, in parallel when there are many.
+template <class F>
+void for_rows(int64_t N, ThreadPool& pool, const F& fn) {
+  if (N < 16) fn(0, N);
+  else pool.parallel_for(size_t(N), 4, [&](size_t n0, size_t n1, size_t) { fn(int64_t(n0), int64_t(n1)); });
+}
+
+void prepare_x(PreparedX& px, const float* x, int64_t N, const MatrixRef& W, ThreadPool& pool) {
   const auto& k = kernels::kernels();
-  qx.q.resize(size_t(N * K));
-  qx.d.resize(size_t(N * K / 32));
-  qx.s.resize(size_t(N * K / 32));
-  const int64_t nb = K / 32;
-  auto rows = [&](size_t n0, size_t n1, size_t) {
-    const int64_t n = int64_t(n0);
-    k.quantize_q8(qx.q.data() + n * K, qx.d.data() + n * nb, qx.s.data() + n * nb, x + n * K, int64_t(n1 - n0), K);
-  };
-  if (N < 16) rows(0, size_t(N), 0);
-  else pool.parallel_for(size_t(N), 4, rows);
-  qx.ready = true;
+  const int64_t K = W.cols;
+  if (!px.q_ready && uses_int8(W, k)) {
+    const int64_t nb = K / 32;
+    px.q.resize(size_t(N * K));
+    px.d.resize(size_t(N * nb));
+    px.s.resize(size_t(N * nb));
+    for_rows(N, pool, [&](int64_t n0, int64_t n1) {
+      k.quantize_q8(px.q.data() + n0 * K, px.d.data() + n0 * nb, px.s.data() + n0 * nb, x + n0 * K, n1 - n0, K);
+    });
+    px.q_ready = true;
+  }
+  if (!px.b_ready && uses_bf16_dot(W, k)) {
+    px.b.resize(size_t(N * K));
+    for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(px.b.data() + n0 * K, x + n0 * K, (n1 - n0) * K); });
+    px.b_ready = true;
+  }
 }
 
-// y[:, m0:m1] of one matrix; qx: x quantised (when W uses the int8 kernels).
-void run_rows(float* y, const float* x, const QuantX* qx, int64_t N, const MatrixRef& W,
+// y[:, m0:m1] of one matrix; px: x as prepare_x left it for W.
+void run_rows(float* y, const float* x, const PreparedX& px, int64_t N, const MatrixRef& W,
               std::span<const float> bias, int64_t m0, int64_t m1, int64_t ldy) {
   const auto& k = kernels::kernels();
   const int64_t K = W.cols;
-  if (qx && uses_int8(W, k)) {
+  if (px.q_ready && uses_int8(W, k)) {
     (W.dtype == DType::q8_0 ? k.matmul_q8_0_packed : k.matmul_q4_0_packed)(
-        y, qx->q.data(), qx->d.data(), qx->s.data(), W.packed, N, K, m0, m1, ldy);
+        y, px.q.data(), px.d.data(), px.s.data(), W.packed, N, K, m0, m1, ldy);
+  } else if (px.b_ready && uses_bf16_dot(W, k)) {
+    k.matmul_bf16_packed(y, px.b.data(), W.packed, N, K, m0, m1, ldy);
   } else {
     switch (W.dtype) {
       case DType::f32:
@@ -130,13 +151,11 @@ void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
   // Grain of 16 output rows keeps each worker's slice a multiple of the
   // kernels' row tile and of a cache line of y.
   // (The lambda must see this thread's buffer, not its worker's own.)
-  thread_local QuantX tls;
-  QuantX& qx = tls;
-  qx.ready = false;
-  if (uses_int8(W, kernels::kernels())) quantize_x(qx, x, N, W.cols, pool);
-  auto rows = [&](size_t m0, size_t m1, size_t) {
-    run_rows(y, x, qx.ready ? &qx : nullptr, N, W, bias, int64_t(m0), int64_t(m1), ldy);
-  };
+  thread_local PreparedX tls;
+  PreparedX& px = tls;
+  px.q_ready = px.b_ready = false;
+  prepare_x(px, x, N, W, pool);
+  auto rows = [&](size_t m0, size_t m1, size_t) { run_rows(y, x, px, N, W, bias, int64_t(m0), int64_t(m1), ldy); };
   // Decode (N < 4) is memory-bound and sensitive to one slow core: chunks
   // are handed out dynamically (every row is computed the same way whichever
   // worker takes it). Larger N keeps static ranges for repeatable results.
@@ -152,16 +171,15 @@ void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> 
     TPP_CHECK(o.w->cols == outs[0].w->cols, "linear: inputs of {} and {} columns", o.w->cols, outs[0].w->cols);
     total += o.w->rows;
   }
-  thread_local QuantX tls;
-  QuantX& qx = tls;
-  qx.ready = false;
-  for (const auto& o : outs)
-    if (!qx.ready && uses_int8(*o.w, kernels::kernels())) quantize_x(qx, x, N, o.w->cols, pool);
+  thread_local PreparedX tls;
+  PreparedX& px = tls;
+  px.q_ready = px.b_ready = false;
+  for (const auto& o : outs) prepare_x(px, x, N, *o.w, pool);
   auto rows = [&](size_t b, size_t e, size_t) {
     int64_t base = 0;
     for (const auto& o : outs) {
       const int64_t lo = std::max<int64_t>(int64_t(b), base), hi = std::min<int64_t>(int64_t(e), base + o.w->rows);
-      if (lo < hi) run_rows(o.y, x, qx.ready ? &qx : nullptr, N, *o.w, o.bias, lo - base, hi - base, o.w->rows);
+      if (lo < hi) run_rows(o.y, x, px, N, *o.w, o.bias, lo - base, hi - base, o.w->rows);
       base += o.w->rows;
     }
   };

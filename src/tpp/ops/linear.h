@@ -3,9 +3,10 @@
 // W stays in its storage dtype (f32, bf16 or f16, usually memory-mapped) and
 // is widened in registers by the kernel; the M output columns are split
 // across the pool's workers so each streams its own rows of W once.
-// Block-quantised W with a packed copy, on a CPU with int8 kernels, takes x
-// quantised to 8 bits once per call (Q8_0 blocks, shared by every output)
-// and integer dot products.
+// W with a packed copy, on a CPU with the kernels for it, takes x prepared
+// once per call (shared by every output): q8_0 / q4_0 W, x quantised to 8-bit
+// Q8_0 blocks and integer dot products; bf16 W, x rounded to bf16 and bf16
+// dot products (f32 sums).
 #pragma once
 
 #include <cstddef>
@@ -22,9 +23,9 @@ struct MatrixRef {
   DType dtype = DType::f32;
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
-  // The same matrix packed for the int8 kernels (tpp/kernels/packed.h), or
-  // nullptr; owned with the model. linear_forward uses it when the kernel
-  // table has int8 kernels, and `data` otherwise.
+  // The same matrix packed for the int8 or bf16 dot kernels
+  // (tpp/kernels/packed.h), or nullptr; owned with the model. linear_forward
+  // uses it when the kernel table has those kernels, and `data` otherwise.
   const void* packed = nullptr;
   int64_t bytes() const { return rows * dtype_bytes(dtype, cols); }
   const std::byte* row_data(int64_t r) const { return static_cast<const std::byte*>(data) + r * dtype_bytes(dtype, cols); }

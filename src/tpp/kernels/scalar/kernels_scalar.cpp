@@ -167,6 +167,24 @@ void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k,
   }
 }
 
+void to_bf16(uint16_t* dst, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = tpp::f32_to_bf16(src[i]);
+}
+
+void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K, int64_t m_begin,
+                        int64_t m_end, int64_t ldy) {
+  const auto* packed = static_cast<const uint16_t*>(w);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t m = m_begin; m < m_end; ++m) {
+      const uint16_t* pairs = packed + (m / 16) * 16 * K + 2 * (m % 16);  // chunk j at + 32 j
+      float acc = 0;
+      for (int64_t j = 0; j < K / 2; ++j)
+        for (int t = 0; t < 2; ++t)
+          acc += tpp::bf16_to_f32(xb[n * K + 2 * j + t]) * tpp::bf16_to_f32(pairs[32 * j + t]);
+      y[n * ldy + m] = acc;
+    }
+}
+
 extern const char compiled_features[] =
 #include "tpp/kernels/compiled_features.inc"
     ;

@@ -33,6 +33,14 @@ void quantize_q8(int8_t* q, float* d, float* s, const float* x, int64_t N, int64
 
 namespace {
 
+// dot += a (u8) x four s8 at p broadcast to every lane. Written out because
+// GCC does not fold the broadcast load into vpdpbusd's memory operand, and a
+// separate vpbroadcastd per vpdpbusd would halve the instruction budget.
+inline __attribute__((always_inline)) __m512i dpbusd_bcast(__m512i dot, __m512i a, const int8_t* p) {
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(dot) : "v"(a), "m"(*reinterpret_cast<const int32_t*>(p)));
+  return dot;
+}
+
 template <bool kQ8>
 struct Layout {
   static constexpr int64_t kBlockBytes = 32 + (kQ8 ? 512 : 256);
@@ -72,18 +80,14 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
 #pragma GCC unroll 4
     for (int i = 0; i < NR; ++i) {
       const int8_t* xq = q + i * K + 32 * b;
-      __m512i dot0 = _mm512_setzero_si512(), dot1 = _mm512_setzero_si512();
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        int32_t a, c;
-        __builtin_memcpy(&a, xq + 8 * j, 4);
-        __builtin_memcpy(&c, xq + 8 * j + 4, 4);
-        dot0 = _mm512_dpbusd_epi32(dot0, wv[2 * j], _mm512_set1_epi32(a));
-        dot1 = _mm512_dpbusd_epi32(dot1, wv[2 * j + 1], _mm512_set1_epi32(c));
-      }
-      const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(dot0, dot1));
+      // One chain per x row: the rows (and the next blocks) keep the
+      // pipelines busy while each chain waits on its previous vpdpbusd.
+      __m512i dot = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) dot = dpbusd_bcast(dot, wv[j], xq + 4 * j);
+      const __m512 dotf = _mm512_cvtepi32_ps(dot);
       const int64_t at = i * nb + b;
-      const __m512 inner = _mm512_fmadd_ps(dot, _mm512_set1_ps(d[at]), _mm512_set1_ps(-L::kOff * s[at]));
+      const __m512 inner = _mm512_fmadd_ps(dotf, _mm512_set1_ps(d[at]), _mm512_set1_ps(-L::kOff * s[at]));
       acc[i] = _mm512_fmadd_ps(dw, inner, acc[i]);
     }
   }

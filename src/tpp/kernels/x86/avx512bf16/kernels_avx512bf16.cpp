@@ -1,0 +1,127 @@
+// bf16 dot kernels on AVX-512 BF16 (vdpbf16ps: 32 bf16 products summed in
+// pairs into 16 f32 lanes per instruction). Includes no STL and no shared
+// inline header (see kernels_avx512.cpp).
+//
+// The packed weights (tpp/kernels/packed.h) put one weight row in each 32-bit
+// lane, two consecutive k per lane: vdpbf16ps(chunk, broadcast of two
+// activations) advances 16 rows by two k, with no horizontal sum. A tile is
+// G groups of 16 rows times NR activation rows: G * NR independent
+// accumulator chains hide the instruction's latency, and each activation
+// pair is read once per G chunks.
+#include "tpp/kernels/x86/avx512bf16/kernels_avx512bf16.h"
+
+#include <immintrin.h>
+
+namespace tpp::kernels::avx512bf16 {
+
+void to_bf16(uint16_t* dst, const float* src, int64_t n) {
+  // tpp::f32_to_bf16 in integer arithmetic, bit for bit: nearest even, and a
+  // NaN stays a (quiet) NaN.
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i bits = _mm512_loadu_si512(src + i);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, abs_mask), inf);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(round, lsb)), 16);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(bits, 16), quiet));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(r));
+  }
+  for (; i < n; ++i) {
+    uint32_t bits;
+    __builtin_memcpy(&bits, src + i, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) dst[i] = uint16_t((bits >> 16) | 0x40);
+    else dst[i] = uint16_t((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+  }
+}
+
+namespace {
+
+// acc += pairs(a) . the two bf16 at p, broadcast to every lane. Written out
+// because GCC does not fold the broadcast load into vdpbf16ps's memory operand.
+inline __attribute__((always_inline)) __m512 dpbf16_bcast(__m512 acc, __m512i a, const uint16_t* p) {
+  __asm__("vdpbf16ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*reinterpret_cast<const int32_t*>(p)));
+  return acc;
+}
+
+// Rows n .. n+NR of y for G consecutive groups of 16 weight rows.
+template <int G, int NR>
+inline __attribute__((always_inline)) void tile(float* y, const uint16_t* xb, const uint8_t* group, int64_t K,
+                                                int64_t ldy, const __mmask16* mask) {
+  const int64_t group_bytes = 32 * K;
+  __m512 acc[G][NR];
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i) acc[g][i] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < K / 2; ++j) {
+    __m512i wv[G];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      if constexpr (NR == 1)
+        _mm_prefetch(reinterpret_cast<const char*>(group + g * group_bytes + 64 * j + 1024), _MM_HINT_T0);
+      wv[g] = _mm512_loadu_si512(group + g * group_bytes + 64 * j);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) acc[g][i] = dpbf16_bcast(acc[g][i], wv[g], xb + i * K + 2 * j);
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y + i * ldy + 16 * g, mask[g], acc[g][i]);
+}
+
+// All N rows for G groups starting at group g0: tiles of 6 rows, then the rest.
+template <int G>
+void groups(float* y, const uint16_t* xb, const uint8_t* group, int64_t N, int64_t K, int64_t ldy,
+            const __mmask16* mask) {
+  int64_t n = 0;
+  for (; n + 6 <= N; n += 6) tile<G, 6>(y + n * ldy, xb + n * K, group, K, ldy, mask);
+  switch (N - n) {
+    case 5: tile<G, 5>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
+    case 4: tile<G, 4>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
+    case 3: tile<G, 3>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
+    case 2: tile<G, 2>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
+    case 1: tile<G, 1>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
+    default: break;
+  }
+}
+
+__mmask16 lanes(int64_t g, int64_t m_begin, int64_t m_end) {
+  const int64_t lo = m_begin > 16 * g ? m_begin - 16 * g : 0;
+  const int64_t hi = m_end < 16 * g + 16 ? m_end - 16 * g : 16;
+  return __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+}  // namespace
+
+void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K, int64_t m_begin,
+                        int64_t m_end, int64_t ldy) {
+  const auto* base = static_cast<const uint8_t*>(w);
+  const int64_t g_end = (m_end + 15) / 16;
+  int64_t g = m_begin / 16;
+  // Two groups at a time (four when decoding: more streams in flight).
+  if (N == 1)
+    for (; g + 4 <= g_end; g += 4) {
+      const __mmask16 m[4] = {lanes(g, m_begin, m_end), lanes(g + 1, m_begin, m_end), lanes(g + 2, m_begin, m_end),
+                              lanes(g + 3, m_begin, m_end)};
+      groups<4>(y + 16 * g, xb, base + g * 32 * K, N, K, ldy, m);
+    }
+  for (; g + 2 <= g_end; g += 2) {
+    const __mmask16 m[2] = {lanes(g, m_begin, m_end), lanes(g + 1, m_begin, m_end)};
+    groups<2>(y + 16 * g, xb, base + g * 32 * K, N, K, ldy, m);
+  }
+  if (g < g_end) {
+    const __mmask16 m[1] = {lanes(g, m_begin, m_end)};
+    groups<1>(y + 16 * g, xb, base + g * 32 * K, N, K, ldy, m);
+  }
+}
+
+extern const char compiled_features[] =
+#include "tpp/kernels/compiled_features.inc"
+    ;
+
+}  // namespace tpp::kernels::avx512bf16
