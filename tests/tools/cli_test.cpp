@@ -4,9 +4,11 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "common/test_util.h"
 #include "tpp/core/utf8.h"
+#include "tpp/model/model.h"
 
 namespace tpp::test {
 namespace {
@@ -93,6 +95,31 @@ TEST(CliTest, VersionNamesTheSimdPath) {
   const auto out = tpp("--version", &code);
   EXPECT_EQ(code, 0);
   EXPECT_NE(out.find("SIMD"), std::string::npos) << out;
+}
+
+// `tpp bench -o json` is one object a script can read, with figures that
+// agree with each other (ops = 2 x matrix elements per token x tokens/s).
+TEST(CliTest, BenchPrintsOneJsonObjectForScripts) {
+  int code;
+  const std::string dir = temp_dir("cli_bench");
+  auto out = tpp("init --config " + source_path("configs/tiny.json") + " --out " + dir + "/m --dtype bf16", &code);
+  ASSERT_EQ(code, 0) << out;
+  out = tpp("bench -m " + dir + "/m -p 16 -n 4 -r 1 -t 1 -o json", &code);
+  ASSERT_EQ(code, 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j.at("dtype"), "bf16");
+  EXPECT_EQ(j.at("prompt_tokens"), 16);
+  EXPECT_EQ(j.at("decode_tokens"), 4);
+  for (const char* k : {"load_s", "prefill_tokens_per_s", "prefill_matmul_gops", "decode_tokens_per_s",
+                        "weight_bytes_per_token", "bandwidth_gb_per_s", "roofline"})
+    EXPECT_GT(j.at(k).get<double>(), 0) << k;
+  EXPECT_NEAR(j.at("decode_ms_per_token").get<double>() * j.at("decode_tokens_per_s").get<double>(), 1e3, 1e-6);
+  const Model m = load_model(dir + "/m");
+  EXPECT_EQ(j.at("weight_bytes_per_token").get<double>(), double(m.weights.matrix_bytes_per_token()));
+  EXPECT_NEAR(j.at("prefill_matmul_gops").get<double>(),
+              2e-9 * double(m.weights.matrix_elements_per_token()) * j.at("prefill_tokens_per_s").get<double>(), 1e-9);
+  EXPECT_NE(tpp("bench -m " + dir + "/m -o yaml", &code).find("yaml"), std::string::npos);
+  EXPECT_NE(code, 0);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "checks.h"
 #include "commands.h"
@@ -46,7 +47,7 @@ double measure_bandwidth(ThreadPool& pool) {
 
 Run add_bench(CLI::App& app) {
   struct Opts {
-    std::string model;
+    std::string model, output = "text";
     int prompt = 512, n = 128, threads = 0, reps = 2;
   };
   auto o = std::make_shared<Opts>();
@@ -55,8 +56,12 @@ Run add_bench(CLI::App& app) {
   app.add_option("-n", o->n, "tokens for the decode test")->check(positive());
   app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
   app.add_option("-r,--reps", o->reps, "repetitions (best is reported)")->check(positive());
+  app.add_option("-o,--output", o->output, "text or json (one object, for scripts)")
+      ->check(CLI::IsMember({"text", "json"}));
   return [o] {
+    const auto t_load = clock_type::now();
     const Model model = load_model(o->model);
+    const double load_s = seconds_since(t_load);
     const ModelConfig& c = model.config;
     ThreadPool pool(o->threads);
     Transformer transformer(model, std::min(o->prompt, 512));
@@ -80,13 +85,35 @@ Run add_bench(CLI::App& app) {
     }
     const double bandwidth = measure_bandwidth(pool);
     const double bytes_per_token = double(model.weights.matrix_bytes_per_token());
+    const double matmul_ops = 2.0 * double(model.weights.matrix_elements_per_token());
     const double roofline = bytes_per_token * decode / bandwidth;
-    std::string dtype(dtype_name(model.weights.global[TensorId::tok_embd].dtype));
+    const std::string dtype(dtype_name(model.weights.layers[0][TensorId::attn_q].dtype));
+    const std::string simd(kernels::isa_name(kernels::kernels().isa));
+    if (o->output == "json") {
+      const nlohmann::json j = {{"model", o->model},
+                                {"params", c.n_params()},
+                                {"dtype", dtype},
+                                {"simd", simd},
+                                {"threads", pool.size()},
+                                {"load_s", load_s},
+                                {"prompt_tokens", o->prompt},
+                                {"prefill_tokens_per_s", prefill},
+                                {"prefill_matmul_gops", prefill * matmul_ops * 1e-9},
+                                {"decode_tokens", o->n},
+                                {"decode_tokens_per_s", decode},
+                                {"decode_ms_per_token", 1e3 / decode},
+                                {"weight_bytes_per_token", bytes_per_token},
+                                {"bandwidth_gb_per_s", bandwidth * 1e-9},
+                                {"roofline", roofline}};
+      fmt::print("{}\n", j.dump());
+      return 0;
+    }
     fmt::print("model      {} ({} params, {} weights, {:.1f} MB read per decoded token)\n", o->model,
                c.n_params(), dtype, bytes_per_token / 1e6);
-    fmt::print("threads    {}   SIMD {}\n", pool.size(), kernels::isa_name(kernels::kernels().isa));
-    fmt::print("prefill    pp{:<5} {:8.1f} tokens/s\n", o->prompt, prefill);
-    fmt::print("decode     tg{:<5} {:8.1f} tokens/s\n", o->n, decode);
+    fmt::print("threads    {}   SIMD {}   loaded in {:.2f} s\n", pool.size(), simd, load_s);
+    fmt::print("prefill    pp{:<5} {:8.1f} tokens/s   {:.0f} GOP/s in the matmuls\n", o->prompt, prefill,
+               prefill * matmul_ops * 1e-9);
+    fmt::print("decode     tg{:<5} {:8.1f} tokens/s   {:.2f} ms/token\n", o->n, decode, 1e3 / decode);
     fmt::print("bandwidth  {:.1f} GB/s measured (read, {} threads)\n", bandwidth / 1e9, pool.size());
     fmt::print("roofline   {:.0f} % (decode: weight bytes per token x tokens/s / bandwidth)\n", 100 * roofline);
     return 0;

@@ -74,6 +74,14 @@ int64_t ModelWeights::matrix_bytes_per_token() const {
   return bytes;
 }
 
+int64_t ModelWeights::matrix_elements_per_token() const {
+  using enum TensorId;
+  int64_t n = global[output].rows * global[output].cols;
+  for (const auto& l : layers)
+    for (TensorId id : {attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down}) n += l[id].rows * l[id].cols;
+  return n;
+}
+
 void pack_weights(Model& model) {
   const auto& k = kernels::kernels();
   auto wanted = [&](DType t) { return t == DType::bf16 ? k.matmul_bf16_packed != nullptr : k.quantize_q8 != nullptr; };

@@ -64,6 +64,8 @@ struct ModelWeights {
 
   // Bytes of the matrices read per decoded token (the roofline numerator).
   int64_t matrix_bytes_per_token() const;
+  // Their elements: one multiply-add each per token (2 ops, the matmul share of a forward).
+  int64_t matrix_elements_per_token() const;
 };
 
 }  // namespace tpp

@@ -148,13 +148,13 @@ void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
   if (ldy == 0) ldy = M;
   TPP_CHECK(bias.empty() || int64_t(bias.size()) == M, "linear: bias has {} elements, expected {}",
             bias.size(), M);
-  // Grain of 16 output rows keeps each worker's slice a multiple of the
-  // kernels' row tile and of a cache line of y.
   // (The lambda must see this thread's buffer, not its worker's own.)
   thread_local PreparedX tls;
   PreparedX& px = tls;
   px.q_ready = px.b_ready = false;
   prepare_x(px, x, N, W, pool);
+  // Grain of 16 output rows keeps each worker's slice a multiple of the
+  // kernels' row tile (and of the packed layouts' groups) and of a cache line of y.
   auto rows = [&](size_t m0, size_t m1, size_t) { run_rows(y, x, px, N, W, bias, int64_t(m0), int64_t(m1), ldy); };
   // Decode (N < 4) is memory-bound and sensitive to one slow core: chunks
   // are handed out dynamically (every row is computed the same way whichever
