@@ -67,6 +67,28 @@ TEST(ModelTextTest, GgufStopTokensAndChatTemplate) {
   EXPECT_EQ(no_id.bos_token, "<s>");
 }
 
+// llama.cpp marks a vocabulary-less file with tokenizer.ggml.model "no_vocab"
+// (or "none"): such a file has no tokenizer, as if the key were absent.
+TEST(ModelTextTest, GgufNoVocabMarkerMeansNoTokenizer) {
+  const std::string dir = temp_dir("model_text_no_vocab");
+  auto name = [](const char* model) {
+    io::GgufValue v;
+    v.type = io::GgufType::string;
+    v.s = model;
+    return std::vector<std::pair<std::string, io::GgufValue>>{{"tokenizer.ggml.model", v}};
+  };
+  for (const char* marker : {"no_vocab", "none"}) {
+    const std::string path = dir + "/" + marker + ".gguf";
+    io::write_gguf(path, name(marker), {});
+    const ModelText t = load_model_text(path);
+    EXPECT_FALSE(t.tokenizer) << marker;
+    EXPECT_FALSE(t.chat_template) << marker;
+  }
+  const std::string other = dir + "/t5.gguf";
+  io::write_gguf(other, name("t5"), {});
+  EXPECT_THROW(load_model_text(other), Error) << "any other model name is still read (and refused by name)";
+}
+
 TEST(ModelTextTest, DirectoryWithoutTokenizerHasNone) {
   const ModelText t = load_model_text(source_path("tests/golden/models/hf_llama_f32"));
   EXPECT_FALSE(t.tokenizer);
