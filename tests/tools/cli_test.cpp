@@ -104,7 +104,7 @@ TEST(CliTest, BenchPrintsOneJsonObjectForScripts) {
   const std::string dir = temp_dir("cli_bench");
   auto out = tpp("init --config " + source_path("configs/tiny.json") + " --out " + dir + "/m --dtype bf16", &code);
   ASSERT_EQ(code, 0) << out;
-  out = tpp("bench -m " + dir + "/m -p 16 -n 4 -r 1 -t 1 -o json", &code);
+  out = tpp("bench -m " + dir + "/m -p 16 -n 4 -r 3 -t 1 -o json", &code);
   ASSERT_EQ(code, 0) << out;
   const auto j = nlohmann::json::parse(out);
   EXPECT_EQ(j.at("dtype"), "bf16");
@@ -113,6 +113,11 @@ TEST(CliTest, BenchPrintsOneJsonObjectForScripts) {
   for (const char* k : {"load_s", "prefill_tokens_per_s", "prefill_matmul_gops", "decode_tokens_per_s",
                         "weight_bytes_per_token", "bandwidth_gb_per_s", "roofline"})
     EXPECT_GT(j.at(k).get<double>(), 0) << k;
+  for (const char* k : {"prefill_tokens_per_s", "decode_tokens_per_s"}) {
+    const std::string key(k);
+    EXPECT_LE(j.at(key + "_mean").get<double>(), j.at(key).get<double>()) << "the best of 3 is at least their mean";
+    EXPECT_GE(j.at(key + "_sd").get<double>(), 0) << key;
+  }
   EXPECT_NEAR(j.at("decode_ms_per_token").get<double>() * j.at("decode_tokens_per_s").get<double>(), 1e3, 1e-6);
   const Model m = load_model(dir + "/m");
   EXPECT_EQ(j.at("weight_bytes_per_token").get<double>(), double(m.weights.matrix_bytes_per_token()));

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,25 @@ double measure_bandwidth(ThreadPool& pool) {
   return best;
 }
 
+// Tokens/s over the repetitions: the best (the figure reported), the mean
+// and the sample standard deviation (as llama-bench reports).
+struct Spread {
+  double best = 0, mean = 0, sd = 0;
+};
+
+Spread spread(const std::vector<double>& v) {
+  Spread s;
+  for (double x : v) {
+    s.best = std::max(s.best, x);
+    s.mean += x / double(v.size());
+  }
+  if (v.size() > 1) {
+    for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(s.sd / double(v.size() - 1));
+  }
+  return s;
+}
+
 }  // namespace
 
 Run add_bench(CLI::App& app) {
@@ -72,17 +92,19 @@ Run add_bench(CLI::App& app) {
     for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(rng.bits(i) % uint64_t(c.vocab_size));
     std::vector<float> logits(static_cast<size_t>(c.vocab_size));
 
-    double prefill = 0, decode = 0;
+    std::vector<double> prefills, decodes;
     for (int rep = 0; rep < o->reps; ++rep) {
       cache.clear();
       auto t0 = clock_type::now();
       transformer.forward(cache, std::span(tokens.data(), size_t(o->prompt)), logits.data(), false, pool);
-      prefill = std::max(prefill, o->prompt / seconds_since(t0));
+      prefills.push_back(o->prompt / seconds_since(t0));
       t0 = clock_type::now();
       for (int i = 0; i < o->n; ++i)
         transformer.forward(cache, std::span(tokens.data() + o->prompt + i, 1), logits.data(), false, pool);
-      decode = std::max(decode, o->n / seconds_since(t0));
+      decodes.push_back(o->n / seconds_since(t0));
     }
+    const Spread prefill_spread = spread(prefills), decode_spread = spread(decodes);
+    const double prefill = prefill_spread.best, decode = decode_spread.best;
     const double bandwidth = measure_bandwidth(pool);
     const double bytes_per_token = double(model.weights.matrix_bytes_per_token());
     const double matmul_ops = 2.0 * double(model.weights.matrix_elements_per_token());
@@ -98,9 +120,13 @@ Run add_bench(CLI::App& app) {
                                 {"load_s", load_s},
                                 {"prompt_tokens", o->prompt},
                                 {"prefill_tokens_per_s", prefill},
+                                {"prefill_tokens_per_s_mean", prefill_spread.mean},
+                                {"prefill_tokens_per_s_sd", prefill_spread.sd},
                                 {"prefill_matmul_gops", prefill * matmul_ops * 1e-9},
                                 {"decode_tokens", o->n},
                                 {"decode_tokens_per_s", decode},
+                                {"decode_tokens_per_s_mean", decode_spread.mean},
+                                {"decode_tokens_per_s_sd", decode_spread.sd},
                                 {"decode_ms_per_token", 1e3 / decode},
                                 {"weight_bytes_per_token", bytes_per_token},
                                 {"bandwidth_gb_per_s", bandwidth * 1e-9},
@@ -111,9 +137,10 @@ Run add_bench(CLI::App& app) {
     fmt::print("model      {} ({} params, {} weights, {:.1f} MB read per decoded token)\n", o->model,
                c.n_params(), dtype, bytes_per_token / 1e6);
     fmt::print("threads    {}   SIMD {}   loaded in {:.2f} s\n", pool.size(), simd, load_s);
-    fmt::print("prefill    pp{:<5} {:8.1f} tokens/s   {:.0f} GOP/s in the matmuls\n", o->prompt, prefill,
-               prefill * matmul_ops * 1e-9);
-    fmt::print("decode     tg{:<5} {:8.1f} tokens/s   {:.2f} ms/token\n", o->n, decode, 1e3 / decode);
+    fmt::print("prefill    pp{:<5} {:8.1f} tokens/s (mean {:.1f} ± {:.1f})   {:.0f} GOP/s in the matmuls\n", o->prompt,
+               prefill, prefill_spread.mean, prefill_spread.sd, prefill * matmul_ops * 1e-9);
+    fmt::print("decode     tg{:<5} {:8.1f} tokens/s (mean {:.1f} ± {:.1f})   {:.2f} ms/token\n", o->n, decode,
+               decode_spread.mean, decode_spread.sd, 1e3 / decode);
     fmt::print("bandwidth  {:.1f} GB/s measured (read, {} threads)\n", bandwidth / 1e9, pool.size());
     fmt::print("roofline   {:.0f} % (decode: weight bytes per token x tokens/s / bandwidth)\n", 100 * roofline);
     return 0;
