@@ -272,6 +272,32 @@ INSTANTIATE_TEST_SUITE_P(AllIsas, Int8KernelTest, ::testing::ValuesIn(kernels::s
 // linear_forward with a packed copy runs the int8 kernels where the table has
 // them: within the activations' rounding of the f32 layer, and the same for
 // one row alone as inside a batch (decode equals prefill, bit for bit).
+// Groups of 16 rows pack independently (pack_weights packs ranges of groups
+// in parallel): packing [0, 16) and [16, M) at their offsets gives the bytes
+// of packing [0, M) at once, for every packed dtype.
+TEST(Int8Test, RangesOfGroupsPackToTheSameBytes) {
+  const int64_t K = 96, M = 37;
+  for (DType t : {DType::q8_0, DType::q4_0, DType::bf16}) {
+    const auto w = random_floats(size_t(M * K), 23, 1.0f);
+    std::vector<std::byte> stored(size_t(M * dtype_bytes(t, K)));
+    if (t == DType::bf16) {
+      for (int64_t i = 0; i < M * K; ++i) {
+        const uint16_t h = f32_to_bf16(w[size_t(i)]);
+        std::memcpy(stored.data() + 2 * i, &h, 2);
+      }
+    } else {
+      quant::quantize_row(t, w.data(), M * K, stored.data());
+    }
+    const size_t bytes = size_t(kernels::packed_bytes(t, M, K));
+    std::vector<std::byte> whole(bytes, std::byte{0x5a}), parts(bytes, std::byte{0xa5});
+    kernels::pack_rows(t, whole.data(), stored.data(), M, K);
+    kernels::pack_rows(t, parts.data(), stored.data(), 16, K);
+    kernels::pack_rows(t, parts.data() + kernels::packed_bytes(t, 16, K), stored.data() + 16 * dtype_bytes(t, K),
+                       M - 16, K);
+    EXPECT_EQ(whole, parts) << dtype_name(t);
+  }
+}
+
 TEST(Int8Test, LinearUsesThePackedCopyAndRowsDoNotDependOnTheBatch) {
   if (!kernels::kernels_for(kernels::supported_isas().back()).quantize_q8)
     GTEST_SKIP() << "this CPU has no level with int8 kernels";

@@ -1,5 +1,6 @@
 #include "tpp/kernels/packed.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "tpp/core/error.h"
@@ -26,11 +27,18 @@ int64_t packed_bytes(DType t, int64_t M, int64_t K) {
 
 void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K) {
   if (t == DType::bf16) {
-    std::memset(dst, 0, size_t(packed_bytes(t, M, K)));
-    const auto* in = static_cast<const std::byte*>(src);
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t j = 0; j < K / 2; ++j)  // the pair k = 2j, 2j+1 of row m
-        std::memcpy(dst + 4 * (((m / kPackRows) * (K / 2) + j) * kPackRows + m % kPackRows), in + 4 * (m * K / 2 + j), 4);
+    // Group by group, chunk by chunk: the output is written in order, the
+    // 16 rows of a group are read as 16 streams.
+    const auto* in = static_cast<const uint32_t*>(src);  // one bf16 pair per element
+    auto* out = reinterpret_cast<uint32_t*>(dst);
+    for (int64_t g = 0; g * kPackRows < M; ++g) {
+      const int64_t rows = std::min<int64_t>(kPackRows, M - g * kPackRows);
+      for (int64_t j = 0; j < K / 2; ++j, out += kPackRows) {
+        int64_t r = 0;
+        for (; r < rows; ++r) std::memcpy(out + r, in + (g * kPackRows + r) * (K / 2) + j, 4);
+        for (; r < kPackRows; ++r) out[r] = 0;
+      }
+    }
     return;
   }
   const int64_t nb = K / kBlock, src_block = dtype_bytes(t, kBlock), bb = block_bytes(t);

@@ -33,6 +33,8 @@ bool has_packed_layout(DType t, int64_t K);
 // Bytes of the packed form of an [M, K] matrix of dtype t.
 int64_t packed_bytes(DType t, int64_t M, int64_t K);
 // Packs rows [0, M) of src (GGUF layout, dtype t) into dst[packed_bytes(t, M, K)].
+// Groups are independent: rows [16i, M) pack into dst + packed_bytes(t, 16i, K),
+// so callers may pack ranges of groups in parallel.
 void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K);
 
 }  // namespace tpp::kernels

@@ -1,6 +1,7 @@
 #include "tpp/model/model.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -8,11 +9,14 @@
 #include <optional>
 #include <set>
 
+#include <sys/mman.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "tpp/core/error.h"
 #include "tpp/core/rng.h"
+#include "tpp/core/thread_pool.h"
 #include "tpp/io/json_file.h"
 #include "tpp/io/mapped_file.h"
 #include "tpp/io/gguf.h"
@@ -82,25 +86,58 @@ int64_t ModelWeights::matrix_elements_per_token() const {
   return n;
 }
 
+namespace {
+
+// One allocation for all of a model's packed copies (a model's size again,
+// written once at load): 2 MiB pages where the kernel offers them, since
+// first-touch page faults, not the packing, dominated filling 4 KiB pages.
+std::shared_ptr<std::byte> packed_arena(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t n = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, n);
+  TPP_CHECK(p, "out of memory: {} bytes for the packed weights", n);
+  madvise(p, n, MADV_HUGEPAGE);  // advice only: 4 KiB pages still work
+  return {static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); }};
+}
+
+}  // namespace
+
 void pack_weights(Model& model) {
   const auto& k = kernels::kernels();
   auto wanted = [&](DType t) { return t == DType::bf16 ? k.matmul_bf16_packed != nullptr : k.quantize_q8 != nullptr; };
   ModelWeights& w = model.weights;
-  auto pack = [&](MatrixRef& m) {
-    if (!m.data || m.packed || !kernels::has_packed_layout(m.dtype, m.cols) || !wanted(m.dtype)) return;
-    auto buf = std::make_shared<std::vector<std::byte>>(size_t(kernels::packed_bytes(m.dtype, m.rows, m.cols)));
-    kernels::pack_rows(m.dtype, buf->data(), m.data, m.rows, m.cols);
-    m.packed = buf->data();
-    w.storage.push_back(std::move(buf));
-  };
-  if (model.config.tie_embeddings) {
-    pack(w.global[TensorId::tok_embd]);
-    w.global[TensorId::output] = w.global[TensorId::tok_embd];
-  } else {
-    pack(w.global[TensorId::output]);
-  }
+  // The embedding table is read by row lookups, from its stored form; it is
+  // packed only as the output matrix it is when tied.
+  const bool tied = model.config.tie_embeddings;
+  std::vector<MatrixRef*> todo{&w.global[tied ? TensorId::tok_embd : TensorId::output]};
   for (auto& layer : w.layers)
-    for (auto& m : layer.t) pack(m);
+    for (auto& m : layer.t) todo.push_back(&m);
+  std::erase_if(todo, [&](const MatrixRef* m) {
+    return !m->data || m->packed || !kernels::has_packed_layout(m->dtype, m->cols) || !wanted(m->dtype);
+  });
+  std::vector<size_t> offset;
+  size_t total = 0;
+  for (const MatrixRef* m : todo) {
+    offset.push_back(total);
+    total += (size_t(kernels::packed_bytes(m->dtype, m->rows, m->cols)) + 63) / 64 * 64;
+  }
+  if (todo.empty()) return;
+  auto arena = packed_arena(total);
+  ThreadPool pool(0);
+  for (size_t i = 0; i < todo.size(); ++i) {
+    MatrixRef& m = *todo[i];
+    const int64_t K = m.cols, groups = (m.rows + kernels::kPackRows - 1) / kernels::kPackRows;
+    const size_t row_bytes = size_t(dtype_bytes(m.dtype, K));
+    std::byte* dst = arena.get() + offset[i];
+    pool.parallel_for(size_t(groups), 8, [&](size_t g0, size_t g1, size_t) {
+      const int64_t r0 = int64_t(g0) * kernels::kPackRows, r1 = std::min(int64_t(g1) * kernels::kPackRows, m.rows);
+      kernels::pack_rows(m.dtype, dst + kernels::packed_bytes(m.dtype, r0, K),
+                         static_cast<const std::byte*>(m.data) + size_t(r0) * row_bytes, r1 - r0, K);
+    });
+    m.packed = dst;
+  }
+  if (tied) w.global[TensorId::output] = w.global[TensorId::tok_embd];
+  w.storage.push_back(std::move(arena));
 }
 
 namespace {
