@@ -72,10 +72,7 @@ TEST(ModelTextTest, GgufStopTokensAndChatTemplate) {
 TEST(ModelTextTest, GgufNoVocabMarkerMeansNoTokenizer) {
   const std::string dir = temp_dir("model_text_no_vocab");
   auto name = [](const char* model) {
-    io::GgufValue v;
-    v.type = io::GgufType::string;
-    v.s = model;
-    return std::vector<std::pair<std::string, io::GgufValue>>{{"tokenizer.ggml.model", v}};
+    return std::vector<std::pair<std::string, io::GgufValue>>{{"tokenizer.ggml.model", io::gguf_string(model)}};
   };
   for (const char* marker : {"no_vocab", "none"}) {
     const std::string path = dir + "/" + marker + ".gguf";

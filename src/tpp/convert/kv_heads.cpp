@@ -15,7 +15,6 @@
 #include "tpp/io/gguf.h"
 #include "tpp/model/gguf_model.h"
 #include "tpp/model/tensor_table.h"
-#include "tpp/tokenizer/gguf_read.h"
 
 namespace tpp::convert {
 namespace {
@@ -234,7 +233,7 @@ void save_converted(const Model& converted, const std::string& source, const std
     return;
   }
   if (gguf_source)
-    TPP_CHECK(!gguf_has_tokenizer(io::GgufFile::open(source)),
+    TPP_CHECK(!io::gguf_has_tokenizer(io::GgufFile::open(source)),
               "convert: --out {}: the tokenizer of {} lives in its GGUF metadata, which a tpp directory cannot "
               "hold; give --out FILE.gguf to keep it",
               out, source);

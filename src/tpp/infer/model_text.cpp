@@ -22,7 +22,7 @@ ModelText load_model_text(const std::string& model_path) {
   std::error_code ec;
   if (fs::is_regular_file(model_path, ec)) {
     const io::GgufFile f = io::GgufFile::open(model_path);
-    if (!gguf_has_tokenizer(f)) return t;
+    if (!io::gguf_has_tokenizer(f)) return t;
     GgufVocab vocab = read_gguf_vocab(f);
     t.tokenizer = BpeTokenizer::from_gguf(vocab);
     for (int32_t id : t.tokenizer->stop_ids()) add_stop(t.stop_ids, id);

@@ -294,6 +294,12 @@ const GgufValue* GgufFile::find(std::string_view key) const {
   return it == kv_.end() ? nullptr : &it->second;
 }
 
+bool gguf_has_tokenizer(const GgufFile& f) {
+  if (!f.find("tokenizer.ggml.model")) return false;
+  const auto model = f.get_string("tokenizer.ggml.model");
+  return !model || (*model != "no_vocab" && *model != "none");
+}
+
 const GgufTensor* GgufFile::find_tensor(std::string_view name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors_[it->second];

@@ -129,6 +129,11 @@ struct GgufWriteTensor {
 void write_gguf(const std::string& path, const std::vector<std::pair<std::string, GgufValue>>& metadata,
                 const std::vector<GgufWriteTensor>& tensors);
 
+// Whether the file carries a tokenizer: tokenizer.ggml.model is present and
+// not one of llama.cpp's markers for a vocabulary-less model ("no_vocab",
+// "none"), which count as no tokenizer, like a missing key.
+bool gguf_has_tokenizer(const GgufFile& f);
+
 // Value builders for write_gguf.
 GgufValue gguf_u32(uint32_t v);
 GgufValue gguf_i32(int32_t v);

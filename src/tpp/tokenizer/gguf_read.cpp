@@ -4,12 +4,6 @@
 
 namespace tpp {
 
-bool gguf_has_tokenizer(const io::GgufFile& f) {
-  if (!f.find("tokenizer.ggml.model")) return false;
-  const auto model = f.get_string("tokenizer.ggml.model");
-  return !model || (*model != "no_vocab" && *model != "none");
-}
-
 GgufVocab read_gguf_vocab(const io::GgufFile& f) {
   GgufVocab v;
   v.source = f.path();

@@ -9,11 +9,6 @@
 
 namespace tpp {
 
-// Whether the file carries a tokenizer: tokenizer.ggml.model is present and
-// not one of llama.cpp's markers for a vocabulary-less model ("no_vocab",
-// "none"), which tpp treats like a file without the key.
-bool gguf_has_tokenizer(const io::GgufFile& f);
-
 // Throws when the file has no tokenizer.ggml.model / tokenizer.ggml.tokens.
 GgufVocab read_gguf_vocab(const io::GgufFile& f);
 

@@ -25,7 +25,7 @@ TextTokenizer TextTokenizer::for_model(const std::string& model_path) {
   std::string what;
   if (fs::is_regular_file(model_path, ec)) {
     const io::GgufFile f = io::GgufFile::open(model_path);
-    if (!gguf_has_tokenizer(f)) return t;
+    if (!io::gguf_has_tokenizer(f)) return t;
     t.bpe_ = std::make_shared<const BpeTokenizer>(BpeTokenizer::from_gguf(read_gguf_vocab(f)));
     what = "the GGUF file's tokenizer";
   } else {
