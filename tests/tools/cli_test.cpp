@@ -501,5 +501,35 @@ TEST(CliTest, HelpShowsDefaultsAndRangesMatchTheLibrary) {
   }
 }
 
+// bench/compare.sh against a stand-in llama-bench that prints llama-bench's
+// JSON (pp 100 tokens/s, tg 20): the table carries tpp's own figures and
+// their ratios to the stand-in's.
+TEST(CliTest, CompareScriptPrintsRatiosToLlamaBench) {
+  std::string out;
+  if (run_command("python3 -c pass", &out) != 0) GTEST_SKIP() << "python3 is not installed (bench/compare.sh needs it)";
+  const std::string dir = temp_dir("cli_compare");
+  write(dir + "/llama-bench", "#!/bin/sh\necho '[{\"n_prompt\": 16, \"n_gen\": 0, \"avg_ts\": 100.0}, "
+                               "{\"n_prompt\": 0, \"n_gen\": 4, \"avg_ts\": 20.0}]'\n");
+  ASSERT_EQ(run_command("chmod +x " + dir + "/llama-bench", &out), 0) << out;
+  const std::string model = source_path("tests/golden/gguf/llama_q8_0.gguf");
+  ASSERT_EQ(run_command("TPP=" + tpp_binary() + " PROMPT=16 GEN=4 ROUNDS=2 THREADS=1 " +
+                            source_path("bench/compare.sh") + " " + dir + "/llama-bench " + model,
+                        &out),
+            0)
+      << out;
+  const size_t row = out.find("| llama_q8_0.gguf | q8_0 | 100.0 | ");
+  ASSERT_NE(row, std::string::npos) << out;
+  std::vector<std::string> cells;
+  std::string line = out.substr(row, out.find('\n', row) - row);
+  for (size_t at = 1, next; (next = line.find(" |", at)) != std::string::npos; at = next + 2)
+    cells.push_back(line.substr(at + 1, next - at - 1));
+  ASSERT_EQ(cells.size(), 10u) << line;
+  EXPECT_EQ(cells[5], "20.0") << line;
+  EXPECT_NEAR(std::stod(cells[4]), std::stod(cells[3]) / 100.0, 0.006) << line;
+  EXPECT_NEAR(std::stod(cells[7]), std::stod(cells[6]) / 20.0, 0.006) << line;
+  EXPECT_NE(run_command(source_path("bench/compare.sh") + " " + dir + "/missing " + model, &out), 0);
+  EXPECT_NE(out.find("is not an executable llama-bench"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace tpp::test
