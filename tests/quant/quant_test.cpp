@@ -269,9 +269,6 @@ TEST_P(Int8KernelTest, EveryLevelIsBitIdenticalToTheDefinition) {
 INSTANTIATE_TEST_SUITE_P(AllIsas, Int8KernelTest, ::testing::ValuesIn(kernels::supported_isas()),
                          [](const ::testing::TestParamInfo<Isa>& info) { return std::string(kernels::isa_name(info.param)); });
 
-// linear_forward with a packed copy runs the int8 kernels where the table has
-// them: within the activations' rounding of the f32 layer, and the same for
-// one row alone as inside a batch (decode equals prefill, bit for bit).
 // Groups of 16 rows pack independently (pack_weights packs ranges of groups
 // in parallel): packing [0, 16) and [16, M) at their offsets gives the bytes
 // of packing [0, M) at once, for every packed dtype.
@@ -298,6 +295,9 @@ TEST(Int8Test, RangesOfGroupsPackToTheSameBytes) {
   }
 }
 
+// linear_forward with a packed copy runs the int8 kernels where the table has
+// them: within the activations' rounding of the f32 layer, and the same for
+// one row alone as inside a batch (decode equals prefill, bit for bit).
 TEST(Int8Test, LinearUsesThePackedCopyAndRowsDoNotDependOnTheBatch) {
   if (!kernels::kernels_for(kernels::supported_isas().back()).quantize_q8)
     GTEST_SKIP() << "this CPU has no level with int8 kernels";
