@@ -17,6 +17,9 @@ Model
   loss: cross-entropy averaged over all B*T tokens (target = next token)
   init: every matrix N(0, 0.02), norm weights 1; all f32
 
+--bf16 runs the forward under torch.autocast("cpu", dtype=torch.bfloat16): matmuls in bf16,
+master weights and optimizer state in f32, as tpp train --bf16.
+
 Training step: forward, loss, backward, clip_grad_norm_(1.0), AdamW(lr 1e-3, betas (0.9, 0.95),
 weight_decay 0.1, applied to every parameter), zero_grad(set_to_none=True).
 Input: one fixed batch of random token ids (torch.randint with --seed), reused every step.
@@ -199,6 +202,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup-steps", type=int, default=2, help="untimed steps before timing")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast (matmuls in bf16, f32 master weights), as tpp train --bf16")
     a = p.parse_args(argv)
     if a.steps < 1:
         p.error("--steps must be >= 1")
@@ -220,8 +225,9 @@ def main(argv=None):
     inputs, targets = data[:, :-1].contiguous(), data[:, 1:].contiguous()
 
     def step():
-        logits = model(inputs)
-        loss = F.cross_entropy(logits.view(-1, a.vocab), targets.view(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            logits = model(inputs)
+        loss = F.cross_entropy(logits.float().view(-1, a.vocab), targets.view(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -242,6 +248,7 @@ def main(argv=None):
     result = {
         "framework": "pytorch",
         "torch": torch.__version__,
+        "dtype": "bf16" if a.bf16 else "f32",
         "params": n_params,
         "batch": a.batch,
         "seq": a.seq,

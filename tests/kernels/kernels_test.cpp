@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -145,6 +146,37 @@ TEST_P(KernelsTest, Bf16DotKernelsMatchTheRoundedOperandsInFloat64) {
     std::vector<float> y(static_cast<size_t>(s.N * s.ldy), -7.0f);
     matmul(y.data(), xb.data(), packed.data(), s.N, s.K, s.m0, s.m1, s.ldy);
     expect_close(y, reference(rx, rw, s), 3 * s.K, "bf16 dot");
+  }
+}
+
+// Packing straight from f32 (training's weights and activations) gives the
+// bytes pack_rows gives for the rounded bf16 matrix, group range by group
+// range; the transposed form those of the rounded transpose; an odd K pads
+// one zero column.
+TEST(PackBf16Test, FromF32MatchesPackingTheRoundedMatrix) {
+  for (auto [M, K] : {std::pair<int64_t, int64_t>{1, 2}, {16, 8}, {37, 22}, {50, 7}, {3, 33}}) {
+    const auto w = random_floats(size_t(M * K), 11, 2.0f);
+    const int64_t Kp = K + (K & 1);
+    auto packed_of = [&](const std::vector<float>& src, int64_t rows, int64_t cols) {  // via pack_rows
+      std::vector<uint16_t> b(size_t(rows * Kp), 0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) b[size_t(r * Kp + c)] = f32_to_bf16(src[size_t(r * cols + c)]);
+      std::vector<std::byte> out(size_t(kernels::packed_bytes(DType::bf16, rows, Kp)));
+      kernels::pack_rows(DType::bf16, out.data(), b.data(), rows, Kp);
+      return out;
+    };
+    const int64_t groups = (M + 15) / 16;
+    std::vector<std::byte> got(size_t(kernels::packed_bytes(DType::bf16, M, Kp)), std::byte{0x5a});
+    for (int64_t g = groups; g > 0; --g) kernels::pack_bf16_rows(got.data(), w.data(), M, K, g - 1, g);
+    EXPECT_EQ(got, packed_of(w, M, K)) << M << " x " << K;
+    // The transposed form of wt [K, M] (row stride M + 3) is w's packed form.
+    const int64_t ld = M + 3;
+    std::vector<float> wt(size_t(K * ld), 1e9f);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) wt[size_t(k * ld + m)] = w[size_t(m * K + k)];
+    std::fill(got.begin(), got.end(), std::byte{0x5a});
+    kernels::pack_bf16_transposed(got.data(), wt.data(), M, K, ld, 0, groups);
+    EXPECT_EQ(got, packed_of(w, M, K)) << M << " x " << K << " transposed";
   }
 }
 

@@ -12,6 +12,8 @@
 #include "common/test_util.h"
 #include "ops/op_test_util.h"
 #include "tpp/core/dtype.h"
+#include "tpp/kernels/api.h"
+#include "tpp/kernels/packed.h"
 #include "tpp/ops/linear.h"
 
 namespace tpp::test {
@@ -199,6 +201,55 @@ TEST(LinearTest, BackwardAccumulatesAndOptionalOutputs) {
   std::vector<double> dw2(dw.size(), 0.0);
   linear_backward<double>(nullptr, false, {dw2.data(), nullptr}, p.r.data(), p.x.data(), p.N, w, pool);
   EXPECT_TRUE(all_close(dw2, once.dw, {1e-14, 1e-14}));
+}
+
+// bf16 W (training's bf16 compute): dy and x are rounded to bf16 and both
+// products run on the bf16 dot kernels. Against double over the rounded
+// operands (products of bf16 values are exact, sums f32: the f32 reduction
+// bound); db is the colsum of the unrounded dy; dx_accumulate adds. Odd N
+// (x^T padded with a zero), K off the 16-row groups, M even.
+TEST(LinearTest, Bf16BackwardRunsOnRoundedOperands) {
+  const auto& k = kernels::kernels();
+  if (!k.to_bf16 || !k.matmul_bf16_packed) GTEST_SKIP() << "this CPU has no bf16 dot kernels";
+  ThreadPool pool(2);
+  for (int64_t N : {7, 64}) {
+    Problem p = make_problem(N, 38, 22, 70);
+    const StoredW w = store(p, DType::bf16);
+    std::vector<std::byte> fwd(size_t(kernels::packed_bytes(DType::bf16, p.M, p.K)));
+    std::vector<std::byte> bwd(size_t(kernels::packed_bytes(DType::bf16, p.K, p.M)));
+    kernels::pack_rows(DType::bf16, fwd.data(), w.u16.data(), p.M, p.K);
+    kernels::pack_bf16_transposed(bwd.data(), w.f32.data(), p.K, p.M, p.K, 0, (p.K + 15) / 16);
+    MatrixRef W = w.ref;
+    W.packed = fwd.data();
+    W.packed_t = bwd.data();
+    const auto x = to_f32(p.x), dy = to_f32(p.r);
+    std::vector<float> dx(x.size(), 0.5f), dw(w.f32.size(), 0.25f), db(size_t(p.M), 0.0f);
+    linear_backward<float>(dx.data(), true, {dw.data(), db.data()}, dy.data(), x.data(), N, W, pool);
+    // The reference: the double backward over bf16-rounded W, x and dy.
+    auto rounded = [](std::vector<double> v) {
+      for (auto& e : v) e = bf16_to_f32(f32_to_bf16(float(e)));
+      return v;
+    };
+    Problem r = p;
+    r.W = w.f64;
+    r.x = rounded(p.x);
+    r.r = rounded(p.r);
+    const auto ref = run_backward<double>(r, pool);
+    std::vector<double> want_dx = ref.dx, want_dw = ref.dw;
+    for (auto& v : want_dx) v += 0.5;
+    for (auto& v : want_dw) v += 0.25;
+    EXPECT_TRUE(all_close(to_f64(dx), want_dx, kF32Reduction)) << "dx, N " << N;
+    EXPECT_TRUE(all_close(to_f64(dw), want_dw, kF32Reduction)) << "dw, N " << N;
+    EXPECT_TRUE(all_close(to_f64(db), run_backward<double>(p, pool).db, kF32Reduction)) << "db, N " << N;
+    // Not vacuous: the unrounded operands give a dw farther away than the bound.
+    std::vector<double> exact = run_backward<double>(p, pool).dw;
+    for (auto& v : exact) v += 0.25;
+    EXPECT_FALSE(all_close(to_f64(dw), exact, kF32Reduction)) << "dw, N " << N;
+    // Without dx_accumulate dx is written, not added to.
+    std::vector<float> dx2(x.size(), 9.0f), dw2(w.f32.size(), 0.0f);
+    linear_backward<float>(dx2.data(), false, {dw2.data(), nullptr}, dy.data(), x.data(), N, W, pool);
+    EXPECT_TRUE(all_close(to_f64(dx2), ref.dx, kF32Reduction)) << "dx written, N " << N;
+  }
 }
 
 class LinearIsaTest : public ::testing::TestWithParam<kernels::Isa> {};

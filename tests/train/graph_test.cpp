@@ -8,6 +8,7 @@
 
 #include "common/test_util.h"
 #include "model/model_test_util.h"
+#include "tpp/core/dtype.h"
 #include "tpp/core/rng.h"
 #include "tpp/kernels/api.h"
 #include "tpp/train/graph.h"
@@ -137,6 +138,50 @@ TEST_P(TrainGraphTest, GradientsMatchFiniteDifferences) {
 // Sequences longer than the attention row blocks (64), with a window that
 // straddles them, local and global layers, soft-cap and plus-one softmax:
 // forward against inference, a sample of gradients against finite differences.
+// bf16 compute (Bf16Weights: every projection and its backward on bf16 dot
+// kernels, activations rounded to bf16 at each matmul input) against the f32
+// graph over the same bf16-rounded weights: the loss within 1 %, and every
+// matrix's gradient within 5 % in relative L2 norm (bf16 keeps 8 significant
+// bits: about 0.4 % per rounding, several roundings deep).
+TEST_P(TrainGraphTest, Bf16ComputeTracksF32Gradients) {
+  if (!train::Bf16Weights::supported()) GTEST_SKIP() << "this CPU has no bf16 dot kernels";
+  const Model model = load_model(GetParam());
+  const ModelConfig& c = model.config;
+  const ParamLayout layout = train::make_layout(c);
+  auto params = train::params_from_model(model, layout);
+  for (const auto& e : layout.entries)
+    if (e.matrix)
+      for (int64_t i = e.offset; i < e.offset + e.size; ++i) params[size_t(i)] = bf16_to_f32(f32_to_bf16(params[size_t(i)]));
+  const int64_t B = 2, T = seq_len(c, 12);
+  const TokenBatch tb = make_batch(B, T, c.vocab_size, 5);
+  ThreadPool pool(2);
+  Graph<float> gf(c, layout), gb(c, layout);
+  std::vector<float> want(params.size(), 0.0f), got(params.size(), 0.0f);
+  const double lf = gf.forward(params.data(), tb.batch(B, T), pool);
+  gf.backward(params.data(), want.data(), 1.0f, pool);
+  train::Bf16Weights bw(layout);
+  const ModelWeights& w = bw.refresh(params.data(), pool);
+  EXPECT_EQ(w.layers[0][TensorId::attn_output].dtype, DType::bf16);
+  const double lb = gb.forward(w, tb.batch(B, T), pool);
+  gb.backward(w, got.data(), 1.0f, pool);
+  EXPECT_NEAR(lb, lf, 0.01 * lf);
+  int matrices = 0;
+  for (const auto& e : layout.entries) {
+    // (Vectors aside: some gradients are zero in exact arithmetic, e.g. a
+    // K bias, which shifts every score of a query alike.)
+    if (!e.matrix) continue;
+    double diff = 0, norm = 0;
+    for (int64_t i = e.offset; i < e.offset + e.size; ++i) {
+      diff += std::pow(double(got[size_t(i)]) - want[size_t(i)], 2);
+      norm += std::pow(double(want[size_t(i)]), 2);
+    }
+    if (norm < 1e-20) continue;
+    ++matrices;
+    EXPECT_LT(std::sqrt(diff / norm), 0.05) << e.name;
+  }
+  EXPECT_GT(matrices, 0);
+}
+
 TEST(TrainGraphLongTest, BlockedAttentionOverLongSequences) {
   ModelConfig c;
   c.d_model = 16;

@@ -106,6 +106,8 @@ class GgufFile {
 
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   const GgufTensor* find_tensor(std::string_view name) const;  // nullptr when absent
+  // The mapping the tensors point into.
+  std::shared_ptr<const MappedFile> mapping() const { return file_; }
 
  private:
   std::string path_;

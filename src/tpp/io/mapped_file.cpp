@@ -67,6 +67,20 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   return f;  // the mapping outlives the descriptor
 }
 
+bool MappedFile::contains(const void* p, size_t n) const {
+  const auto a = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(data_);
+  return data_ && a >= base && a - base <= size_ && n <= size_ - (a - base);
+}
+
+void MappedFile::release(const void* p, size_t n) const {
+  TPP_CHECK(contains(p, n), "{}: release of {} bytes outside the mapping", path_, n);
+  const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t begin = (a + page - 1) / page * page, end = (a + n) / page * page;
+  // A private read-only file mapping: dropped pages read back from the file.
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
 }

@@ -18,6 +18,13 @@ class MappedFile {
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // Whether [p, p + n) lies inside the mapping.
+  bool contains(const void* p, size_t n) const;
+  // Gives back this process's copies of the whole pages inside [p, p + n)
+  // (which must lie in the mapping): the mapping stays valid and a later read
+  // faults the page in again from the file. For bytes already copied
+  // elsewhere (packed weights), so they stop counting twice in RSS.
+  void release(const void* p, size_t n) const;
 
  private:
   MappedFile() = default;

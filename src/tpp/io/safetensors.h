@@ -68,6 +68,8 @@ class SafeTensors {
   const std::vector<TensorEntry>& tensors() const { return tensors_; }
   const TensorEntry* find(const std::string& name) const;  // nullptr when absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // The mapping the tensors point into; null when parsed from a caller's buffer.
+  std::shared_ptr<const MappedFile> mapping() const { return file_; }
 
  private:
   std::string path_;

@@ -71,4 +71,37 @@ void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K) {
   }
 }
 
+namespace {
+
+// Groups [g_begin, g_end) of a bf16 packed [M, K] matrix (K padded to even)
+// whose element (m, k) is at(m, k) for m < M, k < K.
+template <class At>
+void pack_bf16_groups(std::byte* dst, int64_t M, int64_t K, int64_t g_begin, int64_t g_end, const At& at) {
+  const int64_t pairs = (K + 1) / 2;
+  auto* out = reinterpret_cast<uint32_t*>(dst) + g_begin * kPackRows * pairs;
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    const int64_t rows = std::min<int64_t>(kPackRows, M - g * kPackRows);
+    for (int64_t j = 0; j < pairs; ++j, out += kPackRows) {
+      int64_t r = 0;
+      for (; r < rows; ++r) {
+        const int64_t m = g * kPackRows + r, k = 2 * j;
+        const uint32_t lo = f32_to_bf16(at(m, k)), hi = k + 1 < K ? f32_to_bf16(at(m, k + 1)) : 0u;
+        out[r] = lo | hi << 16;
+      }
+      for (; r < kPackRows; ++r) out[r] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+void pack_bf16_rows(std::byte* dst, const float* src, int64_t M, int64_t K, int64_t g_begin, int64_t g_end) {
+  pack_bf16_groups(dst, M, K, g_begin, g_end, [&](int64_t m, int64_t k) { return src[m * K + k]; });
+}
+
+void pack_bf16_transposed(std::byte* dst, const float* src, int64_t M, int64_t K, int64_t ld, int64_t g_begin,
+                          int64_t g_end) {
+  pack_bf16_groups(dst, M, K, g_begin, g_end, [&](int64_t m, int64_t k) { return src[k * ld + m]; });
+}
+
 }  // namespace tpp::kernels

@@ -135,6 +135,10 @@ void pack_weights(Model& model) {
                          static_cast<const std::byte*>(m.data) + size_t(r0) * row_bytes, r1 - r0, K);
     });
     m.packed = dst;
+    // The stored copy is now read only by fallbacks (another ISA forced) and
+    // row lookups of a tied embedding; pages come back from the file on demand.
+    for (const auto& f : w.mappings)
+      if (f->contains(m.data, size_t(m.bytes()))) f->release(m.data, size_t(m.bytes()));
   }
   if (tied) w.global[TensorId::output] = w.global[TensorId::tok_embd];
   w.storage.push_back(std::move(arena));
@@ -240,6 +244,7 @@ Model load_gguf_model(const std::string& path) {
   m.naming = NameStyle::gguf;
   m.config = config_from_gguf(*f);
   m.weights.storage.push_back(f);
+  m.weights.mappings.push_back(f->mapping());
   TensorSource src;
   src.style = NameStyle::gguf;
   const Family* fam = family_for_gguf_arch(f->get_string("general.architecture").value_or(""));
@@ -302,6 +307,7 @@ Model load_model(const std::string& dir) {
   }
   for (const auto& f : files) {
     m.weights.storage.push_back(f);
+    if (f->mapping()) m.weights.mappings.push_back(f->mapping());
     for (const auto& t : f->tensors())
       if (!where.count(t.name)) where[t.name] = f.get();
   }

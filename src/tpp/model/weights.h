@@ -17,6 +17,10 @@
 #include "tpp/core/error.h"
 #include "tpp/ops/linear.h"
 
+namespace tpp::io {
+class MappedFile;
+}
+
 namespace tpp {
 
 // One id per row of the tensor table, in table order; the per-layer ones
@@ -54,6 +58,9 @@ struct ModelWeights {
   std::vector<TensorSlots> layers;  // per-layer tensors
   // What keeps the tensors alive: mappings or owned buffers.
   std::vector<std::shared_ptr<const void>> storage;
+  // The read-only file mappings among them: pack_weights gives back the
+  // pages of a matrix it has copied into the packed layout.
+  std::vector<std::shared_ptr<const io::MappedFile>> mappings;
 
   const MatrixRef& get(TensorId id, int layer) const {
     return is_per_layer(id) ? layers[size_t(layer)][id] : global[id];

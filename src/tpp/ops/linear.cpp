@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
+#include "tpp/kernels/packed.h"
 #include "tpp/ops/gemm.h"
 
 namespace tpp {
@@ -207,9 +209,85 @@ void linear_forward_multi(const double* x, int64_t N, std::span<const LinearOutT
   for (const auto& o : outs) linear_forward(o.y, x, N, *o.w, o.bias, pool);
 }
 
+namespace {
+
+// linear_backward for bf16 W (see linear.h).
+void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, const float* dy, const float* x,
+                          int64_t N, const MatrixRef& W, ThreadPool& pool) {
+  const auto& k = kernels::kernels();
+  const int64_t M = W.rows, K = W.cols;
+  TPP_CHECK(W.packed && W.packed_t && M % 2 == 0 && k.to_bf16 && k.matmul_bf16_packed,
+            "linear backward: bf16 weights need an even row count, both packed forms and a CPU with bf16 dot kernels");
+  // This thread's buffers, bound here: a thread_local named inside a lambda
+  // would be the worker's own.
+  thread_local std::vector<uint16_t> dyb_tls, dyt_tls;
+  thread_local std::vector<float> acc_tls;
+  thread_local std::vector<std::byte> xt_tls;
+  auto &dyb = dyb_tls, &dyt = dyt_tls;
+  auto& acc = acc_tls;
+  auto& xt = xt_tls;
+  if (dx) {
+    // dx[n, k] = sum_m dy[n, m] W[m, k]: the packed W^T has K rows of M.
+    dyb.resize(size_t(N * M));
+    for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(dyb.data() + n0 * M, dy + n0 * M, (n1 - n0) * M); });
+    float* out = dx;
+    if (dx_accumulate) {
+      acc.resize(size_t(N * K));
+      out = acc.data();
+    }
+    pool.parallel_for(size_t(K), 16, [&](size_t k0, size_t k1, size_t) {
+      k.matmul_bf16_packed(out, dyb.data(), W.packed_t, N, M, int64_t(k0), int64_t(k1), K);
+      if (dx_accumulate)
+        for (int64_t n = 0; n < N; ++n)
+          for (auto c = int64_t(k0); c < int64_t(k1); ++c) dx[n * K + c] += out[n * K + c];
+    });
+  }
+  // dw[m, k] += sum_n dy[n, m] x[n, k]: dy^T (M rows of N) against the packed
+  // x^T (K rows of N), N padded to even with a zero.
+  const int64_t Np = N + (N & 1), groups = (K + kernels::kPackRows - 1) / kernels::kPackRows;
+  xt.resize(size_t(kernels::packed_bytes(DType::bf16, K, Np)));
+  pool.parallel_for(size_t(groups), 1, [&](size_t g0, size_t g1, size_t) {
+    kernels::pack_bf16_transposed(xt.data(), x, K, N, K, int64_t(g0), int64_t(g1));
+  });
+  dyt.resize(size_t(M * Np));
+  pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
+    constexpr int64_t kB = 16;
+    for (int64_t n0 = 0; n0 < N; n0 += kB)
+      for (auto m = int64_t(m0); m < int64_t(m1); ++m)
+        for (int64_t n = n0; n < std::min(N, n0 + kB); ++n) dyt[size_t(m * Np + n)] = f32_to_bf16(dy[n * M + m]);
+    if (Np != N)
+      for (auto m = int64_t(m0); m < int64_t(m1); ++m) dyt[size_t(m * Np + N)] = 0;
+  });
+  constexpr int64_t kRows = 64;  // rows of dw per kernel call, through a per-worker buffer
+  thread_local std::vector<float> tile_tls;
+  pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
+    std::vector<float>& tile = tile_tls;  // named in the lambda: the worker's own
+    tile.resize(size_t(kRows * K));
+    for (auto m = int64_t(m0); m < int64_t(m1); m += kRows) {
+      const int64_t rows = std::min(kRows, int64_t(m1) - m);
+      k.matmul_bf16_packed(tile.data(), dyt.data() + m * Np, xt.data(), rows, Np, 0, K, K);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* dst = g.dw + (m + r) * K;
+        const float* src = tile.data() + r * K;
+        for (int64_t c = 0; c < K; ++c) dst[c] += src[c];
+      }
+    }
+    if (g.db)
+      for (int64_t n = 0; n < N; ++n) {
+        const float* row = dy + n * M;
+        for (size_t m = m0; m < m1; ++m) g.db[m] += row[m];
+      }
+  });
+}
+
+}  // namespace
+
 template <class R>
 void linear_backward(R* dx, bool dx_accumulate, LinearGrads<R> g, const R* dy, const R* x, int64_t N,
                      const MatrixRef& W, ThreadPool& pool) {
+  if constexpr (std::is_same_v<R, float>) {
+    if (W.dtype == DType::bf16) return linear_backward_bf16(dx, dx_accumulate, g, dy, x, N, W, pool);
+  }
   constexpr DType dt = std::is_same_v<R, double> ? DType::f64 : DType::f32;
   TPP_CHECK(W.dtype == dt, "linear backward: weights stored as {}, expected {}", dtype_name(W.dtype),
             dtype_name(dt));

@@ -27,6 +27,9 @@ struct MatrixRef {
   // (tpp/kernels/packed.h), or nullptr; owned with the model. linear_forward
   // uses it when the kernel table has those kernels, and `data` otherwise.
   const void* packed = nullptr;
+  // bf16 training: W^T packed the same way ([cols, rows]), which the input
+  // gradient dx = dy W multiplies by; nullptr elsewhere.
+  const void* packed_t = nullptr;
   int64_t bytes() const { return rows * dtype_bytes(dtype, cols); }
   const std::byte* row_data(int64_t r) const { return static_cast<const std::byte*>(data) + r * dtype_bytes(dtype, cols); }
   // Row r widened to f32 into out[cols] (embedding lookup).
@@ -56,6 +59,9 @@ void linear_forward_multi(const double* x, int64_t N, std::span<const LinearOutT
 // Backward of y = x W^T + b (W in f32 for float, f64 for double):
 //   dx = (or +=, dx_accumulate) dy W;  dw += dy^T x;  db += colsum(dy).
 // dx may be null (no input gradient wanted); db may be null (no bias).
+// bf16 W (float only) needs both packed forms and the bf16 dot kernels: dy
+// and x are rounded to bf16 and both products run on bf16 dot instructions
+// with f32 sums (dw stays f32), as a bf16 forward runs.
 template <class R>
 struct LinearGrads {
   R* dw = nullptr;  // [M, K]

@@ -48,6 +48,16 @@ Graph<R>::~Graph() {
 
 template <class R>
 double Graph<R>::forward(const R* params, const Batch& batch, ThreadPool& pool) {
+  return forward(weights_view(impl_->L, params), batch, pool);
+}
+
+template <class R>
+void Graph<R>::backward(const R* params, R* grads, R scale, ThreadPool& pool) {
+  backward(weights_view(impl_->L, params), grads, scale, pool);
+}
+
+template <class R>
+double Graph<R>::forward(const ModelWeights& w, const Batch& batch, ThreadPool& pool) {
   Impl& m = *impl_;
   const ModelConfig& c = m.c;
   TPP_CHECK(batch.B > 0 && batch.T > 0, "train: empty batch ({} x {})", batch.B, batch.T);
@@ -64,7 +74,6 @@ double Graph<R>::forward(const R* params, const Batch& batch, ThreadPool& pool) 
   std::vector<SeqRows> seqs;
   for (int64_t b = 0; b < batch.B; ++b) seqs.push_back({b * batch.T, batch.T, 0, nullptr});
   m.block.plan(m.plan, seqs);
-  const ModelWeights w = weights_view(m.L, params);
   m.x.resize(size_t(N * d));
   m.block.embed(m.x.data(), m.tokens.data(), m.plan, w, pool);
   for (int l = 0; l < c.n_layers; ++l)
@@ -78,12 +87,11 @@ double Graph<R>::forward(const R* params, const Batch& batch, ThreadPool& pool) 
 }
 
 template <class R>
-void Graph<R>::backward(const R* params, R* grads, R scale, ThreadPool& pool) {
+void Graph<R>::backward(const ModelWeights& w, R* grads, R scale, ThreadPool& pool) {
   Impl& m = *impl_;
   const ModelConfig& c = m.c;
   const int64_t N = m.N, d = c.d_model, V = c.vocab_size;
   TPP_CHECK(N > 0 && logits_.size() == size_t(N * V), "train: backward() without a forward()");
-  const ModelWeights w = weights_view(m.L, params);
   const TensorGrads<R> gg = m.grads_of(grads, -1);
   // dlogits in place, through the final soft-cap.
   cross_entropy_backward(logits_.data(), m.targets.data(), N, V, scale, R(c.final_softcap), pool);

@@ -41,6 +41,10 @@ class Graph {
   double forward(const R* params, const Batch& batch, ThreadPool& pool);
   // grads += scale * d(loss)/d(params), for the last forward's batch.
   void backward(const R* params, R* grads, R scale, ThreadPool& pool);
+  // The same over weights laid out as the graph's layout but stored as the
+  // caller prepared them (bf16 compute: Bf16Weights); grads stay in the layout.
+  double forward(const ModelWeights& w, const Batch& batch, ThreadPool& pool);
+  void backward(const ModelWeights& w, R* grads, R scale, ThreadPool& pool);
 
   // Logits of the last forward, [N, V] (after the final soft-cap).
   const std::vector<R>& logits() const { return logits_; }

@@ -1,10 +1,13 @@
 #include "tpp/train/params.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <type_traits>
 
 #include "tpp/core/error.h"
+#include "tpp/kernels/api.h"
+#include "tpp/kernels/packed.h"
 #include "tpp/model/tensor_table.h"
 
 namespace tpp::train {
@@ -61,6 +64,81 @@ ModelWeights weights_view(const ParamLayout& layout, const R* params) {
 }
 template ModelWeights weights_view(const ParamLayout&, const float*);
 template ModelWeights weights_view(const ParamLayout&, const double*);
+
+Bf16Weights::Bf16Weights(const ParamLayout& layout) : layout_(layout), packed_(nullptr, std::free) {
+  TPP_CHECK(supported(), "bf16 weights: this CPU has no bf16 dot kernels");
+  const bool tied = layout.global[size_t(TensorId::output)] == layout.global[size_t(TensorId::tok_embd)];
+  size_t n_bf16 = 0, n_rounded = 0, n_packed = 0;
+  auto aligned = [](int64_t bytes) { return size_t(bytes + 63) / 64 * 64; };
+  for (const auto& e : layout.entries) {
+    if (!e.matrix) continue;
+    const int64_t rows = e.shape[0], cols = e.shape[1];
+    const bool linear = e.id != TensorId::pos_embd && (e.id != TensorId::tok_embd || tied);
+    const bool packed = linear && rows % 2 == 0 && cols % 2 == 0;
+    Matrix mx{&e, packed, linear && !packed};
+    size_t& n = mx.rounded ? n_rounded : n_bf16;
+    mx.values = n;
+    n += size_t(e.size);
+    if (mx.packed) {
+      mx.fwd = n_packed;
+      n_packed += aligned(kernels::packed_bytes(DType::bf16, rows, cols));
+      mx.bwd = n_packed;
+      n_packed += aligned(kernels::packed_bytes(DType::bf16, cols, rows));
+    }
+    matrices_.push_back(mx);
+  }
+  bf16_.resize(n_bf16);
+  rounded_.resize(n_rounded);
+  if (n_packed) {
+    packed_.reset(static_cast<std::byte*>(std::aligned_alloc(64, n_packed)));
+    TPP_CHECK(packed_, "out of memory: {} bytes for the packed bf16 weights", n_packed);
+  }
+}
+
+bool Bf16Weights::supported() {
+  const auto& k = kernels::kernels();
+  return k.to_bf16 && k.matmul_bf16_packed;
+}
+
+const ModelWeights& Bf16Weights::refresh(const float* params, ThreadPool& pool) {
+  const auto& k = kernels::kernels();
+  weights_ = weights_view(layout_, params);
+  for (const Matrix& mx : matrices_) {
+    const ParamEntry& e = *mx.entry;
+    const int64_t rows = e.shape[0], cols = e.shape[1];
+    const float* src = params + e.offset;
+    MatrixRef& ref = weights_.get(e.id, e.layer);
+    if (mx.rounded) {
+      float* dst = rounded_.data() + mx.values;
+      pool.parallel_for(size_t(e.size), 4096, [&](size_t i0, size_t i1, size_t) {
+        for (size_t i = i0; i < i1; ++i) dst[i] = bf16_to_f32(f32_to_bf16(src[i]));
+      });
+      ref = MatrixRef{DType::f32, dst, rows, cols};
+      continue;
+    }
+    uint16_t* dst = bf16_.data() + mx.values;
+    pool.parallel_for(size_t(e.size), 4096, [&](size_t i0, size_t i1, size_t) {
+      k.to_bf16(dst + i0, src + i0, int64_t(i1 - i0));
+    });
+    ref = MatrixRef{DType::bf16, dst, rows, cols};
+    if (!mx.packed) continue;
+    std::byte* fwd = packed_.get() + mx.fwd;
+    std::byte* bwd = packed_.get() + mx.bwd;
+    const int64_t gf = (rows + kernels::kPackRows - 1) / kernels::kPackRows;
+    const int64_t gb = (cols + kernels::kPackRows - 1) / kernels::kPackRows;
+    pool.parallel_for(size_t(gf + gb), 1, [&](size_t g0, size_t g1, size_t) {
+      for (auto g = int64_t(g0); g < int64_t(g1); ++g) {
+        if (g < gf) kernels::pack_bf16_rows(fwd, src, rows, cols, g, g + 1);
+        else kernels::pack_bf16_transposed(bwd, src, cols, rows, cols, g - gf, g - gf + 1);
+      }
+    });
+    ref.packed = fwd;
+    ref.packed_t = bwd;
+  }
+  if (layout_.global[size_t(TensorId::output)] == layout_.global[size_t(TensorId::tok_embd)])
+    weights_.global[TensorId::output] = weights_.global[TensorId::tok_embd];
+  return weights_;
+}
 
 std::vector<float> params_from_model(const Model& model, const ParamLayout& layout) {
   std::vector<float> out(size_t(layout.total));

@@ -6,10 +6,12 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "tpp/core/thread_pool.h"
 #include "tpp/model/model.h"
 
 namespace tpp::train {
@@ -51,6 +53,37 @@ std::vector<float> params_from_model(const Model& model, const ParamLayout& layo
 // what the shared forward reads during training.
 template <class R>
 ModelWeights weights_view(const ParamLayout& layout, const R* params);
+
+// bf16 compute weights for training on a CPU with bf16 dot kernels: the
+// matrices of the f32 master weights rounded to bf16, and those a linear
+// layer reads packed both ways (W for the forward, W^T for the input
+// gradient), so that every projection and its backward run on bf16 dot
+// instructions. Vectors (norms, biases) stay f32 views of the master
+// weights; a matrix with no packed layout (an odd dimension) stays an f32
+// copy rounded to bf16 values.
+class Bf16Weights {
+ public:
+  explicit Bf16Weights(const ParamLayout& layout);
+  // Whether this CPU has the kernels (otherwise callers round in f32).
+  static bool supported();
+  // The weights for `params` (f32), valid until the next refresh.
+  const ModelWeights& refresh(const float* params, ThreadPool& pool);
+
+ private:
+  struct Matrix {
+    const ParamEntry* entry;
+    bool packed;   // read by a linear layer: bf16 with both packed forms
+    bool rounded;  // read by a linear layer but not packable: f32 rounded to bf16 values
+    // (otherwise read by row lookups only: bf16)
+    size_t values = 0, fwd = 0, bwd = 0;  // offsets: into bf16_ or rounded_ (elements), packed_ (bytes)
+  };
+  const ParamLayout& layout_;
+  std::vector<Matrix> matrices_;
+  std::vector<uint16_t> bf16_;
+  std::vector<float> rounded_;  // matrices without a packed layout
+  std::unique_ptr<std::byte, void (*)(void*)> packed_;  // 64-byte aligned
+  ModelWeights weights_;
+};
 
 // A model whose weights are a copy of `params` (f32), for saving, generation
 // and evaluation with the inference engine.

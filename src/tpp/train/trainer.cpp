@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -291,6 +292,8 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
 
   Graph<float> graph(config, layout);
   std::vector<float> grads(size_t(layout.total)), compute;
+  std::unique_ptr<Bf16Weights> bf16;
+  if (o.bf16 && Bf16Weights::supported()) bf16 = std::make_unique<Bf16Weights>(layout);
   std::vector<int32_t> inputs, targets;
   const bool tty = ::isatty(2);
   if (o.progress)
@@ -319,10 +322,12 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
   for (; s < steps; ++s) {
     if (o.stop_after > 0 && s - start >= o.stop_after) break;
     const auto ts = Clock::now();
+    // bf16 compute: the step's matrices are the f32 master weights rounded
+    // to bf16 (on bf16 dot kernels where the CPU has them); the master
+    // weights and the optimizer state receive the update in f32.
     const float* p = params.data();
-    if (o.bf16) {
-      // bf16 compute: the step runs on bf16-rounded matrices; the f32 master
-      // weights and the optimizer state receive the update.
+    const ModelWeights* bw = bf16 ? &bf16->refresh(params.data(), pool) : nullptr;
+    if (o.bf16 && !bf16) {
       compute = params;
       for (const auto& e : layout.entries)
         if (e.matrix)
@@ -333,7 +338,8 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
     double loss = 0;
     for (int micro = 0; micro < K; ++micro) {
       sampler.sample(s, micro, B, T, inputs, targets);
-      const double l = graph.forward(p, {B, T, inputs.data(), targets.data()}, pool);
+      const Batch batch{B, T, inputs.data(), targets.data()};
+      const double l = bw ? graph.forward(*bw, batch, pool) : graph.forward(p, batch, pool);
       if (!std::isfinite(l)) {
         const std::string bad = first_non_finite(layout, params);
         fail("train: step {}: the loss is {}; {}", s + 1, l,
@@ -341,7 +347,8 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
                                        graph.first_non_finite())
                          : fmt::format("parameter '{}' holds a non-finite value", bad));
       }
-      graph.backward(p, grads.data(), 1.0f / float(K), pool);
+      if (bw) graph.backward(*bw, grads.data(), 1.0f / float(K), pool);
+      else graph.backward(p, grads.data(), 1.0f / float(K), pool);
       loss += l / double(K);
     }
     const double gnorm = clip_global_norm(grads, o.clip, pool);
