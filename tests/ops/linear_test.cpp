@@ -218,7 +218,7 @@ TEST(LinearTest, Bf16BackwardRunsOnRoundedOperands) {
     std::vector<std::byte> fwd(size_t(kernels::packed_bytes(DType::bf16, p.M, p.K)));
     std::vector<std::byte> bwd(size_t(kernels::packed_bytes(DType::bf16, p.K, p.M)));
     kernels::pack_rows(DType::bf16, fwd.data(), w.u16.data(), p.M, p.K);
-    kernels::pack_bf16_transposed(bwd.data(), w.f32.data(), p.K, p.M, p.K, 0, (p.K + 15) / 16);
+    kernels::pack_bf16_transposed(bwd.data(), w.u16.data(), p.K, p.M, p.K, 0, (p.K + 15) / 16);
     MatrixRef W = w.ref;
     W.packed = fwd.data();
     W.packed_t = bwd.data();

@@ -71,37 +71,26 @@ void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K) {
   }
 }
 
-namespace {
-
-// Groups [g_begin, g_end) of a bf16 packed [M, K] matrix (K padded to even)
-// whose element (m, k) is at(m, k) for m < M, k < K.
-template <class At>
-void pack_bf16_groups(std::byte* dst, int64_t M, int64_t K, int64_t g_begin, int64_t g_end, const At& at) {
+void pack_bf16_transposed(std::byte* dst, const uint16_t* src, int64_t M, int64_t K, int64_t ld, int64_t g_begin,
+                          int64_t g_end) {
+  // Chunk j of group g pairs rows 2j and 2j + 1 of src over the group's 16
+  // columns: two contiguous reads, one contiguous write.
   const int64_t pairs = (K + 1) / 2;
   auto* out = reinterpret_cast<uint32_t*>(dst) + g_begin * kPackRows * pairs;
   for (int64_t g = g_begin; g < g_end; ++g) {
-    const int64_t rows = std::min<int64_t>(kPackRows, M - g * kPackRows);
+    const int64_t m0 = g * kPackRows, rows = std::min<int64_t>(kPackRows, M - m0);
     for (int64_t j = 0; j < pairs; ++j, out += kPackRows) {
-      int64_t r = 0;
-      for (; r < rows; ++r) {
-        const int64_t m = g * kPackRows + r, k = 2 * j;
-        const uint32_t lo = f32_to_bf16(at(m, k)), hi = k + 1 < K ? f32_to_bf16(at(m, k + 1)) : 0u;
-        out[r] = lo | hi << 16;
+      const uint16_t* lo = src + 2 * j * ld + m0;
+      if (2 * j + 1 < K && rows == kPackRows) {
+        const uint16_t* hi = lo + ld;
+        for (int64_t r = 0; r < kPackRows; ++r) out[r] = uint32_t(lo[r]) | uint32_t(hi[r]) << 16;
+        continue;
       }
+      int64_t r = 0;
+      for (; r < rows; ++r) out[r] = uint32_t(lo[r]) | (2 * j + 1 < K ? uint32_t(lo[ld + r]) << 16 : 0u);
       for (; r < kPackRows; ++r) out[r] = 0;
     }
   }
-}
-
-}  // namespace
-
-void pack_bf16_rows(std::byte* dst, const float* src, int64_t M, int64_t K, int64_t g_begin, int64_t g_end) {
-  pack_bf16_groups(dst, M, K, g_begin, g_end, [&](int64_t m, int64_t k) { return src[m * K + k]; });
-}
-
-void pack_bf16_transposed(std::byte* dst, const float* src, int64_t M, int64_t K, int64_t ld, int64_t g_begin,
-                          int64_t g_end) {
-  pack_bf16_groups(dst, M, K, g_begin, g_end, [&](int64_t m, int64_t k) { return src[k * ld + m]; });
 }
 
 }  // namespace tpp::kernels

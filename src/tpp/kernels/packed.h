@@ -37,17 +37,13 @@ int64_t packed_bytes(DType t, int64_t M, int64_t K);
 // so callers may pack ranges of groups in parallel.
 void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K);
 
-// bf16 packed forms made from f32 values (training packs its f32 master
-// weights every step, and its activations for the weight gradients), each
-// value rounded as tpp::f32_to_bf16. Both write only the groups
-// [g_begin, g_end) of the packed [M, K] matrix, so callers may split groups
-// across threads. An odd K is padded with one zero column: the packed form
-// then has K + 1 columns (packed_bytes(bf16, M, K + 1)).
-//   pack_bf16_rows:       element (m, k) = src[m * K + k]
-//   pack_bf16_transposed: element (m, k) = src[k * ld + m]   (the packed form of
-//                         the transpose of a [K, M] matrix with row stride ld)
-void pack_bf16_rows(std::byte* dst, const float* src, int64_t M, int64_t K, int64_t g_begin, int64_t g_end);
-void pack_bf16_transposed(std::byte* dst, const float* src, int64_t M, int64_t K, int64_t ld, int64_t g_begin,
+// The bf16 packed form of the transpose of a [K, M] matrix of bf16 values
+// with row stride ld: element (m, k) of the packed [M, K] matrix is
+// src[k * ld + m] (training packs W^T for the input gradient, and x^T for
+// the weight gradient). Writes only the groups [g_begin, g_end), so callers
+// may split groups across threads. An odd K is padded with one zero column:
+// the packed form then has K + 1 columns (packed_bytes(bf16, M, K + 1)).
+void pack_bf16_transposed(std::byte* dst, const uint16_t* src, int64_t M, int64_t K, int64_t ld, int64_t g_begin,
                           int64_t g_end);
 
 }  // namespace tpp::kernels

@@ -220,16 +220,16 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
             "linear backward: bf16 weights need an even row count, both packed forms and a CPU with bf16 dot kernels");
   // This thread's buffers, bound here: a thread_local named inside a lambda
   // would be the worker's own.
-  thread_local std::vector<uint16_t> dyb_tls, dyt_tls;
+  thread_local std::vector<uint16_t> dyb_tls, dyt_tls, xb_tls;
   thread_local std::vector<float> acc_tls;
   thread_local std::vector<std::byte> xt_tls;
-  auto &dyb = dyb_tls, &dyt = dyt_tls;
+  auto &dyb = dyb_tls, &dyt = dyt_tls, &xb = xb_tls;
   auto& acc = acc_tls;
   auto& xt = xt_tls;
+  dyb.resize(size_t(N * M));
+  for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(dyb.data() + n0 * M, dy + n0 * M, (n1 - n0) * M); });
   if (dx) {
     // dx[n, k] = sum_m dy[n, m] W[m, k]: the packed W^T has K rows of M.
-    dyb.resize(size_t(N * M));
-    for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(dyb.data() + n0 * M, dy + n0 * M, (n1 - n0) * M); });
     float* out = dx;
     if (dx_accumulate) {
       acc.resize(size_t(N * K));
@@ -245,16 +245,20 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
   // dw[m, k] += sum_n dy[n, m] x[n, k]: dy^T (M rows of N) against the packed
   // x^T (K rows of N), N padded to even with a zero.
   const int64_t Np = N + (N & 1), groups = (K + kernels::kPackRows - 1) / kernels::kPackRows;
+  xb.resize(size_t(N * K));
+  for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(xb.data() + n0 * K, x + n0 * K, (n1 - n0) * K); });
   xt.resize(size_t(kernels::packed_bytes(DType::bf16, K, Np)));
   pool.parallel_for(size_t(groups), 1, [&](size_t g0, size_t g1, size_t) {
-    kernels::pack_bf16_transposed(xt.data(), x, K, N, K, int64_t(g0), int64_t(g1));
+    kernels::pack_bf16_transposed(xt.data(), xb.data(), K, N, K, int64_t(g0), int64_t(g1));
   });
   dyt.resize(size_t(M * Np));
   pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    constexpr int64_t kB = 16;
+    constexpr int64_t kB = 16;  // 16 x 16 blocks of the bf16 dy
     for (int64_t n0 = 0; n0 < N; n0 += kB)
-      for (auto m = int64_t(m0); m < int64_t(m1); ++m)
-        for (int64_t n = n0; n < std::min(N, n0 + kB); ++n) dyt[size_t(m * Np + n)] = f32_to_bf16(dy[n * M + m]);
+      for (auto m = int64_t(m0); m < int64_t(m1); ++m) {
+        const int64_t n1 = std::min(N, n0 + kB);
+        for (int64_t n = n0; n < n1; ++n) dyt[size_t(m * Np + n)] = dyb[size_t(n * M + m)];
+      }
     if (Np != N)
       for (auto m = int64_t(m0); m < int64_t(m1); ++m) dyt[size_t(m * Np + N)] = 0;
   });

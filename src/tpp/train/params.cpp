@@ -1,5 +1,6 @@
 #include "tpp/train/params.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -128,8 +129,13 @@ const ModelWeights& Bf16Weights::refresh(const float* params, ThreadPool& pool) 
     const int64_t gb = (cols + kernels::kPackRows - 1) / kernels::kPackRows;
     pool.parallel_for(size_t(gf + gb), 1, [&](size_t g0, size_t g1, size_t) {
       for (auto g = int64_t(g0); g < int64_t(g1); ++g) {
-        if (g < gf) kernels::pack_bf16_rows(fwd, src, rows, cols, g, g + 1);
-        else kernels::pack_bf16_transposed(bwd, src, cols, rows, cols, g - gf, g - gf + 1);
+        if (g < gf) {
+          const int64_t r0 = g * kernels::kPackRows, r1 = std::min(rows, r0 + kernels::kPackRows);
+          kernels::pack_rows(DType::bf16, fwd + kernels::packed_bytes(DType::bf16, r0, cols), dst + r0 * cols, r1 - r0,
+                             cols);
+        } else {
+          kernels::pack_bf16_transposed(bwd, dst, cols, rows, cols, g - gf, g - gf + 1);
+        }
       }
     });
     ref.packed = fwd;

@@ -45,17 +45,20 @@ inline __attribute__((always_inline)) __m512 dpbf16_bcast(__m512 acc, __m512i a,
   return acc;
 }
 
-// Rows n .. n+NR of y for G consecutive groups of 16 weight rows.
+// Rows n .. n+NR of y for G consecutive groups of 16 weight rows, over the
+// k-pairs [j0, j1) of the packed rows (K columns each, x rows K apart);
+// add: y += the partial sums (a later block of k), else y = them.
 template <int G, int NR>
 inline __attribute__((always_inline)) void tile(float* y, const uint16_t* xb, const uint8_t* group, int64_t K,
-                                                int64_t ldy, const __mmask16* mask) {
+                                                int64_t j0, int64_t j1, int64_t ldy, const __mmask16* mask,
+                                                bool add) {
   const int64_t group_bytes = 32 * K;
   __m512 acc[G][NR];
 #pragma GCC unroll 4
   for (int g = 0; g < G; ++g)
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i) acc[g][i] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < K / 2; ++j) {
+  for (int64_t j = j0; j < j1; ++j) {
     __m512i wv[G];
 #pragma GCC unroll 4
     for (int g = 0; g < G; ++g) {
@@ -71,24 +74,33 @@ inline __attribute__((always_inline)) void tile(float* y, const uint16_t* xb, co
 #pragma GCC unroll 4
   for (int g = 0; g < G; ++g)
 #pragma GCC unroll 8
-    for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y + i * ldy + 16 * g, mask[g], acc[g][i]);
+    for (int i = 0; i < NR; ++i) {
+      float* out = y + i * ldy + 16 * g;
+      if (add) acc[g][i] = _mm512_add_ps(acc[g][i], _mm512_maskz_loadu_ps(mask[g], out));
+      _mm512_mask_storeu_ps(out, mask[g], acc[g][i]);
+    }
 }
 
-// All N rows for G groups starting at group g0: tiles of 6 rows, then the rest.
+// All N rows for G groups starting at group g0: tiles of 6 rows, then the
+// rest; k-pairs [j0, j1) as tile() takes them.
 template <int G>
-void groups(float* y, const uint16_t* xb, const uint8_t* group, int64_t N, int64_t K, int64_t ldy,
-            const __mmask16* mask) {
+void groups(float* y, const uint16_t* xb, const uint8_t* group, int64_t N, int64_t K, int64_t j0, int64_t j1,
+            int64_t ldy, const __mmask16* mask, bool add) {
   int64_t n = 0;
-  for (; n + 6 <= N; n += 6) tile<G, 6>(y + n * ldy, xb + n * K, group, K, ldy, mask);
+  for (; n + 6 <= N; n += 6) tile<G, 6>(y + n * ldy, xb + n * K, group, K, j0, j1, ldy, mask, add);
   switch (N - n) {
-    case 5: tile<G, 5>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
-    case 4: tile<G, 4>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
-    case 3: tile<G, 3>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
-    case 2: tile<G, 2>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
-    case 1: tile<G, 1>(y + n * ldy, xb + n * K, group, K, ldy, mask); break;
+    case 5: tile<G, 5>(y + n * ldy, xb + n * K, group, K, j0, j1, ldy, mask, add); break;
+    case 4: tile<G, 4>(y + n * ldy, xb + n * K, group, K, j0, j1, ldy, mask, add); break;
+    case 3: tile<G, 3>(y + n * ldy, xb + n * K, group, K, j0, j1, ldy, mask, add); break;
+    case 2: tile<G, 2>(y + n * ldy, xb + n * K, group, K, j0, j1, ldy, mask, add); break;
+    case 1: tile<G, 1>(y + n * ldy, xb + n * K, group, K, j0, j1, ldy, mask, add); break;
     default: break;
   }
 }
+
+// Rows longer than kLongPairs k-pairs (16,384 values: every projection of
+// the models tpp runs, but not a vocabulary) go in blocks of kBlockPairs.
+constexpr int64_t kLongPairs = 8192, kBlockPairs = 2048;
 
 __mmask16 lanes(int64_t g, int64_t m_begin, int64_t m_end) {
   const int64_t lo = m_begin > 16 * g ? m_begin - 16 * g : 0;
@@ -102,21 +114,30 @@ void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, 
                         int64_t m_end, int64_t ldy) {
   const auto* base = static_cast<const uint8_t*>(w);
   const int64_t g_end = (m_end + 15) / 16;
-  int64_t g = m_begin / 16;
-  // Two groups at a time (four when decoding: more streams in flight).
-  if (N == 1)
-    for (; g + 4 <= g_end; g += 4) {
-      const __mmask16 m[4] = {lanes(g, m_begin, m_end), lanes(g + 1, m_begin, m_end), lanes(g + 2, m_begin, m_end),
-                              lanes(g + 3, m_begin, m_end)};
-      groups<4>(y + 16 * g, xb, base + g * 32 * K, N, K, ldy, m);
+  // Long rows (training's input gradient through the output head: K is the
+  // vocabulary) run in blocks of k, so that the groups' weights stay in L2
+  // across the row tiles; the split depends on K alone, so a row's result
+  // never depends on N.
+  const int64_t pairs = K / 2, block = pairs > kLongPairs ? kBlockPairs : pairs;
+  for (int64_t j0 = 0; j0 < pairs; j0 += block) {
+    const int64_t j1 = j0 + block < pairs ? j0 + block : pairs;
+    const bool add = j0 > 0;
+    int64_t g = m_begin / 16;
+    // Two groups at a time (four when decoding: more streams in flight).
+    if (N == 1)
+      for (; g + 4 <= g_end; g += 4) {
+        const __mmask16 m[4] = {lanes(g, m_begin, m_end), lanes(g + 1, m_begin, m_end),
+                                lanes(g + 2, m_begin, m_end), lanes(g + 3, m_begin, m_end)};
+        groups<4>(y + 16 * g, xb, base + g * 32 * K, N, K, j0, j1, ldy, m, add);
+      }
+    for (; g + 2 <= g_end; g += 2) {
+      const __mmask16 m[2] = {lanes(g, m_begin, m_end), lanes(g + 1, m_begin, m_end)};
+      groups<2>(y + 16 * g, xb, base + g * 32 * K, N, K, j0, j1, ldy, m, add);
     }
-  for (; g + 2 <= g_end; g += 2) {
-    const __mmask16 m[2] = {lanes(g, m_begin, m_end), lanes(g + 1, m_begin, m_end)};
-    groups<2>(y + 16 * g, xb, base + g * 32 * K, N, K, ldy, m);
-  }
-  if (g < g_end) {
-    const __mmask16 m[1] = {lanes(g, m_begin, m_end)};
-    groups<1>(y + 16 * g, xb, base + g * 32 * K, N, K, ldy, m);
+    if (g < g_end) {
+      const __mmask16 m[1] = {lanes(g, m_begin, m_end)};
+      groups<1>(y + 16 * g, xb, base + g * 32 * K, N, K, j0, j1, ldy, m, add);
+    }
   }
 }
 
