@@ -263,9 +263,9 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
       for (auto m = int64_t(m0); m < int64_t(m1); ++m) dyt[size_t(m * Np + N)] = 0;
   });
   constexpr int64_t kRows = 64;  // rows of dw per kernel call, through a per-worker buffer
-  thread_local std::vector<float> tile_tls;
   pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    std::vector<float>& tile = tile_tls;  // named in the lambda: the worker's own
+    // Declared here, where each worker passes, so each has its own and frees it.
+    thread_local std::vector<float> tile;
     tile.resize(size_t(kRows * K));
     for (auto m = int64_t(m0); m < int64_t(m1); m += kRows) {
       const int64_t rows = std::min(kRows, int64_t(m1) - m);
