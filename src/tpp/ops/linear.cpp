@@ -253,12 +253,7 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
   });
   dyt.resize(size_t(M * Np));
   pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    constexpr int64_t kB = 16;  // 16 x 16 blocks of the bf16 dy
-    for (int64_t n0 = 0; n0 < N; n0 += kB)
-      for (auto m = int64_t(m0); m < int64_t(m1); ++m) {
-        const int64_t n1 = std::min(N, n0 + kB);
-        for (int64_t n = n0; n < n1; ++n) dyt[size_t(m * Np + n)] = dyb[size_t(n * M + m)];
-      }
+    transpose(dyt.data() + m0 * Np, dyb.data() + m0, N, int64_t(m1 - m0), M, Np);
     if (Np != N)
       for (auto m = int64_t(m0); m < int64_t(m1); ++m) dyt[size_t(m * Np + N)] = 0;
   });
