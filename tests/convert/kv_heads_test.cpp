@@ -63,7 +63,8 @@ std::vector<float> row(const MatrixRef& m, int64_t r) {
 }
 
 // Makes the K and V heads of every group of `group` heads copies of the group's
-// first head (the weights of init_model are owned buffers, so writable).
+// first head (the weights of init_model are owned buffers, so writable), and
+// packs the changed matrices again.
 void make_groups_identical(Model& m, int group) {
   const int64_t k = m.config.head_dim_resolved();
   for (auto& layer : m.weights.layers)
@@ -76,7 +77,9 @@ void make_groups_identical(Model& m, int group) {
         if (head % group != 0)
           std::memcpy(bytes + head * k * row_bytes, bytes + (head - head % group) * k * row_bytes,
                       size_t(k * row_bytes));
+      t.packed = nullptr;
     }
+  pack_weights(m);
 }
 
 TEST(ConvertKvHeadsTest, KeepingTheHeadCountChangesNoLogit) {

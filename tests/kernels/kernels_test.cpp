@@ -2,6 +2,7 @@
 // shapes (K tails, N and M remainders, offset column ranges, ldy > M).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -109,6 +110,52 @@ TEST_P(KernelsTest, Matmul16BitWeightsMatchFloat64OfRoundedWeights) {
     std::fill(y.begin(), y.end(), -7.0f);
     k().matmul_f16(y.data(), x.data(), wh.data(), s.N, s.K, s.m0, s.m1, s.ldy);
     expect_close(y, reference(x, rh, s), 3 * s.K, "f16");
+  }
+}
+
+// The packed f32 kernel: each output one FMA chain in k order, so every
+// level that has it gives the scalar definition's bits exactly, on odd shapes
+// (N tails of every tile size, partial groups, column ranges off the group,
+// ldy > M, K past the kernel's block of k), and a row's bits do not depend
+// on how many rows share the call (decode equals prefill).
+TEST_P(KernelsTest, PackedF32MatchesItsDefinitionBitForBit) {
+  const bool here = k().matmul_f32_packed != nullptr;
+  if (!here && GetParam() != Isa::scalar) GTEST_SKIP() << kernels::isa_name(GetParam()) << " has no packed f32 kernel";
+  auto matmul = here ? k().matmul_f32_packed : &kernels::scalar::matmul_f32_packed;
+  const Shape shapes[] = {{1, 1, 0, 1, 1, 1},        {2, 17, 0, 5, 5, 5},        {3, 33, 2, 11, 13, 16},
+                          {4, 64, 0, 48, 48, 48},    {5, 100, 1, 50, 52, 60},    {9, 576, 3, 40, 48, 48},
+                          {15, 129, 0, 37, 37, 41},  {23, 48, 5, 99, 100, 100},  {8, 1000, 16, 80, 96, 96},
+                          {17, 2500, 7, 70, 70, 72}, {1, 3000, 0, 200, 200, 200}};
+  for (const auto& s : shapes) {
+    const auto x = random_floats(size_t(s.N * s.K), 3), w = random_floats(size_t(s.M * s.K), 4, 2.0f);
+    std::vector<std::byte> packed(size_t(kernels::packed_bytes(DType::f32, s.M, s.K)));
+    EXPECT_EQ(packed.size(), size_t((s.M + 15) / 16 * 16 * s.K * 4));
+    std::byte* p = packed.data();
+    kernels::pack_rows(DType::f32, p, w.data(), s.M, s.K);
+    std::vector<float> y(static_cast<size_t>(s.N * s.ldy), -7.0f), want(y.size(), -7.0f);
+    matmul(y.data(), x.data(), p, s.N, s.K, s.m0, s.m1, s.ldy);
+    for (int64_t n = 0; n < s.N; ++n)
+      for (int64_t m = s.m0; m < s.m1; ++m) {
+        float acc = 0;
+        for (int64_t i = 0; i < s.K; ++i) acc = std::fma(x[size_t(n * s.K + i)], w[size_t(m * s.K + i)], acc);
+        want[size_t(n * s.ldy + m)] = acc;
+      }
+    EXPECT_EQ(y, want) << "N " << s.N << " K " << s.K << " columns [" << s.m0 << ", " << s.m1 << ")";
+    // Against float64: a K-term f32 chain errs by at most K u sum|terms| (u = 2^-24).
+    const auto ref = reference(x, w, s);
+    for (int64_t n = 0; n < s.N; ++n)
+      for (int64_t m = 0; m < s.ldy; ++m) {
+        double mag = 0;
+        for (int64_t i = 0; m >= s.m0 && m < s.m1 && i < s.K; ++i)
+          mag += std::abs(double(x[size_t(n * s.K + i)]) * w[size_t(m * s.K + i)]);
+        const size_t at = size_t(n * s.ldy + m);
+        EXPECT_NEAR(y[at], ref[at], double(s.K) * 0x1p-24 * mag) << "(" << n << ", " << m << ")";
+      }
+    for (int64_t n = 0; n < s.N; n += 5) {
+      std::vector<float> one(size_t(s.ldy), -7.0f);
+      matmul(one.data(), x.data() + n * s.K, p, 1, s.K, s.m0, s.m1, s.ldy);
+      for (int64_t m = s.m0; m < s.m1; ++m) EXPECT_EQ(one[size_t(m)], y[size_t(n * s.ldy + m)]) << "row " << n << " alone";
+    }
   }
 }
 

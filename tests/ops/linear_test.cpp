@@ -3,6 +3,7 @@
 // projections in one linear_forward_multi) against the sum written out here in
 // double, the backward against finite differences in double, and float on
 // every ISA against the scalar ISA and double.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "tpp/core/dtype.h"
 #include "tpp/kernels/api.h"
 #include "tpp/kernels/packed.h"
+#include "tpp/kernels/scalar/kernels_scalar.h"
 #include "tpp/ops/linear.h"
 
 namespace tpp::test {
@@ -250,6 +252,38 @@ TEST(LinearTest, Bf16BackwardRunsOnRoundedOperands) {
     linear_backward<float>(dx2.data(), false, {dw2.data(), nullptr}, dy.data(), x.data(), N, W, pool);
     EXPECT_TRUE(all_close(to_f64(dx2), ref.dx, kF32Reduction)) << "dx written, N " << N;
   }
+}
+
+// f32 W with a packed copy runs the packed f32 kernel where the table has
+// it (with the bias, into a row stride past M): the scalar definition's bits,
+// and a row alone gives the bits it gets in a batch (decode equals prefill).
+TEST(LinearTest, PackedF32CopyGivesTheKernelsBitsForAnyBatch) {
+  const auto& k = kernels::kernels();
+  if (!k.matmul_f32_packed) GTEST_SKIP() << "this CPU has no packed f32 kernel";
+  ThreadPool pool(2);
+  const int64_t N = 21, K = 75, M = 50, ldy = 53;
+  const Problem p = make_problem(N, K, M, 80);
+  const std::vector<float> x(p.x.begin(), p.x.end()), w(p.W.begin(), p.W.end()), b(p.b.begin(), p.b.end());
+  std::vector<std::byte> packed(size_t(kernels::packed_bytes(DType::f32, M, K)));
+  kernels::pack_rows(DType::f32, packed.data(), w.data(), M, K);
+  MatrixRef W{DType::f32, w.data(), M, K};
+  W.packed = packed.data();
+  std::vector<float> want(size_t(N * ldy), -3.0f);
+  kernels::scalar::matmul_f32_packed(want.data(), x.data(), packed.data(), N, K, 0, M, ldy);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t m = 0; m < M; ++m) want[size_t(n * ldy + m)] += b[size_t(m)];
+  std::vector<float> y(want.size(), -3.0f);
+  linear_forward(y.data(), x.data(), N, W, b, pool, ldy);
+  EXPECT_EQ(y, want);
+  for (int64_t n : {0, 9, 20}) {
+    std::vector<float> one(size_t(ldy), -3.0f);
+    linear_forward(one.data(), x.data() + n * K, 1, W, b, pool, ldy);
+    EXPECT_TRUE(std::equal(one.begin(), one.end(), y.begin() + n * ldy)) << "row " << n;
+  }
+  // Not vacuous: the packed copy is what is read.
+  std::fill(packed.begin(), packed.end(), std::byte{0});
+  linear_forward(y.data(), x.data(), N, W, b, pool, ldy);
+  EXPECT_EQ(y[0], b[0]);
 }
 
 class LinearIsaTest : public ::testing::TestWithParam<kernels::Isa> {};

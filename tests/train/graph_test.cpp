@@ -45,21 +45,15 @@ int64_t seq_len(const ModelConfig& c, int64_t cap) { return std::min<int64_t>(ca
 
 class TrainGraphTest : public ::testing::TestWithParam<std::string> {};
 
-// Training forward (batched, whole sequences) = inference forward (KV cache).
-// The highest level whose kernels do not round activations (no int8 or bf16
-// dot kernels).
-kernels::Isa plain_isa() {
-  kernels::Isa best = kernels::Isa::scalar;
-  for (auto isa : kernels::supported_isas())
-    if (!kernels::kernels_for(isa).quantize_q8 && !kernels::kernels_for(isa).to_bf16) best = isa;
-  return best;
-}
-
+// Training forward (batched, whole sequences) = inference forward (KV cache)
+// of a model holding the same f32 weights, packed as loading packs them.
 TEST_P(TrainGraphTest, ForwardLogitsMatchInference) {
   const Model model = load_model(GetParam());
   const ModelConfig& c = model.config;
   const ParamLayout layout = train::make_layout(c);
   const auto params = train::params_from_model(model, layout);
+  Model f32 = train::model_from_params(c, layout, params);
+  pack_weights(f32);
   const int64_t B = 2, T = seq_len(c, 11);
   const TokenBatch tb = make_batch(B, T, c.vocab_size, 7);
   ThreadPool pool(2);
@@ -68,11 +62,7 @@ TEST_P(TrainGraphTest, ForwardLogitsMatchInference) {
   double expect_loss = 0;
   for (int64_t b = 0; b < B; ++b) {
     const std::vector<int32_t> seq(tb.tokens.begin() + b * T, tb.tokens.begin() + (b + 1) * T);
-    // (Inference on a level that does not round activations: training
-    // multiplies f32 copies of the weights with the f32 kernels all levels share.)
-    kernels::set_isa(plain_isa());
-    const auto ref = forward_logits(model, seq);
-    kernels::set_isa(kernels::supported_isas().back());
+    const auto ref = forward_logits(f32, seq);
     const std::vector<float> got(graph.logits().begin() + b * T * c.vocab_size,
                                  graph.logits().begin() + (b + 1) * T * c.vocab_size);
     // One block computes both: with the same weights and kernels the logits

@@ -95,6 +95,13 @@ using ToBf16Fn = void (*)(uint16_t* dst, const float* src, int64_t n);
 using MatmulBf16PackedFn = void (*)(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K,
                                     int64_t m_begin, int64_t m_end, int64_t ldy);
 
+// f32 weights packed by pack_rows (tpp/kernels/packed.h; nullptr at the
+// levels without it, which keep matmul_f32):
+//   y[n*ldy + m] = sum_k x[n*K + k] * w[m, k]   for n < N, m_begin <= m < m_end,
+// each output one FMA chain in k order, so that it does not depend on N.
+using MatmulF32PackedFn = void (*)(float* y, const float* x, const void* w, int64_t N, int64_t K,
+                                   int64_t m_begin, int64_t m_end, int64_t ldy);
+
 struct Kernels {
   Isa isa;
   MatmulF32Fn matmul_f32;
@@ -112,6 +119,7 @@ struct Kernels {
   WidenU16Fn bf16_to_f32;
   WidenU16Fn f16_to_f32;
   AttnStepFn attn_step_f32;
+  MatmulF32PackedFn matmul_f32_packed = nullptr;
   QuantizeQ8Fn quantize_q8 = nullptr;
   MatmulPackedFn matmul_q8_0_packed = nullptr;
   MatmulPackedFn matmul_q4_0_packed = nullptr;

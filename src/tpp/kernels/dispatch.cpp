@@ -27,7 +27,11 @@ namespace {
 
 constexpr Kernels kScalar = TPP_KERNEL_TABLE(scalar, Isa::scalar);
 constexpr Kernels kAvx2 = TPP_KERNEL_TABLE(avx2, Isa::avx2);
-constexpr Kernels kAvx512 = TPP_KERNEL_TABLE(avx512, Isa::avx512);
+constexpr Kernels kAvx512 = [] {
+  Kernels k = TPP_KERNEL_TABLE(avx512, Isa::avx512);
+  k.matmul_f32_packed = avx512::matmul_f32_packed;
+  return k;
+}();
 #undef TPP_KERNEL_TABLE
 // avx512's kernels plus the int8 ones.
 constexpr Kernels kAvx512Vnni = [] {

@@ -16,16 +16,34 @@ int64_t block_bytes(DType t) { return kPackRows * 2 + (t == DType::q8_0 ? kPackR
 }  // namespace
 
 bool has_packed_layout(DType t, int64_t K) {
-  return ((t == DType::q8_0 || t == DType::q4_0) && K % kBlock == 0) || (t == DType::bf16 && K % 2 == 0);
+  return ((t == DType::q8_0 || t == DType::q4_0) && K % kBlock == 0) || (t == DType::bf16 && K % 2 == 0) ||
+         t == DType::f32;
 }
 
 int64_t packed_bytes(DType t, int64_t M, int64_t K) {
   TPP_CHECK(has_packed_layout(t, K), "packed weights: no packed layout for {} rows of {} columns", dtype_name(t), K);
   const int64_t groups = (M + kPackRows - 1) / kPackRows;
-  return t == DType::bf16 ? groups * kPackRows * K * 2 : groups * (K / kBlock) * block_bytes(t);
+  if (t == DType::bf16 || t == DType::f32) return groups * kPackRows * K * dtype_bytes(t, 1);
+  return groups * (K / kBlock) * block_bytes(t);
 }
 
 void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K) {
+  if (t == DType::f32) {
+    // A transpose of each group's 16 x K block, in tiles of 16 x 16 so that
+    // both the 16 rows read and the chunks written stay in L1.
+    const auto* in = static_cast<const float*>(src);
+    auto* out = reinterpret_cast<float*>(dst);
+    for (int64_t g = 0; g * kPackRows < M; ++g, out += kPackRows * K) {
+      const int64_t rows = std::min<int64_t>(kPackRows, M - g * kPackRows);
+      const float* rows_in = in + g * kPackRows * K;
+      for (int64_t k0 = 0; k0 < K; k0 += 16) {
+        const int64_t k1 = std::min<int64_t>(K, k0 + 16);
+        for (int64_t r = 0; r < kPackRows; ++r)
+          for (int64_t k = k0; k < k1; ++k) out[k * kPackRows + r] = r < rows ? rows_in[r * K + k] : 0.0f;
+      }
+    }
+    return;
+  }
   if (t == DType::bf16) {
     // Group by group, chunk by chunk: the output is written in order, the
     // 16 rows of a group are read as 16 streams.

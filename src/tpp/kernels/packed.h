@@ -1,10 +1,14 @@
 // Weights packed for the int8 kernels (Kernels::matmul_q8_0_packed,
-// matmul_q4_0_packed) and the bf16 dot kernels (matmul_bf16_packed). Packing
+// matmul_q4_0_packed), the bf16 dot kernels (matmul_bf16_packed) and the
+// broadcast-form f32 kernel (matmul_f32_packed). Packing
 // happens once, when a model is loaded on a CPU with those kernels; the
 // stored layout (tpp/kernels/api.h) stays what every other reader sees.
 //
 // Rows go in groups of 16 (the last group padded with zero rows), so that
 // one 32-bit lane of a 512-bit register is one row.
+//
+// f32: a group is K chunks of 64 bytes; chunk k holds column k of the 16
+// rows, row r's at bytes 4r .. 4r+3.
 //
 // bf16: a group is K/2 chunks of 64 bytes; chunk j holds k = 2j, 2j+1 of the
 // 16 rows, row r's pair at bytes 4r .. 4r+3 (K even; 2 bytes per weight).
@@ -28,7 +32,7 @@ namespace tpp::kernels {
 inline constexpr int64_t kPackRows = 16;
 
 // Whether [M, K] matrices of dtype t have a packed layout: q8_0 and q4_0
-// (K a multiple of 32), bf16 (K even).
+// (K a multiple of 32), bf16 (K even), f32.
 bool has_packed_layout(DType t, int64_t K);
 // Bytes of the packed form of an [M, K] matrix of dtype t.
 int64_t packed_bytes(DType t, int64_t M, int64_t K);

@@ -104,7 +104,10 @@ std::shared_ptr<std::byte> packed_arena(size_t bytes) {
 
 void pack_weights(Model& model) {
   const auto& k = kernels::kernels();
-  auto wanted = [&](DType t) { return t == DType::bf16 ? k.matmul_bf16_packed != nullptr : k.quantize_q8 != nullptr; };
+  auto wanted = [&](DType t) {
+    if (t == DType::f32) return k.matmul_f32_packed != nullptr;
+    return t == DType::bf16 ? k.matmul_bf16_packed != nullptr : k.quantize_q8 != nullptr;
+  };
   ModelWeights& w = model.weights;
   // The embedding table is read by row lookups, from its stored form; it is
   // packed only as the output matrix it is when tied.

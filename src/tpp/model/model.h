@@ -41,7 +41,7 @@ Model init_model(const ModelConfig& config, uint64_t seed, DType dtype = DType::
 
 // Packed copies (tpp/kernels/packed.h) of the matrices that the kernels of
 // this CPU multiply faster packed: q8_0 / q4_0 where there are int8 kernels,
-// bf16 where there are bf16 dot kernels (the token embedding only when it is
+// bf16 where there are bf16 dot kernels, f32 on AVX-512 (the token embedding only when it is
 // also the output). Matrices that already have one keep it. Loading and
 // init_model call it; whoever builds or changes matrices calls it after.
 void pack_weights(Model& model);

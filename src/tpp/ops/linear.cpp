@@ -121,7 +121,8 @@ void run_rows(float* y, const float* x, const PreparedX& px, int64_t N, const Ma
   } else {
     switch (W.dtype) {
       case DType::f32:
-        k.matmul_f32(y, x, static_cast<const float*>(W.data), N, K, m0, m1, ldy);
+        if (W.packed && k.matmul_f32_packed) k.matmul_f32_packed(y, x, W.packed, N, K, m0, m1, ldy);
+        else k.matmul_f32(y, x, static_cast<const float*>(W.data), N, K, m0, m1, ldy);
         break;
       case DType::bf16:
         k.matmul_bf16(y, x, static_cast<const uint16_t*>(W.data), N, K, m0, m1, ldy);

@@ -6,7 +6,8 @@
 // W with a packed copy, on a CPU with the kernels for it, takes x prepared
 // once per call (shared by every output): q8_0 / q4_0 W, x quantised to 8-bit
 // Q8_0 blocks and integer dot products; bf16 W, x rounded to bf16 and bf16
-// dot products (f32 sums).
+// dot products (f32 sums); f32 W, a broadcast-form kernel over its columns
+// (the same products and sums in k order).
 #pragma once
 
 #include <cstddef>
@@ -23,7 +24,7 @@ struct MatrixRef {
   DType dtype = DType::f32;
   const void* data = nullptr;
   int64_t rows = 0, cols = 0;
-  // The same matrix packed for the int8 or bf16 dot kernels
+  // The same matrix packed for the int8, bf16 dot or packed f32 kernels
   // (tpp/kernels/packed.h), or nullptr; owned with the model. linear_forward
   // uses it when the kernel table has those kernels, and `data` otherwise.
   const void* packed = nullptr;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -24,9 +26,15 @@ struct Graph<R>::Impl {
   std::vector<int32_t> tokens, targets;
   std::vector<R> x, hn, dx, dtmp;  // [N, d]: residual stream (after the last layer), head input, gradients
   int64_t N = 0;
+  // f32 on a CPU with the packed f32 kernel: the forward multiplies packed
+  // copies, as inference does.
+  std::unique_ptr<PackedF32Weights> packed;
 
   Impl(const ModelConfig& config, const ParamLayout& layout)
-      : c(config), L(layout), block(config), acts(size_t(config.n_layers)) {}
+      : c(config), L(layout), block(config), acts(size_t(config.n_layers)) {
+    if constexpr (std::is_same_v<R, float>)
+      if (PackedF32Weights::supported()) packed = std::make_unique<PackedF32Weights>(layout);
+  }
 
   TensorGrads<R> grads_of(R* grads, int layer) const {
     TensorGrads<R> g;
@@ -48,6 +56,8 @@ Graph<R>::~Graph() {
 
 template <class R>
 double Graph<R>::forward(const R* params, const Batch& batch, ThreadPool& pool) {
+  if constexpr (std::is_same_v<R, float>)
+    if (impl_->packed) return forward(impl_->packed->refresh(params, pool), batch, pool);
   return forward(weights_view(impl_->L, params), batch, pool);
 }
 

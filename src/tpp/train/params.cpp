@@ -66,15 +66,67 @@ ModelWeights weights_view(const ParamLayout& layout, const R* params) {
 template ModelWeights weights_view(const ParamLayout&, const float*);
 template ModelWeights weights_view(const ParamLayout&, const double*);
 
+namespace {
+
+bool tied_output(const ParamLayout& layout) {
+  return layout.global[size_t(TensorId::output)] == layout.global[size_t(TensorId::tok_embd)];
+}
+// Whether a linear layer multiplies by matrix e (the others are read by row lookups).
+bool read_by_linear(const ParamEntry& e, bool tied) {
+  return e.matrix && e.id != TensorId::pos_embd && (e.id != TensorId::tok_embd || tied);
+}
+size_t aligned64(int64_t bytes) { return size_t(bytes + 63) / 64 * 64; }
+
+std::unique_ptr<std::byte, void (*)(void*)> aligned_bytes(size_t n, const char* what) {
+  std::unique_ptr<std::byte, void (*)(void*)> p(nullptr, std::free);
+  if (n == 0) return p;
+  p.reset(static_cast<std::byte*>(std::aligned_alloc(64, n)));
+  TPP_CHECK(p, "out of memory: {} bytes for the packed {} weights", n, what);
+  return p;
+}
+
+}  // namespace
+
+PackedF32Weights::PackedF32Weights(const ParamLayout& layout) : layout_(layout), packed_(nullptr, std::free) {
+  TPP_CHECK(supported(), "packed f32 weights: this CPU has no packed f32 kernel");
+  const bool tied = tied_output(layout);
+  size_t n = 0;
+  for (const auto& e : layout.entries) {
+    if (!read_by_linear(e, tied)) continue;
+    matrices_.emplace_back(&e, n);
+    n += aligned64(kernels::packed_bytes(DType::f32, e.shape[0], e.shape[1]));
+  }
+  packed_ = aligned_bytes(n, "f32");
+}
+
+bool PackedF32Weights::supported() { return kernels::kernels().matmul_f32_packed != nullptr; }
+
+const ModelWeights& PackedF32Weights::refresh(const float* params, ThreadPool& pool) {
+  weights_ = weights_view(layout_, params);
+  for (const auto& [entry, offset] : matrices_) {
+    const ParamEntry& e = *entry;
+    const int64_t rows = e.shape[0], cols = e.shape[1];
+    std::byte* dst = packed_.get() + offset;
+    const float* src = params + e.offset;
+    const int64_t groups = (rows + kernels::kPackRows - 1) / kernels::kPackRows;
+    pool.parallel_for(size_t(groups), 1, [&](size_t g0, size_t g1, size_t) {
+      const int64_t r0 = int64_t(g0) * kernels::kPackRows, r1 = std::min(int64_t(g1) * kernels::kPackRows, rows);
+      kernels::pack_rows(DType::f32, dst + kernels::packed_bytes(DType::f32, r0, cols), src + r0 * cols, r1 - r0, cols);
+    });
+    weights_.get(e.id, e.layer).packed = dst;
+  }
+  if (tied_output(layout_)) weights_.global[TensorId::output] = weights_.global[TensorId::tok_embd];
+  return weights_;
+}
+
 Bf16Weights::Bf16Weights(const ParamLayout& layout) : layout_(layout), packed_(nullptr, std::free) {
   TPP_CHECK(supported(), "bf16 weights: this CPU has no bf16 dot kernels");
-  const bool tied = layout.global[size_t(TensorId::output)] == layout.global[size_t(TensorId::tok_embd)];
+  const bool tied = tied_output(layout);
   size_t n_bf16 = 0, n_rounded = 0, n_packed = 0;
-  auto aligned = [](int64_t bytes) { return size_t(bytes + 63) / 64 * 64; };
   for (const auto& e : layout.entries) {
     if (!e.matrix) continue;
     const int64_t rows = e.shape[0], cols = e.shape[1];
-    const bool linear = e.id != TensorId::pos_embd && (e.id != TensorId::tok_embd || tied);
+    const bool linear = read_by_linear(e, tied);
     const bool packed = linear && rows % 2 == 0 && cols % 2 == 0;
     Matrix mx{&e, packed, linear && !packed};
     size_t& n = mx.rounded ? n_rounded : n_bf16;
@@ -82,18 +134,15 @@ Bf16Weights::Bf16Weights(const ParamLayout& layout) : layout_(layout), packed_(n
     n += size_t(e.size);
     if (mx.packed) {
       mx.fwd = n_packed;
-      n_packed += aligned(kernels::packed_bytes(DType::bf16, rows, cols));
+      n_packed += aligned64(kernels::packed_bytes(DType::bf16, rows, cols));
       mx.bwd = n_packed;
-      n_packed += aligned(kernels::packed_bytes(DType::bf16, cols, rows));
+      n_packed += aligned64(kernels::packed_bytes(DType::bf16, cols, rows));
     }
     matrices_.push_back(mx);
   }
   bf16_.resize(n_bf16);
   rounded_.resize(n_rounded);
-  if (n_packed) {
-    packed_.reset(static_cast<std::byte*>(std::aligned_alloc(64, n_packed)));
-    TPP_CHECK(packed_, "out of memory: {} bytes for the packed bf16 weights", n_packed);
-  }
+  packed_ = aligned_bytes(n_packed, "bf16");
 }
 
 bool Bf16Weights::supported() {
@@ -141,8 +190,7 @@ const ModelWeights& Bf16Weights::refresh(const float* params, ThreadPool& pool) 
     ref.packed = fwd;
     ref.packed_t = bwd;
   }
-  if (layout_.global[size_t(TensorId::output)] == layout_.global[size_t(TensorId::tok_embd)])
-    weights_.global[TensorId::output] = weights_.global[TensorId::tok_embd];
+  if (tied_output(layout_)) weights_.global[TensorId::output] = weights_.global[TensorId::tok_embd];
   return weights_;
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tpp/core/thread_pool.h"
@@ -82,6 +83,25 @@ class Bf16Weights {
   std::vector<uint16_t> bf16_;
   std::vector<float> rounded_;  // matrices without a packed layout
   std::unique_ptr<std::byte, void (*)(void*)> packed_;  // 64-byte aligned
+  ModelWeights weights_;
+};
+
+// f32 weights whose matrices a linear layer reads are also packed for the
+// packed f32 kernel (tpp/kernels/packed.h), as a loaded model's are on a CPU
+// that has it: the training forward then multiplies exactly as inference
+// does, bit for bit. Vectors and row lookups view the weights themselves.
+class PackedF32Weights {
+ public:
+  explicit PackedF32Weights(const ParamLayout& layout);
+  // Whether this CPU has the kernel (otherwise the f32 weights serve as they are).
+  static bool supported();
+  // The weights for `params`, valid while params is unchanged and until the next refresh.
+  const ModelWeights& refresh(const float* params, ThreadPool& pool);
+
+ private:
+  const ParamLayout& layout_;
+  std::vector<std::pair<const ParamEntry*, size_t>> matrices_;  // with the byte offset of the packed copy
+  std::unique_ptr<std::byte, void (*)(void*)> packed_;         // 64-byte aligned
   ModelWeights weights_;
 };
 

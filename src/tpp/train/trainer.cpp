@@ -413,9 +413,12 @@ TrainResult run_training(const TrainOptions& options) {
   TPP_CHECK(!o.out.empty(), "train: --out DIR is required");
   TPP_CHECK(o.config.empty() != o.init.empty(), "train: give exactly one of --config FILE or --init DIR");
   Checkpoint ck;
-  Model m = o.init.empty() ? init_model(load_config_file(o.config), o.seed) : load_model(o.init);
-  ck.config = m.config;
-  ck.params = params_from_model(m, make_layout(m.config));
+  {
+    // The model is read once, into the f32 parameters, and freed.
+    const Model m = o.init.empty() ? init_model(load_config_file(o.config), o.seed) : load_model(o.init);
+    ck.config = m.config;
+    ck.params = params_from_model(m, make_layout(m.config));
+  }
   const TextTokenizer tokenizer = o.init.empty() ? TextTokenizer() : TextTokenizer::for_model(o.init);
   check_options(o, ck.config, tokenizer);
   std::error_code ec;
