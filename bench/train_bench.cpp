@@ -23,6 +23,7 @@
 
 #include "tpp/core/dtype.h"
 #include "tpp/core/rng.h"
+#include "tpp/kernels/api.h"
 #include "tpp/kernels/packed.h"
 #include "tpp/model/model.h"
 #include "tpp/ops/linear.h"
@@ -35,8 +36,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// GFLOP/s of y = x W^T, x [512, 1024], W [4096, 1024], best of 5; W in f32,
-// or in bf16 packed for the bf16 dot kernels (what --bf16 training runs).
+// GFLOP/s of y = x W^T, x [512, 1024], W [4096, 1024], best of 5; W in f32
+// (packed for the packed f32 kernel where the CPU has it, as training's
+// forward runs), or in bf16 packed for the bf16 dot kernels (what --bf16
+// training runs).
 double matmul_peak(tpp::ThreadPool& pool, bool bf16) {
   const int64_t N = 512, K = 1024, M = 4096;
   std::vector<float> x(size_t(N * K), 0.5f), w(size_t(M * K), 0.25f), y(size_t(N * M));
@@ -47,6 +50,10 @@ double matmul_peak(tpp::ThreadPool& pool, bool bf16) {
     packed.resize(size_t(tpp::kernels::packed_bytes(tpp::DType::bf16, M, K)));
     tpp::kernels::pack_rows(tpp::DType::bf16, packed.data(), wb.data(), M, K);
     W = tpp::MatrixRef{tpp::DType::bf16, wb.data(), M, K};
+    W.packed = packed.data();
+  } else if (tpp::kernels::kernels().matmul_f32_packed) {
+    packed.resize(size_t(tpp::kernels::packed_bytes(tpp::DType::f32, M, K)));
+    tpp::kernels::pack_rows(tpp::DType::f32, packed.data(), w.data(), M, K);
     W.packed = packed.data();
   }
   double best = 1e30;

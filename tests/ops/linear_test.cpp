@@ -205,6 +205,32 @@ TEST(LinearTest, BackwardAccumulatesAndOptionalOutputs) {
   EXPECT_TRUE(all_close(dw2, once.dw, {1e-14, 1e-14}));
 }
 
+// The packed f32 backward (N >= 16 on a level with the packed f32 kernel)
+// adds into dx when asked, always adds into dw and db, and takes a null dx
+// or db: a second call doubles, to within the rounding of one addition.
+TEST(LinearTest, F32BackwardAccumulatesAndOptionalOutputs) {
+  ThreadPool pool(2);
+  const Problem p = make_problem(20, 40, 18, 90);
+  const auto once = run_backward<float>(p, pool);
+  const std::vector<float> x(p.x.begin(), p.x.end()), W(p.W.begin(), p.W.end()), dy(p.r.begin(), p.r.end());
+  const MatrixRef w{DType::f32, W.data(), p.M, p.K};
+  auto dx = once.dx, dw = once.dw, db = once.db;
+  linear_backward<float>(dx.data(), true, {dw.data(), db.data()}, dy.data(), x.data(), p.N, w, pool);
+  auto doubled = [](std::vector<float> v) {
+    for (auto& e : v) e *= 2;
+    return v;
+  };
+  EXPECT_TRUE(all_close(dx, doubled(once.dx), {1e-6, 1e-6}));
+  EXPECT_TRUE(all_close(dw, doubled(once.dw), {1e-6, 1e-6}));
+  EXPECT_TRUE(all_close(db, doubled(once.db), {1e-6, 1e-6}));
+  std::vector<float> dw2(dw.size(), 0.0f);
+  linear_backward<float>(nullptr, false, {dw2.data(), nullptr}, dy.data(), x.data(), p.N, w, pool);
+  EXPECT_EQ(dw2, once.dw);
+  const auto ref = run_backward<double>(p, pool);
+  EXPECT_TRUE(all_close(to_f64(once.dx), ref.dx, kF32Reduction));
+  EXPECT_TRUE(all_close(to_f64(once.dw), ref.dw, kF32Reduction));
+}
+
 // bf16 W (training's bf16 compute): dy and x are rounded to bf16 and both
 // products run on the bf16 dot kernels. Against double over the rounded
 // operands (products of bf16 values are exact, sums f32: the f32 reduction
@@ -291,10 +317,11 @@ class LinearIsaTest : public ::testing::TestWithParam<kernels::Isa> {};
 // f32 reductions of length K (forward) or N (dw) or M (dx): the f32
 // reduction bound (atol 1e-5, rtol 1e-4) against the scalar ISA, whose
 // summation order differs, and against double over the stored weights.
-// Shapes with tails: K = 37, M = 19, N = 2 (decode kernel) and 7.
+// Shapes with tails: K = 37, M = 19, N = 2 (decode kernel), 7 and 19 (the
+// packed f32 backward, where the level has it).
 TEST_P(LinearIsaTest, FloatMatchesScalarIsaAndDouble) {
   ThreadPool pool(2);
-  for (int64_t N : {2, 7}) {
+  for (int64_t N : {2, 7, 19}) {
     const Problem p = make_problem(N, 37, 19, 60);
     for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
       const auto fwd = [&] { return run_forward_f32(p, dt, true, pool); };

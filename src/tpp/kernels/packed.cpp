@@ -111,4 +111,16 @@ void pack_bf16_transposed(std::byte* dst, const uint16_t* src, int64_t M, int64_
   }
 }
 
+void pack_f32_transposed(std::byte* dst, const float* src, int64_t M, int64_t K, int64_t ld, int64_t g_begin,
+                         int64_t g_end) {
+  auto* out = reinterpret_cast<float*>(dst) + g_begin * kPackRows * K;
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    const int64_t m0 = g * kPackRows, cols = std::min<int64_t>(kPackRows, M - m0);
+    for (int64_t k = 0; k < K; ++k, out += kPackRows) {
+      std::memcpy(out, src + k * ld + m0, size_t(cols) * sizeof(float));
+      if (cols < kPackRows) std::memset(out + cols, 0, size_t(kPackRows - cols) * sizeof(float));
+    }
+  }
+}
+
 }  // namespace tpp::kernels

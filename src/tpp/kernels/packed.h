@@ -50,4 +50,12 @@ void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K);
 void pack_bf16_transposed(std::byte* dst, const uint16_t* src, int64_t M, int64_t K, int64_t ld, int64_t g_begin,
                           int64_t g_end);
 
+// The f32 packed form of the transpose of a [K, M] matrix with row stride
+// ld: element (m, k) of the packed [M, K] matrix is src[k * ld + m] (training
+// packs W^T for the input gradient and x^T for the weight gradient). Chunk k
+// of group g is 16 consecutive floats of src's row k: a strided copy. Writes
+// only the groups [g_begin, g_end).
+void pack_f32_transposed(std::byte* dst, const float* src, int64_t M, int64_t K, int64_t ld, int64_t g_begin,
+                         int64_t g_end);
+
 }  // namespace tpp::kernels

@@ -280,6 +280,68 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
   });
 }
 
+// linear_backward for f32 W on a CPU with the packed f32 kernel: both
+// products run on it, over W^T and x^T packed for the call (strided copies).
+void linear_backward_f32_packed(float* dx, bool dx_accumulate, LinearGrads<float> g, const float* dy,
+                                const float* x, int64_t N, const MatrixRef& W, ThreadPool& pool) {
+  const auto& k = kernels::kernels();
+  const int64_t M = W.rows, K = W.cols, groups = (K + kernels::kPackRows - 1) / kernels::kPackRows;
+  const float* w = static_cast<const float*>(W.data);
+  // This thread's buffers, bound here (see linear_backward_bf16).
+  thread_local std::vector<std::byte> wt_tls, xt_tls;
+  thread_local std::vector<float> acc_tls, dyt_tls;
+  auto &wt = wt_tls, &xt = xt_tls;
+  auto &acc = acc_tls, &dyt = dyt_tls;
+  if (dx) {
+    // dx[n, k] = sum_m dy[n, m] W[m, k]: the packed W^T has K rows of M.
+    wt.resize(size_t(kernels::packed_bytes(DType::f32, K, M)));
+    pool.parallel_for(size_t(groups), 1, [&](size_t g0, size_t g1, size_t) {
+      kernels::pack_f32_transposed(wt.data(), w, K, M, K, int64_t(g0), int64_t(g1));
+    });
+    float* out = dx;
+    if (dx_accumulate) {
+      acc.resize(size_t(N * K));
+      out = acc.data();
+    }
+    pool.parallel_for(size_t(K), 16, [&](size_t k0, size_t k1, size_t) {
+      k.matmul_f32_packed(out, dy, wt.data(), N, M, int64_t(k0), int64_t(k1), K);
+      if (dx_accumulate)
+        for (int64_t n = 0; n < N; ++n)
+          for (auto c = int64_t(k0); c < int64_t(k1); ++c) dx[n * K + c] += out[n * K + c];
+    });
+  }
+  // dw[m, k] += sum_n dy[n, m] x[n, k]: dy^T (M rows of N) against the packed
+  // x^T (K rows of N).
+  xt.resize(size_t(kernels::packed_bytes(DType::f32, K, N)));
+  pool.parallel_for(size_t(groups), 1, [&](size_t g0, size_t g1, size_t) {
+    kernels::pack_f32_transposed(xt.data(), x, K, N, K, int64_t(g0), int64_t(g1));
+  });
+  dyt.resize(size_t(M * N));
+  pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
+    transpose(dyt.data() + m0 * N, dy + m0, N, int64_t(m1 - m0), M, N);
+  });
+  constexpr int64_t kRows = 64;  // rows of dw per kernel call, through a per-worker buffer
+  pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
+    // Declared here, where each worker passes, so each has its own and frees it.
+    thread_local std::vector<float> tile;
+    tile.resize(size_t(kRows * K));
+    for (auto m = int64_t(m0); m < int64_t(m1); m += kRows) {
+      const int64_t rows = std::min(kRows, int64_t(m1) - m);
+      k.matmul_f32_packed(tile.data(), dyt.data() + m * N, xt.data(), rows, N, 0, K, K);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* dst = g.dw + (m + r) * K;
+        const float* src = tile.data() + r * K;
+        for (int64_t c = 0; c < K; ++c) dst[c] += src[c];
+      }
+    }
+    if (g.db)
+      for (int64_t n = 0; n < N; ++n) {
+        const float* row = dy + n * M;
+        for (size_t m = m0; m < m1; ++m) g.db[m] += row[m];
+      }
+  });
+}
+
 }  // namespace
 
 template <class R>
@@ -287,6 +349,9 @@ void linear_backward(R* dx, bool dx_accumulate, LinearGrads<R> g, const R* dy, c
                      const MatrixRef& W, ThreadPool& pool) {
   if constexpr (std::is_same_v<R, float>) {
     if (W.dtype == DType::bf16) return linear_backward_bf16(dx, dx_accumulate, g, dy, x, N, W, pool);
+    // (Small batches keep the kernels below: packing would cost more than it saves.)
+    if (W.dtype == DType::f32 && kernels::kernels().matmul_f32_packed && N >= 16)
+      return linear_backward_f32_packed(dx, dx_accumulate, g, dy, x, N, W, pool);
   }
   constexpr DType dt = std::is_same_v<R, double> ? DType::f64 : DType::f32;
   TPP_CHECK(W.dtype == dt, "linear backward: weights stored as {}, expected {}", dtype_name(W.dtype),
