@@ -117,7 +117,8 @@ TEST_P(KernelsTest, Matmul16BitWeightsMatchFloat64OfRoundedWeights) {
 // level that has it gives the scalar definition's bits exactly, on odd shapes
 // (N tails of every tile size, partial groups, column ranges off the group,
 // ldy > M, K past the kernel's block of k), and a row's bits do not depend
-// on how many rows share the call (decode equals prefill).
+// on how many rows share the call (decode equals prefill); accumulating
+// continues the chains from y.
 TEST_P(KernelsTest, PackedF32MatchesItsDefinitionBitForBit) {
   const bool here = k().matmul_f32_packed != nullptr;
   if (!here && GetParam() != Isa::scalar) GTEST_SKIP() << kernels::isa_name(GetParam()) << " has no packed f32 kernel";
@@ -133,7 +134,7 @@ TEST_P(KernelsTest, PackedF32MatchesItsDefinitionBitForBit) {
     std::byte* p = packed.data();
     kernels::pack_rows(DType::f32, p, w.data(), s.M, s.K);
     std::vector<float> y(static_cast<size_t>(s.N * s.ldy), -7.0f), want(y.size(), -7.0f);
-    matmul(y.data(), x.data(), p, s.N, s.K, s.m0, s.m1, s.ldy);
+    matmul(y.data(), x.data(), p, s.N, s.K, s.m0, s.m1, s.ldy, false);
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t m = s.m0; m < s.m1; ++m) {
         float acc = 0;
@@ -153,9 +154,30 @@ TEST_P(KernelsTest, PackedF32MatchesItsDefinitionBitForBit) {
       }
     for (int64_t n = 0; n < s.N; n += 5) {
       std::vector<float> one(size_t(s.ldy), -7.0f);
-      matmul(one.data(), x.data() + n * s.K, p, 1, s.K, s.m0, s.m1, s.ldy);
+      matmul(one.data(), x.data() + n * s.K, p, 1, s.K, s.m0, s.m1, s.ldy, false);
       for (int64_t m = s.m0; m < s.m1; ++m) EXPECT_EQ(one[size_t(m)], y[size_t(n * s.ldy + m)]) << "row " << n << " alone";
     }
+    // x given transposed (x^T with a row stride past N): the same bits.
+    if (here || GetParam() == Isa::scalar) {
+      auto matmul_xt = here ? k().matmul_f32_packed_xt : &kernels::scalar::matmul_f32_packed_xt;
+      const int64_t ldx = s.N + 3;
+      std::vector<float> xt(size_t(s.K * ldx), NAN), yt(y.size(), -7.0f);
+      for (int64_t n = 0; n < s.N; ++n)
+        for (int64_t i = 0; i < s.K; ++i) xt[size_t(i * ldx + n)] = x[size_t(n * s.K + i)];
+      matmul_xt(yt.data(), xt.data(), ldx, p, s.N, s.K, s.m0, s.m1, s.ldy, false);
+      EXPECT_EQ(yt, want) << "x transposed, N " << s.N << " K " << s.K;
+    }
+    // Accumulating continues each chain from y's value: the definition's bits
+    // again, and the entries outside the column range stay as they were.
+    std::vector<float> acc = y;
+    matmul(acc.data(), x.data(), p, s.N, s.K, s.m0, s.m1, s.ldy, true);
+    for (int64_t n = 0; n < s.N; ++n)
+      for (int64_t m = 0; m < s.ldy; ++m) {
+        const size_t at = size_t(n * s.ldy + m);
+        float e = y[at];
+        for (int64_t i = 0; m >= s.m0 && m < s.m1 && i < s.K; ++i) e = std::fma(x[size_t(n * s.K + i)], w[size_t(m * s.K + i)], e);
+        ASSERT_EQ(acc[at], e) << "accumulate (" << n << ", " << m << ")";
+      }
   }
 }
 

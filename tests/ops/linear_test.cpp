@@ -295,7 +295,7 @@ TEST(LinearTest, PackedF32CopyGivesTheKernelsBitsForAnyBatch) {
   MatrixRef W{DType::f32, w.data(), M, K};
   W.packed = packed.data();
   std::vector<float> want(size_t(N * ldy), -3.0f);
-  kernels::scalar::matmul_f32_packed(want.data(), x.data(), packed.data(), N, K, 0, M, ldy);
+  kernels::scalar::matmul_f32_packed(want.data(), x.data(), packed.data(), N, K, 0, M, ldy, false);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t m = 0; m < M; ++m) want[size_t(n * ldy + m)] += b[size_t(m)];
   std::vector<float> y(want.size(), -3.0f);

@@ -97,10 +97,15 @@ using MatmulBf16PackedFn = void (*)(float* y, const uint16_t* xb, const void* w,
 
 // f32 weights packed by pack_rows (tpp/kernels/packed.h; nullptr at the
 // levels without it, which keep matmul_f32):
-//   y[n*ldy + m] = sum_k x[n*K + k] * w[m, k]   for n < N, m_begin <= m < m_end,
-// each output one FMA chain in k order, so that it does not depend on N.
+//   y[n*ldy + m] (+)= sum_k x[n*K + k] * w[m, k]   for n < N, m_begin <= m < m_end,
+// each output one FMA chain in k order (starting from y's value when
+// accumulating, else from 0), so that it does not depend on N.
 using MatmulF32PackedFn = void (*)(float* y, const float* x, const void* w, int64_t N, int64_t K,
-                                   int64_t m_begin, int64_t m_end, int64_t ldy);
+                                   int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate);
+// The same with x given transposed: element (n, k) of x is x[k*ldx + n]
+// (the weight gradient dW += dY^T X reads dY in place).
+using MatmulF32PackedXtFn = void (*)(float* y, const float* x, int64_t ldx, const void* w, int64_t N, int64_t K,
+                                     int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate);
 
 struct Kernels {
   Isa isa;
@@ -120,6 +125,7 @@ struct Kernels {
   WidenU16Fn f16_to_f32;
   AttnStepFn attn_step_f32;
   MatmulF32PackedFn matmul_f32_packed = nullptr;
+  MatmulF32PackedXtFn matmul_f32_packed_xt = nullptr;
   QuantizeQ8Fn quantize_q8 = nullptr;
   MatmulPackedFn matmul_q8_0_packed = nullptr;
   MatmulPackedFn matmul_q4_0_packed = nullptr;

@@ -30,6 +30,7 @@ constexpr Kernels kAvx2 = TPP_KERNEL_TABLE(avx2, Isa::avx2);
 constexpr Kernels kAvx512 = [] {
   Kernels k = TPP_KERNEL_TABLE(avx512, Isa::avx512);
   k.matmul_f32_packed = avx512::matmul_f32_packed;
+  k.matmul_f32_packed_xt = avx512::matmul_f32_packed_xt;
   return k;
 }();
 #undef TPP_KERNEL_TABLE

@@ -121,7 +121,7 @@ void run_rows(float* y, const float* x, const PreparedX& px, int64_t N, const Ma
   } else {
     switch (W.dtype) {
       case DType::f32:
-        if (W.packed && k.matmul_f32_packed) k.matmul_f32_packed(y, x, W.packed, N, K, m0, m1, ldy);
+        if (W.packed && k.matmul_f32_packed) k.matmul_f32_packed(y, x, W.packed, N, K, m0, m1, ldy, false);
         else k.matmul_f32(y, x, static_cast<const float*>(W.data), N, K, m0, m1, ldy);
         break;
       case DType::bf16:
@@ -281,7 +281,8 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
 }
 
 // linear_backward for f32 W on a CPU with the packed f32 kernel: both
-// products run on it, over W^T and x^T packed for the call (strided copies).
+// products run on it, over W^T and x^T packed for the call (strided copies),
+// adding straight into dx (when asked) and dw.
 void linear_backward_f32_packed(float* dx, bool dx_accumulate, LinearGrads<float> g, const float* dy,
                                 const float* x, int64_t N, const MatrixRef& W, ThreadPool& pool) {
   const auto& k = kernels::kernels();
@@ -289,51 +290,29 @@ void linear_backward_f32_packed(float* dx, bool dx_accumulate, LinearGrads<float
   const float* w = static_cast<const float*>(W.data);
   // This thread's buffers, bound here (see linear_backward_bf16).
   thread_local std::vector<std::byte> wt_tls, xt_tls;
-  thread_local std::vector<float> acc_tls, dyt_tls;
   auto &wt = wt_tls, &xt = xt_tls;
-  auto &acc = acc_tls, &dyt = dyt_tls;
   if (dx) {
-    // dx[n, k] = sum_m dy[n, m] W[m, k]: the packed W^T has K rows of M.
+    // dx[n, k] (+)= sum_m dy[n, m] W[m, k]: the packed W^T has K rows of M.
     wt.resize(size_t(kernels::packed_bytes(DType::f32, K, M)));
     pool.parallel_for(size_t(groups), 1, [&](size_t g0, size_t g1, size_t) {
       kernels::pack_f32_transposed(wt.data(), w, K, M, K, int64_t(g0), int64_t(g1));
     });
-    float* out = dx;
-    if (dx_accumulate) {
-      acc.resize(size_t(N * K));
-      out = acc.data();
-    }
     pool.parallel_for(size_t(K), 16, [&](size_t k0, size_t k1, size_t) {
-      k.matmul_f32_packed(out, dy, wt.data(), N, M, int64_t(k0), int64_t(k1), K);
-      if (dx_accumulate)
-        for (int64_t n = 0; n < N; ++n)
-          for (auto c = int64_t(k0); c < int64_t(k1); ++c) dx[n * K + c] += out[n * K + c];
+      k.matmul_f32_packed(dx, dy, wt.data(), N, M, int64_t(k0), int64_t(k1), K, dx_accumulate);
     });
   }
-  // dw[m, k] += sum_n dy[n, m] x[n, k]: dy^T (M rows of N) against the packed
-  // x^T (K rows of N).
+  // dw[m, k] += sum_n dy[n, m] x[n, k]: dy^T (M rows of N, read in place)
+  // against the packed x^T (K rows of N).
   xt.resize(size_t(kernels::packed_bytes(DType::f32, K, N)));
   pool.parallel_for(size_t(groups), 1, [&](size_t g0, size_t g1, size_t) {
     kernels::pack_f32_transposed(xt.data(), x, K, N, K, int64_t(g0), int64_t(g1));
   });
-  dyt.resize(size_t(M * N));
+  // Rows of dw per kernel call: their columns of dy stay in L2 while the
+  // packed x^T passes.
+  constexpr int64_t kRows = 64;
   pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    transpose(dyt.data() + m0 * N, dy + m0, N, int64_t(m1 - m0), M, N);
-  });
-  constexpr int64_t kRows = 64;  // rows of dw per kernel call, through a per-worker buffer
-  pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    // Declared here, where each worker passes, so each has its own and frees it.
-    thread_local std::vector<float> tile;
-    tile.resize(size_t(kRows * K));
-    for (auto m = int64_t(m0); m < int64_t(m1); m += kRows) {
-      const int64_t rows = std::min(kRows, int64_t(m1) - m);
-      k.matmul_f32_packed(tile.data(), dyt.data() + m * N, xt.data(), rows, N, 0, K, K);
-      for (int64_t r = 0; r < rows; ++r) {
-        float* dst = g.dw + (m + r) * K;
-        const float* src = tile.data() + r * K;
-        for (int64_t c = 0; c < K; ++c) dst[c] += src[c];
-      }
-    }
+    for (auto m = int64_t(m0); m < int64_t(m1); m += kRows)
+      k.matmul_f32_packed_xt(g.dw + m * K, dy + m, M, xt.data(), std::min(kRows, int64_t(m1) - m), N, 0, K, K, true);
     if (g.db)
       for (int64_t n = 0; n < N; ++n) {
         const float* row = dy + n * M;
@@ -350,7 +329,7 @@ void linear_backward(R* dx, bool dx_accumulate, LinearGrads<R> g, const R* dy, c
   if constexpr (std::is_same_v<R, float>) {
     if (W.dtype == DType::bf16) return linear_backward_bf16(dx, dx_accumulate, g, dy, x, N, W, pool);
     // (Small batches keep the kernels below: packing would cost more than it saves.)
-    if (W.dtype == DType::f32 && kernels::kernels().matmul_f32_packed && N >= 16)
+    if (W.dtype == DType::f32 && kernels::kernels().matmul_f32_packed_xt && N >= 16)
       return linear_backward_f32_packed(dx, dx_accumulate, g, dy, x, N, W, pool);
   }
   constexpr DType dt = std::is_same_v<R, double> ? DType::f64 : DType::f32;

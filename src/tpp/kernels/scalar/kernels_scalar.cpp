@@ -171,13 +171,25 @@ void to_bf16(uint16_t* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = tpp::f32_to_bf16(src[i]);
 }
 
-void matmul_f32_packed(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin,
-                       int64_t m_end, int64_t ldy) {
+void matmul_f32_packed_xt(float* y, const float* x, int64_t ldx, const void* w, int64_t N, int64_t K,
+                          int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate) {
   const auto* packed = static_cast<const float*>(w);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t m = m_begin; m < m_end; ++m) {
       const float* column = packed + (m / 16) * 16 * K + m % 16;  // element k at + 16 k
-      float acc = 0;
+      float acc = accumulate ? y[n * ldy + m] : 0.0f;
+      for (int64_t k = 0; k < K; ++k) acc = std::fma(x[k * ldx + n], column[16 * k], acc);
+      y[n * ldy + m] = acc;
+    }
+}
+
+void matmul_f32_packed(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin,
+                       int64_t m_end, int64_t ldy, bool accumulate) {
+  const auto* packed = static_cast<const float*>(w);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t m = m_begin; m < m_end; ++m) {
+      const float* column = packed + (m / 16) * 16 * K + m % 16;  // element k at + 16 k
+      float acc = accumulate ? y[n * ldy + m] : 0.0f;
       for (int64_t k = 0; k < K; ++k) acc = std::fma(x[n * K + k], column[16 * k], acc);
       y[n * ldy + m] = acc;
     }

@@ -266,10 +266,12 @@ void gemm_tn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K,
 // the block size, and decode equals prefill bit for bit.
 namespace {
 
-template <int G, int NR>
-inline __attribute__((always_inline)) void f32_tile(float* y, const float* x, const float* group, int64_t K,
-                                                    int64_t k0, int64_t k1, int64_t ldy, const __mmask16* mask,
-                                                    bool load_y) {
+// x(i, k) is x[i*ldx + k], or x[k*ldx + i] when XT (x given transposed:
+// the weight gradient's dy^T read in place).
+template <int G, int NR, bool XT>
+inline __attribute__((always_inline)) void f32_tile(float* y, const float* x, int64_t ldx, const float* group,
+                                                    int64_t K, int64_t k0, int64_t k1, int64_t ldy,
+                                                    const __mmask16* mask, bool load_y) {
   const int64_t group_floats = 16 * K;
   __m512 acc[G][NR];
 #pragma GCC unroll 4
@@ -287,7 +289,7 @@ inline __attribute__((always_inline)) void f32_tile(float* y, const float* x, co
     }
 #pragma GCC unroll 12
     for (int i = 0; i < NR; ++i) {
-      const __m512 xb = _mm512_set1_ps(x[i * K + k]);
+      const __m512 xb = _mm512_set1_ps(XT ? x[k * ldx + i] : x[i * ldx + k]);
 #pragma GCC unroll 4
       for (int g = 0; g < G; ++g) acc[g][i] = _mm512_fmadd_ps(xb, wv[g], acc[g][i]);
     }
@@ -314,33 +316,33 @@ constexpr int kF32Groups = 3;
 constexpr int64_t kF32KBlock = 1024;
 
 // All N rows for G groups: tiles of kF32Rows rows, then the rest.
-template <int G>
-void f32_groups(float* y, const float* x, const float* group, int64_t N, int64_t K, int64_t k0, int64_t k1,
-                int64_t ldy, const __mmask16* mask, bool load_y) {
+template <int G, bool XT>
+void f32_groups(float* y, const float* x, int64_t ldx, const float* group, int64_t N, int64_t K, int64_t k0,
+                int64_t k1, int64_t ldy, const __mmask16* mask, bool load_y) {
+  const int64_t row_step = XT ? 1 : ldx;
   int64_t n = 0;
-  for (; n + kF32Rows <= N; n += kF32Rows) f32_tile<G, kF32Rows>(y + n * ldy, x + n * K, group, K, k0, k1, ldy, mask, load_y);
-  const int64_t left = N - n;
+  for (; n + kF32Rows <= N; n += kF32Rows)
+    f32_tile<G, kF32Rows, XT>(y + n * ldy, x + n * row_step, ldx, group, K, k0, k1, ldy, mask, load_y);
   y += n * ldy;
-  x += n * K;
-  if (left >= 8) { f32_tile<G, 8>(y, x, group, K, k0, k1, ldy, mask, load_y); y += 8 * ldy; x += 8 * K; }
-  switch (left & 7) {
-    case 7: f32_tile<G, 7>(y, x, group, K, k0, k1, ldy, mask, load_y); break;
-    case 6: f32_tile<G, 6>(y, x, group, K, k0, k1, ldy, mask, load_y); break;
-    case 5: f32_tile<G, 5>(y, x, group, K, k0, k1, ldy, mask, load_y); break;
-    case 4: f32_tile<G, 4>(y, x, group, K, k0, k1, ldy, mask, load_y); break;
-    case 3: f32_tile<G, 3>(y, x, group, K, k0, k1, ldy, mask, load_y); break;
-    case 2: f32_tile<G, 2>(y, x, group, K, k0, k1, ldy, mask, load_y); break;
-    case 1: f32_tile<G, 1>(y, x, group, K, k0, k1, ldy, mask, load_y); break;
+  x += n * row_step;
+  switch (N - n) {
+    case 7: f32_tile<G, 7, XT>(y, x, ldx, group, K, k0, k1, ldy, mask, load_y); break;
+    case 6: f32_tile<G, 6, XT>(y, x, ldx, group, K, k0, k1, ldy, mask, load_y); break;
+    case 5: f32_tile<G, 5, XT>(y, x, ldx, group, K, k0, k1, ldy, mask, load_y); break;
+    case 4: f32_tile<G, 4, XT>(y, x, ldx, group, K, k0, k1, ldy, mask, load_y); break;
+    case 3: f32_tile<G, 3, XT>(y, x, ldx, group, K, k0, k1, ldy, mask, load_y); break;
+    case 2: f32_tile<G, 2, XT>(y, x, ldx, group, K, k0, k1, ldy, mask, load_y); break;
+    case 1: f32_tile<G, 1, XT>(y, x, ldx, group, K, k0, k1, ldy, mask, load_y); break;
     default: break;
   }
 }
 
-}  // namespace
-
-void matmul_f32_packed(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin,
-                       int64_t m_end, int64_t ldy) {
+template <bool XT>
+void packed_f32(float* y, const float* x, int64_t ldx, const void* w, int64_t N, int64_t K, int64_t m_begin,
+                int64_t m_end, int64_t ldy, bool accumulate) {
   const auto* base = static_cast<const float*>(w);
   const int64_t g_end = (m_end + 15) / 16;
+  const int64_t row_step = XT ? 1 : ldx;
   if (N < 4) {
     // Decode: the whole row in registers, four groups (streams) at a time.
     for (int64_t n = 0; n < N; ++n) {
@@ -348,29 +350,44 @@ void matmul_f32_packed(float* y, const float* x, const void* w, int64_t N, int64
       for (; g + 4 <= g_end; g += 4) {
         const __mmask16 m[4] = {group_lanes(g, m_begin, m_end), group_lanes(g + 1, m_begin, m_end),
                                 group_lanes(g + 2, m_begin, m_end), group_lanes(g + 3, m_begin, m_end)};
-        f32_tile<4, 1>(y + n * ldy + 16 * g, x + n * K, base + g * 16 * K, K, 0, K, ldy, m, false);
+        f32_tile<4, 1, XT>(y + n * ldy + 16 * g, x + n * row_step, ldx, base + g * 16 * K, K, 0, K, ldy, m, accumulate);
       }
       for (; g < g_end; ++g) {
         const __mmask16 m[1] = {group_lanes(g, m_begin, m_end)};
-        f32_tile<1, 1>(y + n * ldy + 16 * g, x + n * K, base + g * 16 * K, K, 0, K, ldy, m, false);
+        f32_tile<1, 1, XT>(y + n * ldy + 16 * g, x + n * row_step, ldx, base + g * 16 * K, K, 0, K, ldy, m, accumulate);
       }
     }
     return;
   }
   // Prefill: a block of k of kF32Groups groups passes over every row of x.
+  if (K == 0 && !accumulate)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t m = m_begin; m < m_end; ++m) y[n * ldy + m] = 0;
   for (int64_t k0 = 0; k0 < K; k0 += kF32KBlock) {
     const int64_t k1 = k0 + kF32KBlock < K ? k0 + kF32KBlock : K;
+    const bool load_y = accumulate || k0 > 0;
     int64_t g = m_begin / 16;
     for (; g + kF32Groups <= g_end; g += kF32Groups) {
       __mmask16 m[kF32Groups];
       for (int i = 0; i < kF32Groups; ++i) m[i] = group_lanes(g + i, m_begin, m_end);
-      f32_groups<kF32Groups>(y + 16 * g, x, base + g * 16 * K, N, K, k0, k1, ldy, m, k0 > 0);
+      f32_groups<kF32Groups, XT>(y + 16 * g, x, ldx, base + g * 16 * K, N, K, k0, k1, ldy, m, load_y);
     }
     for (; g < g_end; ++g) {
       const __mmask16 m[1] = {group_lanes(g, m_begin, m_end)};
-      f32_groups<1>(y + 16 * g, x, base + g * 16 * K, N, K, k0, k1, ldy, m, k0 > 0);
+      f32_groups<1, XT>(y + 16 * g, x, ldx, base + g * 16 * K, N, K, k0, k1, ldy, m, load_y);
     }
   }
+}
+
+}  // namespace
+
+void matmul_f32_packed(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin,
+                       int64_t m_end, int64_t ldy, bool accumulate) {
+  packed_f32<false>(y, x, K, w, N, K, m_begin, m_end, ldy, accumulate);
+}
+void matmul_f32_packed_xt(float* y, const float* x, int64_t ldx, const void* w, int64_t N, int64_t K,
+                          int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate) {
+  packed_f32<true>(y, x, ldx, w, N, K, m_begin, m_end, ldy, accumulate);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {
