@@ -39,7 +39,7 @@ double measure_bandwidth(ThreadPool& pool) {
     const auto t0 = clock_type::now();
     pool.parallel_for(size_t(rows), 16, [&](size_t b, size_t e, size_t) {
       // (All ones: the buffer is its own packed form.)
-      if (k.matmul_f32_packed) k.matmul_f32_packed(sums.data(), ones.data(), buf.data(), 1, kCols, int64_t(b), int64_t(e), rows);
+      if (k.matmul_f32_packed) k.matmul_f32_packed(sums.data(), ones.data(), buf.data(), 1, kCols, int64_t(b), int64_t(e), rows, false);
       else k.matmul_f32(sums.data(), ones.data(), buf.data(), 1, kCols, int64_t(b), int64_t(e), rows);
     });
     best = std::max(best, double(buf.size() * sizeof(float)) / seconds_since(t0));

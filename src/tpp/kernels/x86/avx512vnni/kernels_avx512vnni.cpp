@@ -42,6 +42,7 @@ struct Layout {
 // Rows n .. n+NR of y for G neighbouring groups of 16 weight rows (lanes in
 // mask[g]). Each broadcast of four activation bytes feeds G vpdpbusd: with
 // G = 2 and 4 tokens, 0.75 loads per dot product (q8_0) instead of 1.25.
+// Decode (one row) takes G = 4: four weight streams in flight.
 template <bool kQ8, int G, int NR>
 inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const float* d, const float* s,
                                                 const uint8_t* group, int64_t nb, int64_t K, int64_t ldy,
@@ -49,7 +50,7 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
   using L = Layout<kQ8>;
   const int64_t group_bytes = nb * L::kBlockBytes;
   __m512 acc[G][NR];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int g = 0; g < G; ++g)
 #pragma GCC unroll 4
     for (int i = 0; i < NR; ++i) acc[g][i] = _mm512_setzero_ps();
@@ -57,7 +58,7 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
     const uint8_t* blk[G];
     __m512 dw[G];
     __m512i dot[G][NR];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int g = 0; g < G; ++g) {
       blk[g] = group + g * group_bytes + b * L::kBlockBytes;
       if constexpr (NR == 1) _mm_prefetch(reinterpret_cast<const char*>(blk[g] + 8 * L::kBlockBytes), _MM_HINT_T0);
@@ -73,7 +74,7 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
         int32_t four;
         __builtin_memcpy(&four, q + i * K + 32 * b + 4 * j, 4);
         const __m512i xb = _mm512_set1_epi32(four);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int g = 0; g < G; ++g) dot[g][i] = _mm512_dpbusd_epi32(dot[g][i], wv[g], xb);
       }
     };
@@ -81,7 +82,7 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
 #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
         __m512i wv[G];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int g = 0; g < G; ++g) wv[g] = _mm512_loadu_si512(blk[g] + 32 + 64 * j);
         step(wv, j);
       }
@@ -90,7 +91,7 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
         __m512i lo[G], hi[G];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int g = 0; g < G; ++g) {
           const __m512i v = _mm512_loadu_si512(blk[g] + 32 + 64 * j);
           lo[g] = _mm512_and_si512(v, low);
@@ -100,7 +101,7 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
         step(hi, j + 4);
       }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int g = 0; g < G; ++g)
 #pragma GCC unroll 4
       for (int i = 0; i < NR; ++i) {
@@ -110,7 +111,7 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
         acc[g][i] = _mm512_fmadd_ps(dw[g], inner, acc[g][i]);
       }
   }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int g = 0; g < G; ++g)
 #pragma GCC unroll 4
     for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y + 16 * g + i * ldy, mask[g], acc[g][i]);
@@ -145,7 +146,11 @@ void matmul_packed(float* y, const int8_t* q, const float* d, const float* s, co
   for (int64_t g = m_begin / 16; g < g_end;) {
     const __mmask16 mask[2] = {mask_of(g), g + 1 < g_end ? mask_of(g + 1) : __mmask16(0)};
     const uint8_t* group = base + g * nb * L::kBlockBytes;
-    if (g + 1 < g_end) {
+    if (N == 1 && g + 3 < g_end) {
+      const __mmask16 mask4[4] = {mask_of(g), mask_of(g + 1), mask_of(g + 2), mask_of(g + 3)};
+      groups<kQ8, 4>(y + 16 * g, q, d, s, group, N, nb, K, ldy, mask4);
+      g += 4;
+    } else if (g + 1 < g_end) {
       groups<kQ8, 2>(y + 16 * g, q, d, s, group, N, nb, K, ldy, mask);
       g += 2;
     } else {
