@@ -181,6 +181,35 @@ TEST_P(KernelsTest, PackedF32MatchesItsDefinitionBitForBit) {
   }
 }
 
+// The softmax pieces: the maximum exactly, exp within 1e-6 relative of
+// float64's, written to dst (in place too) or only summed (the same sum), on
+// lengths with tails; a very negative input gives (nearly) zero, never NaN.
+TEST_P(KernelsTest, MaxAndExpSumMatchFloat64) {
+  const bool here = k().max_f32 && k().exp_sum_f32;
+  if (!here && GetParam() != Isa::scalar) GTEST_SKIP() << kernels::isa_name(GetParam()) << " has no vector softmax kernels";
+  auto max_f32 = here ? k().max_f32 : &kernels::scalar::max_f32;
+  auto exp_sum = here ? k().exp_sum_f32 : &kernels::scalar::exp_sum_f32;
+  for (int64_t n : {1, 15, 16, 33, 100, 49152}) {
+    auto x = random_floats(size_t(n), uint64_t(n), 8.0f);
+    x[size_t(n / 2)] = -1e4f;
+    const float mx = max_f32(x.data(), n);
+    EXPECT_EQ(mx, *std::max_element(x.begin(), x.end())) << n;
+    std::vector<float> e(size_t(n), -1.0f);
+    const float sum = exp_sum(e.data(), x.data(), mx, n);
+    double want = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double r = std::exp(double(x[size_t(i)]) - mx);
+      want += r;
+      EXPECT_NEAR(e[size_t(i)], r, 1e-6 * r + 1e-37) << n << " at " << i;
+    }
+    // An f32 sum of n positive terms errs by at most (n - 1) u of the total.
+    EXPECT_NEAR(sum, want, (1e-6 + double(n) * 0x1p-24) * want) << n;
+    EXPECT_EQ(exp_sum(nullptr, x.data(), mx, n), sum) << n;
+    exp_sum(x.data(), x.data(), mx, n);
+    EXPECT_EQ(x, e) << n;
+  }
+}
+
 // The bf16 dot kernels: activations rounded to bf16 bit for bit as
 // f32_to_bf16 rounds them (NaN, infinities, halfway cases, subnormals), and
 // the packed matmul against float64 over the rounded operands (the scalar

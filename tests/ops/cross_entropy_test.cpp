@@ -100,10 +100,11 @@ TEST(CrossEntropyTest, BackwardMatchesFiniteDifferences) {
 
 class CrossEntropyIsaTest : public ::testing::TestWithParam<kernels::Isa> {};
 
-// No table kernel today. Loss: the double accumulation of an f32 row, rtol
-// 1e-6. Gradient: softmax of f32 logits, an f32 row sum of length V (f32
-// reduction bound, atol 1e-5 rtol 1e-4, against double; elementwise against
-// the scalar ISA).
+// Rows without a soft-cap take the table's vector max and exp-sum where the
+// level has them (f32 lane sums), the others a double (loss) or f32
+// (gradient) loop. Loss: rtol 1e-6. Gradient: softmax of f32 logits, an f32
+// row sum of length V (f32 reduction bound, atol 1e-5 rtol 1e-4, against
+// double; elementwise against the scalar ISA).
 TEST_P(CrossEntropyIsaTest, FloatMatchesScalarIsaAndDouble) {
   ThreadPool pool(2);
   const auto targets = make_targets(21);

@@ -107,6 +107,13 @@ using MatmulF32PackedFn = void (*)(float* y, const float* x, const void* w, int6
 using MatmulF32PackedXtFn = void (*)(float* y, const float* x, int64_t ldx, const void* w, int64_t N, int64_t K,
                                      int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate);
 
+// Softmax pieces (the levels with a vector exp; nullptr elsewhere, whose
+// callers keep their loops): the largest element, and
+//   sum_i exp(x[i] - shift), also written to dst[i] unless dst is null
+// (dst may be x), with exp's relative error below 1e-6 and f32 sums.
+using MaxF32Fn = float (*)(const float* x, int64_t n);
+using ExpSumF32Fn = float (*)(float* dst, const float* x, float shift, int64_t n);
+
 struct Kernels {
   Isa isa;
   MatmulF32Fn matmul_f32;
@@ -126,6 +133,8 @@ struct Kernels {
   AttnStepFn attn_step_f32;
   MatmulF32PackedFn matmul_f32_packed = nullptr;
   MatmulF32PackedXtFn matmul_f32_packed_xt = nullptr;
+  MaxF32Fn max_f32 = nullptr;
+  ExpSumF32Fn exp_sum_f32 = nullptr;
   QuantizeQ8Fn quantize_q8 = nullptr;
   MatmulPackedFn matmul_q8_0_packed = nullptr;
   MatmulPackedFn matmul_q4_0_packed = nullptr;

@@ -171,6 +171,22 @@ void to_bf16(uint16_t* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = tpp::f32_to_bf16(src[i]);
 }
 
+float max_f32(const float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = std::fmax(m, x[i]);
+  return m;
+}
+
+float exp_sum_f32(float* dst, const float* x, float shift, int64_t n) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = std::exp(x[i] - shift);
+    if (dst) dst[i] = e;
+    sum += e;
+  }
+  return sum;
+}
+
 void matmul_f32_packed_xt(float* y, const float* x, int64_t ldx, const void* w, int64_t N, int64_t K,
                           int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate) {
   const auto* packed = static_cast<const float*>(w);

@@ -665,6 +665,41 @@ void matmul_q4_0(float* y, const float* x, const void* w, int64_t N, int64_t K, 
 void dequant_q8_0(float* dst, const void* src, int64_t n) { dequant<Q8>(dst, src, n); }
 void dequant_q4_0(float* dst, const void* src, int64_t n) { dequant<Q4>(dst, src, n); }
 
+float max_f32(const float* x, int64_t n) {
+  __m512 m0 = _mm512_set1_ps(-__builtin_inff()), m1 = m0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + i));
+    m1 = _mm512_max_ps(m1, _mm512_loadu_ps(x + i + 16));
+  }
+  for (; i + 16 <= n; i += 16) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + i));
+  if (i < n) m1 = _mm512_mask_max_ps(m1, tail_mask(n - i), m1, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+  return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+}
+
+float exp_sum_f32(float* dst, const float* x, float shift, int64_t n) {
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 e0 = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+    const __m512 e1 = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), s));
+    if (dst) {
+      _mm512_storeu_ps(dst + i, e0);
+      _mm512_storeu_ps(dst + i + 16, e1);
+    }
+    a0 = _mm512_add_ps(a0, e0);
+    a1 = _mm512_add_ps(a1, e1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : tail_mask(n - i);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s)));
+    if (dst) _mm512_mask_storeu_ps(dst + i, m, e);
+    a0 = _mm512_add_ps(a0, e);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
 extern const char compiled_features[] =
 #include "tpp/kernels/compiled_features.inc"
     ;
