@@ -59,6 +59,21 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& ref,
   EXPECT_TRUE(all_close(g, ref, {atol, 1e-5})) << what << " K=" << K;
 }
 
+// |y - f64 reference| <= rel * sum_k |x[n, k] w[m, k]| + atol for every
+// output (entries outside the column range: the reference's fill value).
+void expect_within_sum_bound(const std::vector<float>& y, const std::vector<float>& x, const std::vector<float>& w,
+                             const Shape& s, double rel, double atol, const char* what) {
+  const auto ref = reference(x, w, s);
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t m = 0; m < s.ldy; ++m) {
+      double mag = 0;
+      for (int64_t i = 0; m >= s.m0 && m < s.m1 && i < s.K; ++i)
+        mag += std::abs(double(x[size_t(n * s.K + i)]) * w[size_t(m * s.K + i)]);
+      const size_t at = size_t(n * s.ldy + m);
+      EXPECT_NEAR(y[at], ref[at], rel * mag + atol) << what << " K " << s.K << " (" << n << ", " << m << ")";
+    }
+}
+
 TEST_P(KernelsTest, MatmulF32MatchesFloat64) {
   for (const auto& s : kShapes) {
     const auto x = random_floats(size_t(s.N * s.K), 1), w = random_floats(size_t(s.M * s.K), 2);
@@ -143,15 +158,7 @@ TEST_P(KernelsTest, PackedF32MatchesItsDefinitionBitForBit) {
       }
     EXPECT_EQ(y, want) << "N " << s.N << " K " << s.K << " columns [" << s.m0 << ", " << s.m1 << ")";
     // Against float64: a K-term f32 chain errs by at most K u sum|terms| (u = 2^-24).
-    const auto ref = reference(x, w, s);
-    for (int64_t n = 0; n < s.N; ++n)
-      for (int64_t m = 0; m < s.ldy; ++m) {
-        double mag = 0;
-        for (int64_t i = 0; m >= s.m0 && m < s.m1 && i < s.K; ++i)
-          mag += std::abs(double(x[size_t(n * s.K + i)]) * w[size_t(m * s.K + i)]);
-        const size_t at = size_t(n * s.ldy + m);
-        EXPECT_NEAR(y[at], ref[at], double(s.K) * 0x1p-24 * mag) << "(" << n << ", " << m << ")";
-      }
+    expect_within_sum_bound(y, x, w, s, double(s.K) * 0x1p-24, 0, "packed f32");
     for (int64_t n = 0; n < s.N; n += 5) {
       std::vector<float> one(size_t(s.ldy), -7.0f);
       matmul(one.data(), x.data() + n * s.K, p, 1, s.K, s.m0, s.m1, s.ldy, false);
@@ -251,15 +258,7 @@ TEST_P(KernelsTest, Bf16DotKernelsMatchTheRoundedOperandsInFloat64) {
     }
     // Long rows: f32 rounding of a K-term sum, bounded statistically by
     // 4 sqrt(K) ulps of the sum of |terms| (a fixed atol does not scale).
-    const auto ref = reference(rx, rw, s);
-    for (int64_t n = 0; n < s.N; ++n)
-      for (int64_t m = 0; m < s.ldy; ++m) {
-        double mag = 0;
-        for (int64_t i = 0; m >= s.m0 && m < s.m1 && i < s.K; ++i)
-          mag += std::abs(double(rx[size_t(n * s.K + i)]) * rw[size_t(m * s.K + i)]);
-        const size_t at = size_t(n * s.ldy + m);
-        EXPECT_NEAR(y[at], ref[at], 4 * 0x1p-24 * std::sqrt(double(s.K)) * mag + 1e-6) << "K " << s.K << " (" << n << ", " << m << ")";
-      }
+    expect_within_sum_bound(y, rx, rw, s, 4 * 0x1p-24 * std::sqrt(double(s.K)), 1e-6, "bf16 dot, long rows");
   }
 }
 

@@ -187,28 +187,30 @@ float exp_sum_f32(float* dst, const float* x, float shift, int64_t n) {
   return sum;
 }
 
-void matmul_f32_packed_xt(float* y, const float* x, int64_t ldx, const void* w, int64_t N, int64_t K,
-                          int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate) {
+namespace {
+
+// The packed f32 definition with x(n, k) at x[n * sn + k * sk].
+void packed_f32(float* y, const float* x, int64_t sn, int64_t sk, const void* w, int64_t N, int64_t K,
+                int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate) {
   const auto* packed = static_cast<const float*>(w);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t m = m_begin; m < m_end; ++m) {
       const float* column = packed + (m / 16) * 16 * K + m % 16;  // element k at + 16 k
       float acc = accumulate ? y[n * ldy + m] : 0.0f;
-      for (int64_t k = 0; k < K; ++k) acc = std::fma(x[k * ldx + n], column[16 * k], acc);
+      for (int64_t k = 0; k < K; ++k) acc = std::fma(x[n * sn + k * sk], column[16 * k], acc);
       y[n * ldy + m] = acc;
     }
 }
 
+}  // namespace
+
 void matmul_f32_packed(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin,
                        int64_t m_end, int64_t ldy, bool accumulate) {
-  const auto* packed = static_cast<const float*>(w);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t m = m_begin; m < m_end; ++m) {
-      const float* column = packed + (m / 16) * 16 * K + m % 16;  // element k at + 16 k
-      float acc = accumulate ? y[n * ldy + m] : 0.0f;
-      for (int64_t k = 0; k < K; ++k) acc = std::fma(x[n * K + k], column[16 * k], acc);
-      y[n * ldy + m] = acc;
-    }
+  packed_f32(y, x, K, 1, w, N, K, m_begin, m_end, ldy, accumulate);
+}
+void matmul_f32_packed_xt(float* y, const float* x, int64_t ldx, const void* w, int64_t N, int64_t K,
+                          int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate) {
+  packed_f32(y, x, 1, ldx, w, N, K, m_begin, m_end, ldy, accumulate);
 }
 
 void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K, int64_t m_begin,
