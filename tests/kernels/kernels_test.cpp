@@ -262,6 +262,35 @@ TEST_P(KernelsTest, Bf16DotKernelsMatchTheRoundedOperandsInFloat64) {
   }
 }
 
+// f32 packing on every level (the AVX-512 levels transpose 16 x 16 tiles in
+// registers, the others loop) gives the layout packed.h states: element
+// (r, k) of group g at chunk k, lane r; zero lanes past the last row. Odd
+// row counts and K off the tile; pack_f32_transposed of the transpose too.
+TEST(PackF32Test, EveryLevelGivesTheStatedLayout) {
+  for (auto [M, K] : {std::pair<int64_t, int64_t>{1, 1}, {16, 16}, {17, 5}, {37, 40}, {50, 97}}) {
+    const auto w = random_floats(size_t(M * K), 13, 2.0f);
+    const int64_t groups = (M + 15) / 16;
+    std::vector<float> want(size_t(groups * 16 * K), 0.0f);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) want[size_t((m / 16) * 16 * K + 16 * k + m % 16)] = w[size_t(m * K + k)];
+    for (auto isa : kernels::supported_isas()) {
+      kernels::set_isa(isa);
+      std::vector<float> got(want.size(), NAN);
+      kernels::pack_rows(DType::f32, reinterpret_cast<std::byte*>(got.data()), w.data(), M, K);
+      EXPECT_EQ(got, want) << kernels::isa_name(isa) << " " << M << " x " << K;
+    }
+    kernels::set_isa(kernels::supported_isas().back());
+    // The transpose of w with a row stride past M, packed group by group.
+    const int64_t ld = M + 3;
+    std::vector<float> wt(size_t(K * ld), NAN), got(want.size(), NAN);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) wt[size_t(k * ld + m)] = w[size_t(m * K + k)];
+    for (int64_t g = groups; g > 0; --g)
+      kernels::pack_f32_transposed(reinterpret_cast<std::byte*>(got.data()), wt.data(), M, K, ld, g - 1, g);
+    EXPECT_EQ(got, want) << "transposed " << M << " x " << K;
+  }
+}
+
 // The transposed bf16 packing (training's W^T and x^T) gives the bytes
 // pack_rows gives for the transposed matrix, group range by group range,
 // with a row stride past the width; an odd K pads one zero column.

@@ -107,6 +107,10 @@ using MatmulF32PackedFn = void (*)(float* y, const float* x, const void* w, int6
 using MatmulF32PackedXtFn = void (*)(float* y, const float* x, int64_t ldx, const void* w, int64_t N, int64_t K,
                                      int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate);
 
+// One 16-row group of f32 weights in the packed layout (tpp/kernels/packed.h):
+// dst[16 * k + r] = src[r * K + k] for r < rows (<= 16), 0 for rows <= r < 16.
+using PackF32GroupFn = void (*)(float* dst, const float* src, int64_t rows, int64_t K);
+
 // Softmax pieces (the levels with a vector exp; nullptr elsewhere, whose
 // callers keep their loops): the largest element, and
 //   sum_i exp(x[i] - shift), also written to dst[i] unless dst is null
@@ -133,6 +137,7 @@ struct Kernels {
   AttnStepFn attn_step_f32;
   MatmulF32PackedFn matmul_f32_packed = nullptr;
   MatmulF32PackedXtFn matmul_f32_packed_xt = nullptr;
+  PackF32GroupFn pack_f32_group = nullptr;
   MaxF32Fn max_f32 = nullptr;
   ExpSumF32Fn exp_sum_f32 = nullptr;
   QuantizeQ8Fn quantize_q8 = nullptr;

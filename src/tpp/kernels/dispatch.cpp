@@ -31,6 +31,7 @@ constexpr Kernels kAvx512 = [] {
   Kernels k = TPP_KERNEL_TABLE(avx512, Isa::avx512);
   k.matmul_f32_packed = avx512::matmul_f32_packed;
   k.matmul_f32_packed_xt = avx512::matmul_f32_packed_xt;
+  k.pack_f32_group = avx512::pack_f32_group;
   k.max_f32 = avx512::max_f32;
   k.exp_sum_f32 = avx512::exp_sum_f32;
   return k;

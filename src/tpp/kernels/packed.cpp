@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "tpp/core/error.h"
+#include "tpp/kernels/api.h"
 
 namespace tpp::kernels {
 namespace {
@@ -29,13 +30,18 @@ int64_t packed_bytes(DType t, int64_t M, int64_t K) {
 
 void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K) {
   if (t == DType::f32) {
-    // A transpose of each group's 16 x K block, in tiles of 16 x 16 so that
-    // both the 16 rows read and the chunks written stay in L1.
+    // A transpose of each group's 16 x K block (the kernel table's where it
+    // has one), in tiles of 16 x 16.
     const auto* in = static_cast<const float*>(src);
     auto* out = reinterpret_cast<float*>(dst);
+    const PackF32GroupFn group = kernels().pack_f32_group;
     for (int64_t g = 0; g * kPackRows < M; ++g, out += kPackRows * K) {
       const int64_t rows = std::min<int64_t>(kPackRows, M - g * kPackRows);
       const float* rows_in = in + g * kPackRows * K;
+      if (group) {
+        group(out, rows_in, rows, K);
+        continue;
+      }
       for (int64_t k0 = 0; k0 < K; k0 += 16) {
         const int64_t k1 = std::min<int64_t>(K, k0 + 16);
         for (int64_t r = 0; r < kPackRows; ++r)

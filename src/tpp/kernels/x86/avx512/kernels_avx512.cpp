@@ -665,6 +665,41 @@ void matmul_q4_0(float* y, const float* x, const void* w, int64_t N, int64_t K, 
 void dequant_q8_0(float* dst, const void* src, int64_t n) { dequant<Q8>(dst, src, n); }
 void dequant_q4_0(float* dst, const void* src, int64_t n) { dequant<Q4>(dst, src, n); }
 
+void pack_f32_group(float* dst, const float* src, int64_t rows, int64_t K) {
+  // 16 x 16 tiles transposed in registers: unpack pairs, then 64-bit pairs,
+  // then 128-bit lanes twice.
+  for (int64_t k0 = 0; k0 < K; k0 += 16) {
+    const __mmask16 cols = K - k0 >= 16 ? __mmask16(0xffff) : tail_mask(K - k0);
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(cols, src + i * K + k0) : _mm512_setzero_ps();
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+      r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+      r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+      r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+      r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    // r[4a + b] now holds, in 128-bit lane l, column 4l + b' of rows 4a .. 4a+3
+    // (b' = 0, 1, 2, 3 for b = 0, 1, 2, 3).
+    for (int b = 0; b < 4; ++b) {
+      t[b] = _mm512_shuffle_f32x4(r[b], r[4 + b], 0x44);       // lanes 0, 1 of rows 0-3 and 4-7
+      t[4 + b] = _mm512_shuffle_f32x4(r[b], r[4 + b], 0xee);   // lanes 2, 3
+      t[8 + b] = _mm512_shuffle_f32x4(r[8 + b], r[12 + b], 0x44);
+      t[12 + b] = _mm512_shuffle_f32x4(r[8 + b], r[12 + b], 0xee);
+    }
+    for (int b = 0; b < 4; ++b) {
+      r[b] = _mm512_shuffle_f32x4(t[b], t[8 + b], 0x88);        // column b: lane 0 of each
+      r[4 + b] = _mm512_shuffle_f32x4(t[b], t[8 + b], 0xdd);    // column 4 + b
+      r[8 + b] = _mm512_shuffle_f32x4(t[4 + b], t[12 + b], 0x88);
+      r[12 + b] = _mm512_shuffle_f32x4(t[4 + b], t[12 + b], 0xdd);
+    }
+    for (int c = 0; c < 16 && k0 + c < K; ++c) _mm512_storeu_ps(dst + 16 * (k0 + c), r[c]);
+  }
+}
+
 float max_f32(const float* x, int64_t n) {
   __m512 m0 = _mm512_set1_ps(-__builtin_inff()), m1 = m0;
   int64_t i = 0;

@@ -30,6 +30,7 @@ void gemm_tn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K,
 float dot_f32(const float* a, const float* b, int64_t n);
 void axpy_f32(float* y, float alpha, const float* x, int64_t n);
 void scale_f32(float* y, float alpha, int64_t n);
+void pack_f32_group(float* dst, const float* src, int64_t rows, int64_t K);
 float max_f32(const float* x, int64_t n);
 float exp_sum_f32(float* dst, const float* x, float shift, int64_t n);
 void bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
