@@ -238,6 +238,8 @@ TEST_P(KernelsTest, Bf16DotKernelsMatchTheRoundedOperandsInFloat64) {
 
   const Shape shapes[] = {{1, 2, 0, 1, 1, 1},       {1, 64, 0, 40, 40, 40},    {3, 96, 5, 30, 33, 40},
                           {7, 128, 16, 64, 64, 64}, {13, 576, 1, 49, 50, 52},  {1, 1000, 3, 100, 100, 100},
+                          // Prefill tiles over several groups at once, and every row tail.
+                          {15, 200, 0, 96, 96, 96}, {22, 64, 3, 130, 130, 130},
                           // Rows long enough to run in blocks of k (a vocabulary-long K), the last block partial.
                           {8, 20000, 5, 40, 40, 41}, {1, 16386, 0, 70, 70, 70}};
   for (const auto& s : shapes) {
