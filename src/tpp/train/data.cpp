@@ -35,6 +35,8 @@ TextTokenizer TextTokenizer::for_model(const std::string& model_path) {
   }
   t.name_ = fmt::format("{} ({} tokens)", what, t.bpe_->vocab_size());
   t.separator_ = t.bpe_->eos_id();
+  const auto none = t.bpe_->encode("", /*add_special=*/true, /*parse_special=*/false);
+  if (!none.empty() && none.front() == t.bpe_->bos_id()) t.bos_ = none.front();
   return t;
 }
 

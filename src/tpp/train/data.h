@@ -42,11 +42,14 @@ class TextTokenizer {
   void encode_document(std::string_view text, std::vector<int32_t>& tokens, std::vector<int32_t>& bytes) const;
   // The token between two documents: the tokenizer's EOS, or -1 for none.
   int32_t separator() const { return separator_; }
+  // The BOS that encode_document puts first, or -1 when it adds none.
+  int32_t bos() const { return bos_; }
 
  private:
   std::shared_ptr<const BpeTokenizer> bpe_;
   std::string name_;
   int32_t separator_;
+  int32_t bos_ = -1;
 };
 
 struct TextData {

@@ -1,0 +1,308 @@
+#include "tpp/convert/quantize.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tpp/core/error.h"
+#include "tpp/io/gguf.h"
+#include "tpp/model/gguf_model.h"
+#include "tpp/model/model.h"
+#include "tpp/quant/quant.h"
+
+namespace tpp::convert {
+namespace fs = std::filesystem;
+
+uint32_t ggml_type_id(DType t) {
+  switch (t) {
+    case DType::f32: return 0;
+    case DType::f16: return 1;
+    case DType::q4_0: return 2;
+    case DType::q8_0: return 8;
+    case DType::bf16: return 30;
+    default: fail("quantize: no GGUF tensor type for {}, expected f32, f16, bf16, q8_0 or q4_0", dtype_name(t));
+  }
+}
+
+uint32_t gguf_file_type(DType t) {
+  switch (t) {
+    case DType::f32: return 0;   // LLAMA_FTYPE_ALL_F32
+    case DType::f16: return 1;   // MOSTLY_F16
+    case DType::q4_0: return 2;  // MOSTLY_Q4_0
+    case DType::q8_0: return 7;  // MOSTLY_Q8_0
+    case DType::bf16: return 32; // MOSTLY_BF16
+    default: fail("quantize: no GGUF file type for {}", dtype_name(t));
+  }
+}
+
+namespace {
+
+// One matrix's rows (widened to f32 by `row`) stored as `t`.
+std::vector<std::byte> encode_matrix(int64_t rows, int64_t cols, DType t,
+                                     const std::function<void(int64_t, float*)>& row) {
+  std::vector<std::byte> out(size_t(rows * dtype_bytes(t, cols)));
+  std::vector<float> x(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    row(r, x.data());
+    std::byte* dst = out.data() + r * dtype_bytes(t, cols);
+    switch (t) {
+      case DType::f32: std::memcpy(dst, x.data(), size_t(cols) * 4); break;
+      case DType::f16:
+      case DType::bf16:
+        for (int64_t c = 0; c < cols; ++c) {
+          const uint16_t h = t == DType::bf16 ? f32_to_bf16(x[size_t(c)]) : f32_to_f16(x[size_t(c)]);
+          std::memcpy(dst + 2 * c, &h, 2);
+        }
+        break;
+      default: quant::quantize_row(t, x.data(), cols, dst);
+    }
+  }
+  return out;
+}
+
+// The type a matrix is stored in.
+DType type_for(const QuantizeOptions& o, bool is_output, int64_t cols, QuantizeSummary& s) {
+  DType t = o.type;
+  if (!o.pure && is_output && t == DType::q4_0) t = DType::q8_0;
+  if (is_block_dtype(t) && cols % dtype_block(t) != 0) {
+    ++s.fallback;
+    return DType::f16;
+  }
+  return t;
+}
+
+struct Pending {
+  std::string name;
+  uint32_t type;
+  std::vector<int64_t> shape;
+  std::vector<std::byte> owned;
+  std::span<const std::byte> borrowed;
+};
+
+void write(const std::string& path, const std::vector<std::pair<std::string, io::GgufValue>>& meta,
+           const std::vector<Pending>& tensors) {
+  std::vector<io::GgufWriteTensor> list;
+  for (const auto& t : tensors)
+    list.push_back({t.name, t.type, t.shape, t.owned.empty() ? t.borrowed : std::span<const std::byte>(t.owned)});
+  io::write_gguf(path, meta, list);
+}
+
+QuantizeSummary from_gguf(const std::string& source, const std::string& out, const QuantizeOptions& o,
+                          const std::function<void(const std::string&, DType)>& progress) {
+  const io::GgufFile f = io::GgufFile::open(source);
+  const ModelConfig c = config_from_gguf(f);
+  QuantizeSummary s;
+  std::vector<std::pair<std::string, io::GgufValue>> meta;
+  bool had_type = false;
+  for (const auto& key : f.keys()) {
+    if (key == "general.alignment") continue;  // the writer aligns to its own default
+    if (key == "general.file_type") {
+      meta.emplace_back(key, io::gguf_u32(gguf_file_type(o.type)));
+      had_type = true;
+      continue;
+    }
+    meta.emplace_back(key, *f.find(key));
+  }
+  if (!had_type) meta.emplace_back("general.file_type", io::gguf_u32(gguf_file_type(o.type)));
+  const std::string output_name = c.tie_embeddings ? "token_embd.weight" : "output.weight";
+  std::vector<Pending> tensors;
+  for (const auto& t : f.tensors()) {
+    ++s.tensors;
+    s.bytes_in += int64_t(t.nbytes);
+    const bool matrix = t.ne.size() == 2 && t.name != "rope_freqs.weight";
+    if (!matrix) {
+      tensors.push_back({t.name, t.type, t.shape(), {}, {t.data, size_t(t.nbytes)}});
+      s.bytes_out += int64_t(t.nbytes);
+      continue;
+    }
+    const auto dt = t.info().dtype;
+    if (!dt)
+      fail("quantize: {}: tensor '{}' is stored as {}, which tpp cannot read yet (expected F32, F16, BF16, Q8_0 or "
+           "Q4_0)", source, t.name, t.info().name);
+    MatrixRef m;
+    m.dtype = *dt;
+    m.data = t.data;
+    m.rows = t.ne[1];
+    m.cols = t.ne[0];
+    const DType to = type_for(o, t.name == output_name, m.cols, s);
+    if (progress) progress(t.name, to);
+    Pending p{t.name, ggml_type_id(to), t.shape(), {}, {}};
+    if (to == *dt) {
+      p.borrowed = {t.data, size_t(t.nbytes)};
+    } else {
+      p.owned = encode_matrix(m.rows, m.cols, to, [&](int64_t r, float* x) { m.row_f32(r, x); });
+      ++s.quantized;
+    }
+    s.elements += m.rows * m.cols;
+    const int64_t bytes = int64_t(p.owned.empty() ? p.borrowed.size() : p.owned.size());
+    s.bytes_out += bytes;
+    s.matrix_bytes_out += bytes;
+    tensors.push_back(std::move(p));
+  }
+  write(out, meta, tensors);
+  return s;
+}
+
+// GGUF metadata for a config, in llama.cpp's keys for `arch`.
+std::vector<std::pair<std::string, io::GgufValue>> metadata_for(const ModelConfig& c, const std::string& arch,
+                                                                 const std::string& name, DType type) {
+  std::vector<std::pair<std::string, io::GgufValue>> m;
+  auto key = [&](const char* k) { return arch + "." + k; };
+  m.emplace_back("general.architecture", io::gguf_string(arch));
+  m.emplace_back("general.name", io::gguf_string(name));
+  m.emplace_back("general.file_type", io::gguf_u32(gguf_file_type(type)));
+  m.emplace_back(key("context_length"), io::gguf_u32(uint32_t(c.max_seq_len)));
+  m.emplace_back(key("embedding_length"), io::gguf_u32(uint32_t(c.d_model)));
+  m.emplace_back(key("block_count"), io::gguf_u32(uint32_t(c.n_layers)));
+  m.emplace_back(key("feed_forward_length"), io::gguf_u32(uint32_t(c.ffn_width())));
+  m.emplace_back(key("attention.head_count"), io::gguf_u32(uint32_t(c.n_heads)));
+  if (c.n_kv_heads.size() == 1) {
+    m.emplace_back(key("attention.head_count_kv"), io::gguf_u32(uint32_t(c.kv_heads(0))));
+  } else {
+    std::vector<int32_t> g;
+    for (int l = 0; l < c.n_layers; ++l) g.push_back(c.kv_heads(l));
+    m.emplace_back(key("attention.head_count_kv"), io::gguf_i32s(g));
+  }
+  if (c.head_dim_resolved() != c.d_model / c.n_heads) {
+    m.emplace_back(key("attention.key_length"), io::gguf_u32(uint32_t(c.head_dim_resolved())));
+    m.emplace_back(key("attention.value_length"), io::gguf_u32(uint32_t(c.head_dim_resolved())));
+  }
+  if (c.rotary_dim_resolved() != c.head_dim_resolved())
+    m.emplace_back(key("rope.dimension_count"), io::gguf_u32(uint32_t(c.rotary_dim_resolved())));
+  m.emplace_back(key("rope.freq_base"), io::gguf_f32(float(c.rope_theta)));
+  m.emplace_back(key("attention.layer_norm_rms_epsilon"), io::gguf_f32(float(c.norm_eps)));
+  if (c.sliding_window && *c.sliding_window > 0)
+    m.emplace_back(key("attention.sliding_window"), io::gguf_u32(uint32_t(*c.sliding_window)));
+  m.emplace_back(key("vocab_size"), io::gguf_u32(uint32_t(c.vocab_size)));
+  return m;
+}
+
+// The config with every derived size spelled out and switches that do not
+// apply cleared, so that two configs that compute the same compare equal.
+ModelConfig canonical(ModelConfig c) {
+  std::vector<int> g;
+  for (int l = 0; l < c.n_layers; ++l) g.push_back(c.kv_heads(l));
+  if (std::equal(g.begin() + 1, g.end(), g.begin())) g.resize(1);
+  c.n_kv_heads = g;
+  c.rotary_dim = c.rotary_dim_resolved() == c.head_dim_resolved() ? -1 : c.rotary_dim_resolved();
+  c.head_dim = c.head_dim_resolved();
+  c.d_ff = c.ffn_width();
+  c.param_match = false;
+  c.multiple_of = 1;
+  c.attn_scale = c.attn_scale_resolved();
+  if (c.norm == NormKind::rmsnorm) c.norm_bias = false;
+  // GGUF stores these as f32.
+  c.norm_eps = float(c.norm_eps);
+  c.rope_theta = float(c.rope_theta);
+  c.rope_scaling.factor = float(c.rope_scaling.factor);
+  if (!c.sliding_window) c.layer_types.clear();
+  return c;
+}
+
+// Rows of a Q or K matrix [heads * k, cols] in llama.cpp's llama order: within
+// each head, row 2i + a holds the source's row a * k/2 + i (rotate_half pairs
+// (i, i + k/2) become adjacent).
+int64_t permuted_row(int64_t r, int head_dim) {
+  const int64_t head = r / head_dim, j = r % head_dim, half = head_dim / 2;
+  return head * head_dim + (j % 2) * half + j / 2;
+}
+
+QuantizeSummary from_directory(const std::string& source, const std::string& out, const QuantizeOptions& o,
+                               const std::function<void(const std::string&, DType)>& progress) {
+  TPP_CHECK(!fs::exists(fs::path(source) / "tokenizer.json"),
+            "quantize: {}: the model's tokenizer.json cannot be carried into GGUF metadata yet; quantize a GGUF "
+            "file of the model instead",
+            source);
+  const Model model = load_model(source);
+  const ModelConfig& c = model.config;
+  const std::string arch = c.qk_norm ? "qwen3" : "llama";
+  const bool permute = arch == "llama" && c.rope_layout == RopeLayout::half && c.rotary_dim_resolved() > 0;
+  TPP_CHECK(!permute || c.rotary_dim_resolved() == c.head_dim_resolved(),
+            "quantize: {}: 'rotary_dim' {} with rope_layout half has no GGUF llama form (which rotates whole heads "
+            "in interleaved pairs), expected rotary_dim = head_dim {}",
+            source, c.rotary_dim_resolved(), c.head_dim_resolved());
+  TPP_CHECK(c.rope_scaling.type == RopeScalingType::none || c.rope_scaling.type == RopeScalingType::linear,
+            "quantize: {}: this rope_scaling type is not written to GGUF yet, expected none or linear", source);
+  auto meta = metadata_for(c, arch, fs::path(source).filename().string(), o.type);
+  if (c.rope_scaling.type == RopeScalingType::linear) {
+    meta.emplace_back(arch + ".rope.scaling.type", io::gguf_string("linear"));
+    meta.emplace_back(arch + ".rope.scaling.factor", io::gguf_f32(float(c.rope_scaling.factor)));
+  }
+  QuantizeSummary s;
+  std::vector<Pending> tensors;
+  const int k = c.head_dim_resolved();
+  for (const auto& spec : expected_tensors(c, NameStyle::gguf)) {
+    TPP_CHECK(!spec.name.empty(), "quantize: {}: tensor '{}' has no llama.cpp name", source,
+              tensor_name(*spec.row, NameStyle::tpp, spec.layer));
+    const MatrixRef& w = model.weights.get(spec.row->id, spec.layer);
+    ++s.tensors;
+    s.bytes_in += w.bytes();
+    const TensorId id = spec.row->id;
+    const bool qk = permute && (id == TensorId::attn_q || id == TensorId::attn_k || id == TensorId::attn_q_b ||
+                                id == TensorId::attn_k_b);
+    auto row = [&](int64_t r, float* x) { w.row_f32(qk ? permuted_row(r, k) : r, x); };
+    Pending p{spec.name, 0, spec.shape, {}, {}};
+    if (!spec.row->matrix) {
+      // Vectors in f32 (a permuted bias is a one-column matrix of rows).
+      p.type = 0;
+      p.owned.resize(size_t(w.rows * w.cols * 4));
+      const int64_t n = w.rows * w.cols;
+      const float* v = static_cast<const float*>(w.data);
+      for (int64_t i = 0; i < n; ++i) {
+        const float x = v[qk ? permuted_row(i, k) : i];
+        std::memcpy(p.owned.data() + 4 * i, &x, 4);
+      }
+    } else {
+      const bool is_output = id == (c.tie_embeddings ? TensorId::tok_embd : TensorId::output);
+      const DType to = type_for(o, is_output, w.cols, s);
+      if (progress) progress(spec.name, to);
+      p.type = ggml_type_id(to);
+      p.owned = encode_matrix(w.rows, w.cols, to, row);
+      s.elements += w.rows * w.cols;
+      s.matrix_bytes_out += int64_t(p.owned.size());
+      ++s.quantized;
+    }
+    s.bytes_out += int64_t(p.owned.size());
+    tensors.push_back(std::move(p));
+  }
+  // Written beside `out`, read back and checked, then moved over `out`.
+  const std::string staged = out + ".partial";
+  write(staged, meta, tensors);
+  try {
+    const io::GgufFile back = io::GgufFile::open(staged);
+    nlohmann::json want = config_to_json(canonical(c)), got = config_to_json(canonical(config_from_gguf(back)));
+    if (permute) want["rope_layout"] = got.value("rope_layout", want["rope_layout"]);
+    for (auto it = want.begin(); it != want.end(); ++it) {
+      const auto g = got.find(it.key());
+      const nlohmann::json gv = g == got.end() ? nlohmann::json() : *g;
+      if (gv != it.value())
+        fail("quantize: {}: the config's '{}' ({}) has no form in llama.cpp's {} metadata (it would read back as "
+             "{}); tpp writes GGUF only for configs that architecture expresses",
+             source, it.key(), it.value().dump(), arch, gv.dump());
+    }
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(staged, ec);
+    throw;
+  }
+  std::error_code ec;
+  fs::rename(staged, out, ec);
+  if (ec) fail("quantize: cannot move {} to {}: {}", staged, out, ec.message());
+  return s;
+}
+
+}  // namespace
+
+QuantizeSummary quantize_model(const std::string& source, const std::string& out, const QuantizeOptions& o,
+                               const std::function<void(const std::string&, DType)>& progress) {
+  ggml_type_id(o.type);  // refuses a type GGUF cannot store
+  TPP_CHECK(fs::path(out).extension() == ".gguf", "quantize: --out {}: expected a file name ending in .gguf", out);
+  TPP_CHECK(fs::absolute(out) != fs::absolute(source), "quantize: --out {} is the source itself", out);
+  if (is_gguf_file(source)) return from_gguf(source, out, o, progress);
+  return from_directory(source, out, o, progress);
+}
+
+}  // namespace tpp::convert

@@ -1,0 +1,46 @@
+// tpp quantize: a model as a GGUF file with its matrices in one type.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "tpp/convert/quantize.h"
+#include "tpp/core/error.h"
+
+namespace tpp::cli {
+
+Run add_quantize(CLI::App& app) {
+  struct Opts {
+    std::string model, out, type;
+    bool pure = false, quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("-m,--model", o->model, "model to quantize: tpp or Hugging Face directory, or GGUF file")->required();
+  app.add_option("--type", o->type, "matrix type: f32 | f16 | bf16 | q8_0 | q4_0")
+      ->required()
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0"}));
+  app.add_option("--out", o->out, "output FILE.gguf (written atomically)")->required();
+  app.add_flag("--pure", o->pure, "every matrix in --type (by default a q4_0 file keeps its output matrix in q8_0)");
+  app.add_flag("-q,--quiet", o->quiet, "print only the summary");
+  return [o] {
+    convert::QuantizeOptions opts;
+    opts.type = *parse_dtype(o->type);
+    opts.pure = o->pure;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto s = convert::quantize_model(o->model, o->out, opts, [&](const std::string& name, DType t) {
+      if (!o->quiet) fmt::print("  {:<32} {}\n", name, dtype_name(t));
+    });
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print("wrote {}: {} tensors ({} matrices re-encoded{}), {:.2f} MB -> {:.2f} MB, {:.3f} bits per matrix "
+               "weight, {:.1f} s\n",
+               o->out, s.tensors, s.quantized,
+               s.fallback ? fmt::format(", {} kept in f16: rows not a multiple of 32", s.fallback) : "",
+               double(s.bytes_in) / 1e6, double(s.bytes_out) / 1e6,
+               s.elements ? 8.0 * double(s.matrix_bytes_out) / double(s.elements) : 0.0, secs);
+    return 0;
+  };
+}
+
+}  // namespace tpp::cli
