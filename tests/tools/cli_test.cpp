@@ -249,6 +249,37 @@ TEST(CliTest, EvalPrintsLossPerplexityAndBitsPerByte) {
   EXPECT_NE(out.find("missing.txt"), std::string::npos) << out;
 }
 
+TEST(CliTest, QuantizeThenPerplexityAgainstTheBase) {
+  const std::string dir = temp_dir("cli_quantize");
+  int code;
+  auto out = tpp("init --config " + source_path("configs/tiny.json") + " --out " + dir + "/m", &code);
+  ASSERT_EQ(code, 0) << out;
+  out = tpp("quantize -m " + dir + "/m --type q8_0 --out " + dir + "/m-q8_0.gguf", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("blk.0.attn_q.weight"), std::string::npos) << out;
+  EXPECT_NE(out.find("8.500 bits per matrix weight"), std::string::npos) << out;
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "Every chunk of this text is scored in its second half. ";
+  write(dir + "/text.txt", text);
+  out = tpp("perplexity -m " + dir + "/m-q8_0.gguf --kld-base " + dir + "/m -f " + dir +
+                "/text.txt --ctx 128 --chunks 3 -o json -t 2",
+            &code);
+  ASSERT_EQ(code, 0) << out;
+  const auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  EXPECT_EQ(j["chunks"], 3);
+  EXPECT_EQ(j["tokens"], 3 * 63);
+  EXPECT_NEAR(j["ppl"]["value"].get<double>(), 260.0, 80.0);  // an untrained byte model: near uniform
+  EXPECT_LT(j["kld"]["value"].get<double>(), 1e-3);
+  EXPECT_GE(j["same_top"]["value"].get<double>(), 0.5);
+  out = tpp("perplexity -m " + dir + "/m -f " + dir + "/text.txt --ctx 128", &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("perplexity  "), std::string::npos) << out;
+  EXPECT_EQ(out.find("KLD"), std::string::npos) << out;
+  out = tpp("quantize -m " + dir + "/m --type q3_k --out " + dir + "/x.gguf", &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--type"), std::string::npos) << out;
+}
+
 TEST(CliTest, TokenizePrintsIdsAndHonoursTheSpecialFlags) {
   const std::string dir = source_path("data/tokenizers/llama3");
   if (!std::filesystem::exists(dir + "/tokenizer.json"))

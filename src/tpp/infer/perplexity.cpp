@@ -38,18 +38,17 @@ double kl_divergence(const float* xp, const RowStats& sp, const float* xq, const
   return std::max(0.0, kl);  // rounding can leave a tiny negative for equal rows
 }
 
-struct Moments {
-  double sum = 0, sq = 0;
-  int64_t n = 0;
-  void add(double x) { sum += x, sq += x * x, ++n; }
-  double mean() const { return n ? sum / double(n) : 0; }
-  // Standard error of the mean.
-  double se() const {
-    if (n < 2) return 0;
-    const double m = mean(), var = std::max(0.0, sq / double(n) - m * m) * double(n) / double(n - 1);
-    return std::sqrt(var / double(n));
-  }
-};
+// Mean and standard error of the mean (two passes: exact for equal values).
+Estimate mean_se(const std::vector<double>& v) {
+  const double n = double(v.size());
+  double sum = 0;
+  for (double x : v) sum += x;
+  const double m = sum / n;
+  if (v.size() < 2) return {m, 0};
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  return {m, std::sqrt(ss / (n - 1) / n)};
+}
 
 }  // namespace
 
@@ -88,9 +87,7 @@ PerplexityReport perplexity(const Model& model, const Model* base, std::span<con
   // Per scored token of one chunk.
   std::vector<double> nll(static_cast<size_t>(scored)), base_nll(static_cast<size_t>(scored)), kld(static_cast<size_t>(scored)), dp(static_cast<size_t>(scored));
   std::vector<uint8_t> same(static_cast<size_t>(scored));
-  Moments m_nll, m_base, m_diff, m_kld, m_same;
-  double cross = 0, dp_sq = 0;  // sum of nll * base_nll; sum of dp^2
-  std::vector<double> all_kld;
+  std::vector<double> all_nll, all_base, all_kld, all_same, all_dp;
 
   PerplexityReport r;
   r.has_base = base != nullptr;
@@ -122,37 +119,39 @@ PerplexityReport perplexity(const Model& model, const Model* base, std::span<con
     for (size_t j = 0; j < size_t(scored); ++j) {
       TPP_CHECK(std::isfinite(nll[j]), "perplexity: chunk {}, position {}: the model's loss is not finite", k,
                 first + int64_t(j));
-      m_nll.add(nll[j]);
+      all_nll.push_back(nll[j]);
       if (!base) continue;
-      m_base.add(base_nll[j]);
-      m_diff.add(nll[j] - base_nll[j]);
-      m_kld.add(kld[j]);
-      m_same.add(same[j]);
-      cross += nll[j] * base_nll[j];
-      dp_sq += dp[j] * dp[j];
+      all_base.push_back(base_nll[j]);
       all_kld.push_back(kld[j]);
+      all_same.push_back(same[j]);
+      all_dp.push_back(dp[j]);
     }
 
     r.chunks = k + 1;
-    r.tokens = m_nll.n;
-    r.nll = {m_nll.mean(), m_nll.se()};
+    r.tokens = int64_t(all_nll.size());
+    r.nll = mean_se(all_nll);
     r.ppl = {std::exp(r.nll.value), std::exp(r.nll.value) * r.nll.err};
     if (base) {
-      const double n = double(m_nll.n);
-      r.base_nll = {m_base.mean(), m_base.se()};
+      r.base_nll = mean_se(all_base);
       r.base_ppl = {std::exp(r.base_nll.value), std::exp(r.base_nll.value) * r.base_nll.err};
-      r.ln_ratio = {m_diff.mean(), m_diff.se()};
-      // Δppl = e^a - e^b for the means a, b: var = e^2a va + e^2b vb - 2 e^(a+b) cov(a, b).
-      const double cov = n > 1 ? (cross / n - m_nll.mean() * m_base.mean()) / (n - 1) : 0;
       const double pa = r.ppl.value, pb = r.base_ppl.value;
-      const double var = pa * pa * r.nll.err * r.nll.err + pb * pb * r.base_nll.err * r.base_nll.err - 2 * pa * pb * cov;
-      r.dppl = {pa - pb, std::sqrt(std::max(0.0, var))};
-      r.kld = {m_kld.mean(), m_kld.se()};
-      r.same_top = {m_same.mean(), std::sqrt(std::max(0.0, m_same.mean() * (1 - m_same.mean())) / n)};
-      r.rms_dp = std::sqrt(dp_sq / n);
+      std::vector<double> diff(all_nll.size()), lin(all_nll.size());
+      for (size_t i = 0; i < all_nll.size(); ++i) {
+        diff[i] = all_nll[i] - all_base[i];
+        lin[i] = pa * all_nll[i] - pb * all_base[i];  // Δppl to first order in the two means
+      }
+      r.ln_ratio = mean_se(diff);
+      r.dppl = {pa - pb, mean_se(lin).err};
+      r.kld = mean_se(all_kld);
+      r.same_top = mean_se(all_same);
+      double sq = 0;
+      for (double x : all_dp) sq += x * x;
+      r.rms_dp = std::sqrt(sq / double(all_dp.size()));
       std::vector<double> sorted = all_kld;
       std::sort(sorted.begin(), sorted.end());
-      auto quantile = [&](double q) { return sorted[size_t(std::min<double>(double(sorted.size() - 1), q * double(sorted.size() - 1) + 0.5))]; };
+      auto quantile = [&](double q) {
+        return sorted[size_t(std::min<double>(double(sorted.size() - 1), q * double(sorted.size() - 1) + 0.5))];
+      };
       r.kld_median = quantile(0.5);
       r.kld_p99 = quantile(0.99);
       r.kld_max = sorted.back();

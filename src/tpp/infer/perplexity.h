@@ -14,7 +14,7 @@
 //   same_t = argmax p == argmax q
 //   dp_t  = q(next token) - p(next token)
 // Perplexity is exp(mean nll) with the delta-method uncertainty exp(m) * se(m);
-// Δppl's uncertainty uses the paired per-token differences, so the
+// Δppl's uncertainty uses the paired per-token values, so the
 // correlation between the two models' losses narrows it as it should.
 #pragma once
 
