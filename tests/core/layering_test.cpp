@@ -1,8 +1,8 @@
 // Dependencies run one way: core -> kernels -> ops -> model -> infer / train,
 // with io on core, tokenizer on io and core only, and jinja (the chat-template engine) on core
-// only, used by infer; corpus preparation and run reports on io; convert (checkpoint surgery) on model;
-// experiment (the seeds' experiments) on train, convert and report; quant (on kernels) is used by tests
-// and benchmarks, not by the engine.
+// only, used by infer; corpus preparation and run reports on io; convert (checkpoint surgery and
+// quantisation to GGUF) on model and quant; experiment (the seeds' experiments) on train, convert and
+// report; quant (on kernels) is used by convert, tests and benchmarks, not by the engine.
 // Every #include "tpp/<dir>/..." is checked.
 #include <filesystem>
 #include <fstream>
@@ -30,9 +30,9 @@ TEST(LayeringTest, IncludesOnlyPointDown) {
       {"train", {"core", "kernels", "io", "ops", "model", "tokenizer", "train"}},
       {"corpus", {"core", "io", "corpus"}},
       {"report", {"core", "io", "report"}},
-      {"convert", {"core", "kernels", "io", "ops", "model", "convert"}},
+      {"convert", {"core", "kernels", "io", "ops", "model", "quant", "convert"}},
       {"experiment",
-       {"core", "kernels", "io", "ops", "model", "tokenizer", "train", "convert", "report", "corpus", "experiment"}},
+       {"core", "kernels", "io", "ops", "model", "tokenizer", "train", "quant", "convert", "report", "corpus", "experiment"}},
   };
   const std::string prefix = "#include \"tpp/";
   namespace fs = std::filesystem;

@@ -29,6 +29,7 @@ Run add_perplexity(CLI::App& app) {
     std::vector<std::string> files;
     int64_t ctx = 0, chunks = 0;
     int threads = 0;
+    bool held_out = false;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-m,--model", o->model, "model: tpp or Hugging Face directory, or GGUF file")->required();
@@ -43,6 +44,8 @@ Run add_perplexity(CLI::App& app) {
   app.add_option("--kld-base", o->base,
                  "base model (e.g. the f32 or bf16 original) to compare with: KL divergence, Δperplexity, "
                  "top-token agreement");
+  app.add_flag("--held-out", o->held_out,
+               "score only the part of the text that tpp train holds out for validation when given no --val");
   app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
   app.add_option("-o,--output", o->output, "text | json")->check(CLI::IsMember({"text", "json"}));
   return [o] {
@@ -59,7 +62,12 @@ Run add_perplexity(CLI::App& app) {
                 "perplexity: --kld-base {} has {}, the model {}: compare models that share a tokenizer", o->base,
                 bt.name(), tokenizer.name());
     }
-    const train::TextData data = train::load_text_files(o->files, tokenizer);
+    train::TextData data = train::load_text_files(o->files, tokenizer);
+    if (o->held_out) {
+      train::TextData kept, held;
+      train::split_train_val(data, kept, held);
+      data = std::move(held);
+    }
     PerplexityOptions opts;
     opts.ctx = o->ctx > 0 ? o->ctx : std::min<int64_t>(512, c.max_seq_len);
     opts.max_chunks = o->chunks;
