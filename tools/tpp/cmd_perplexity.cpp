@@ -58,7 +58,8 @@ Run add_perplexity(CLI::App& app) {
     if (base) {
       // The base must read the text as the same ids.
       const train::TextTokenizer bt = train::TextTokenizer::for_model(o->base);
-      TPP_CHECK(bt.name() == tokenizer.name() && bt.bos() == tokenizer.bos(),
+      TPP_CHECK(bt.byte_level() == tokenizer.byte_level() && bt.vocab_size() == tokenizer.vocab_size() &&
+                    bt.bos() == tokenizer.bos(),
                 "perplexity: --kld-base {} has {}, the model {}: compare models that share a tokenizer", o->base,
                 bt.name(), tokenizer.name());
     }
