@@ -2,14 +2,16 @@
 """Random-weight llama GGUF files for speed comparisons (bench/compare.sh).
 
     /usr/bin/python3 bench/random_gguf.py OUT.gguf TYPE SHAPE
-    TYPE:  F32 | BF16 | Q8_0 | Q4_0   (the matrices; norms stay F32)
+    TYPE:  F32 | BF16 | Q8_0 | Q4_0 | Q4_K | Q5_K | Q6_K   (the matrices; norms stay F32)
     SHAPE: llama-1b (Llama-3.2-1B: d 2048, 16 layers, 32 / 8 heads, d_ff 8192, vocab 128,256)
            smollm2-135m (d 576, 30 layers, 9 / 3 heads, d_ff 1536, vocab 49,152)
 
 Weights are N(0, 0.02) from a fixed seed, the output matrix untied; Q8_0 and
 Q4_0 blocks follow GGML's reference quantisers (f16 scale per 32 weights:
 Q8_0 d = amax / 127 with round-half-away; Q4_0 d = m / -8 for the element m of
-largest magnitude, q = min(15, trunc(x / d + 8.5))). tokenizer.ggml.model is
+largest magnitude, q = min(15, trunc(x / d + 8.5))). K-quant blocks (Q4_K, Q5_K,
+Q6_K) are random bytes with f16 super-block scales that give weights of about
+the same size: a file for timing, not for quality. tokenizer.ggml.model is
 "no_vocab" (llama.cpp's marker for a file without a vocabulary), so both
 llama-bench and tpp load the file. Needs numpy (Debian: python3-numpy).
 """
@@ -23,7 +25,8 @@ SHAPES = {  # d_model, layers, heads, kv heads, d_ff, vocab
     "llama-1b": (2048, 16, 32, 8, 8192, 128256),
     "smollm2-135m": (576, 30, 9, 3, 1536, 49152),
 }
-GGML_TYPE = {"F32": 0, "Q4_0": 2, "Q8_0": 8, "BF16": 30}
+GGML_TYPE = {"F32": 0, "Q4_0": 2, "Q8_0": 8, "BF16": 30, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14}
+K_BLOCK = {"Q4_K": (144, [0, 2], 3e-5), "Q5_K": (176, [0, 2], 1.5e-5), "Q6_K": (210, [208], 1e-5)}
 U32, F32, STRING = 4, 6, 8
 
 
@@ -50,7 +53,18 @@ def q4_0(x):
     return rec.tobytes()
 
 
+def k_blocks(n, typ, rng):
+    size, scale_at, scale = K_BLOCK[typ]
+    b = rng.integers(0, 256, size=(n // 256, size), dtype=np.uint8)
+    for at in scale_at:
+        d = (scale * rng.uniform(0.5, 1.5, size=len(b))).astype(np.float16)
+        b[:, at:at + 2] = d.view(np.uint8).reshape(-1, 2)
+    return b.tobytes()
+
+
 def encode(a, typ):
+    if typ in K_BLOCK:
+        return k_blocks(a.size, typ, np.random.default_rng(a.size))
     if typ == "F32":
         return a.astype(np.float32).tobytes()
     if typ == "BF16":
@@ -60,6 +74,8 @@ def encode(a, typ):
 
 def nbytes(shape, typ):
     n = int(np.prod(shape))
+    if typ in K_BLOCK:
+        return n // 256 * K_BLOCK[typ][0]
     return {"F32": 4 * n, "BF16": 2 * n, "Q8_0": n // 32 * 34, "Q4_0": n // 32 * 18}[typ]
 
 
@@ -70,7 +86,7 @@ def gstr(s):
 
 def main():
     if len(sys.argv) != 4 or sys.argv[2] not in GGML_TYPE or sys.argv[3] not in SHAPES:
-        sys.exit(f"usage: {sys.argv[0]} OUT.gguf F32|BF16|Q8_0|Q4_0 {'|'.join(SHAPES)}")
+        sys.exit(f"usage: {sys.argv[0]} OUT.gguf {'|'.join(GGML_TYPE)} {'|'.join(SHAPES)}")
     out, typ, shape = sys.argv[1:]
     d, n_layers, h, g, ff, vocab = SHAPES[shape]
     hd = d // h

@@ -120,8 +120,8 @@ QuantizeSummary from_gguf(const std::string& source, const std::string& out, con
     }
     const auto dt = t.info().dtype;
     if (!dt)
-      fail("quantize: {}: tensor '{}' is stored as {}, which tpp cannot read yet (expected F32, F16, BF16, Q8_0 or "
-           "Q4_0)", source, t.name, t.info().name);
+      fail("quantize: {}: tensor '{}' is stored as {}, which tpp cannot read yet (expected F32, F16, BF16, Q8_0, "
+           "Q4_0, Q4_K, Q5_K or Q6_K)", source, t.name, t.info().name);
     MatrixRef m;
     m.dtype = *dt;
     m.data = t.data;

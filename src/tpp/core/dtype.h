@@ -12,8 +12,9 @@
 namespace tpp {
 
 // q8_0 and q4_0 are GGML's block formats (blocks of 32 along a row; see
-// tpp/quant/quant.h): they exist only as matrix storage, never in safetensors.
-enum class DType : uint8_t { f32, f16, bf16, f64, i32, i64, u8, q8_0, q4_0 };
+// tpp/quant/quant.h), q4_k, q5_k and q6_k its K-quants (super-blocks of 256;
+// tpp/kernels/kquants.h): they exist only as matrix storage, never in safetensors.
+enum class DType : uint8_t { f32, f16, bf16, f64, i32, i64, u8, q8_0, q4_0, q4_k, q5_k, q6_k };
 
 struct DTypeInfo {
   DType dtype;
@@ -28,7 +29,8 @@ inline constexpr std::array kDTypes{
     DTypeInfo{DType::bf16, "bf16", "BF16", 2}, DTypeInfo{DType::f64, "f64", "F64", 8},
     DTypeInfo{DType::i32, "i32", "I32", 4},  DTypeInfo{DType::i64, "i64", "I64", 8},
     DTypeInfo{DType::u8, "u8", "U8", 1},     DTypeInfo{DType::q8_0, "q8_0", "", 34, 32},
-    DTypeInfo{DType::q4_0, "q4_0", "", 18, 32},
+    DTypeInfo{DType::q4_0, "q4_0", "", 18, 32},    DTypeInfo{DType::q4_k, "q4_k", "", 144, 256},
+    DTypeInfo{DType::q5_k, "q5_k", "", 176, 256},  DTypeInfo{DType::q6_k, "q6_k", "", 210, 256},
 };
 
 constexpr const DTypeInfo& dtype_info(DType t) {

@@ -171,7 +171,7 @@ struct TensorSource {
   std::map<std::string, Stored> tensors;
   NameStyle style;
   bool fused = false;                  // Phi-3: fused q/k/v and gate/up storage
-  bool block_matrices = false;         // matrices may be Q8_0 / Q4_0
+  bool block_matrices = false;         // matrices may be Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K
   std::string context;                 // who asks for the tensors ("config.json path")
   std::string missing_in;              // where a missing tensor was looked for
   std::string vector_types, matrix_types;  // the storage types accepted, in words
@@ -256,7 +256,7 @@ Model load_gguf_model(const std::string& path) {
   src.context = path;
   src.missing_in = path;
   src.vector_types = "F32, F16 or BF16";
-  src.matrix_types = "F32, F16, BF16, Q8_0 or Q4_0";
+  src.matrix_types = "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K";
   src.ignorable = [](const std::string& name) { return name == "rope_freqs.weight"; };  // read into rope_scaling
   src.unexpected_reason = fmt::format("the {} model it describes does not use it",
                                       f->get_string("general.architecture").value_or("?"));

@@ -7,6 +7,7 @@
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
+#include "tpp/kernels/kquants.h"
 #include "tpp/kernels/packed.h"
 #include "tpp/ops/gemm.h"
 
@@ -30,6 +31,15 @@ void MatrixRef::row_f32(int64_t r, float* out) const {
     case DType::q4_0:
       k.dequant_q4_0(out, row_data(r), cols);
       return;
+    case DType::q4_k:
+      kernels::dequant_q4_k(out, row_data(r), cols);
+      return;
+    case DType::q5_k:
+      kernels::dequant_q5_k(out, row_data(r), cols);
+      return;
+    case DType::q6_k:
+      kernels::dequant_q6_k(out, row_data(r), cols);
+      return;
     case DType::f64:
       for (int64_t c = 0; c < cols; ++c) out[c] = float(static_cast<const double*>(data)[r * cols + c]);
       return;
@@ -40,20 +50,31 @@ void MatrixRef::row_f32(int64_t r, float* out) const {
 
 namespace {
 
-// Block-quantised W: for a few rows of x (decode) the kernel widens each block
-// in registers; for more, kQuantRows rows of W at a time are widened into a
-// per-thread f32 buffer once and multiplied by the f32 kernel, so the cost of
-// widening is shared by all N rows of x.
+// Block-quantised W without a packed copy: for a few rows of x (decode) the
+// q8_0 / q4_0 kernels widen each block in registers, and a K-quant row is
+// widened into a per-thread buffer and dotted with each row of x; for more,
+// kQuantRows rows of W at a time are widened into a per-thread f32 buffer
+// once and multiplied by the f32 kernel, so the cost of widening is shared by
+// all N rows of x.
 constexpr int64_t kQuantRows = 16;
 
 void run_rows_quant(float* y, const float* x, int64_t N, const MatrixRef& W, int64_t m0, int64_t m1, int64_t ldy) {
   const auto& k = kernels::kernels();
   const int64_t K = W.cols;
-  if (N < 4) {
+  thread_local std::vector<float> buf;
+  if (N < 4 && (W.dtype == DType::q8_0 || W.dtype == DType::q4_0)) {
     (W.dtype == DType::q8_0 ? k.matmul_q8_0 : k.matmul_q4_0)(y, x, W.data, N, K, m0, m1, ldy);
     return;
   }
-  thread_local std::vector<float> buf;
+  if (N < 4) {
+    // K-quants, decode: each row widened once, then its dot products.
+    buf.resize(size_t(K));
+    for (int64_t m = m0; m < m1; ++m) {
+      W.row_f32(m, buf.data());
+      for (int64_t n = 0; n < N; ++n) y[n * ldy + m] = k.dot_f32(x + n * K, buf.data(), K);
+    }
+    return;
+  }
   buf.resize(size_t(kQuantRows * K));
   for (int64_t m = m0; m < m1; m += kQuantRows) {
     const int64_t rows = std::min(kQuantRows, m1 - m);
@@ -132,6 +153,9 @@ void run_rows(float* y, const float* x, const PreparedX& px, int64_t N, const Ma
         break;
       case DType::q8_0:
       case DType::q4_0:
+      case DType::q4_k:
+      case DType::q5_k:
+      case DType::q6_k:
         run_rows_quant(y, x, N, W, m0, m1, ldy);
         break;
       default:

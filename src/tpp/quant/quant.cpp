@@ -5,6 +5,7 @@
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
+#include "tpp/kernels/kquants.h"
 
 namespace tpp::quant {
 namespace {
@@ -55,12 +56,16 @@ void quantize_row(DType t, const float* x, int64_t n, std::byte* out) {
 }
 
 void dequantize_row(DType t, const std::byte* in, int64_t n, float* out) {
-  TPP_CHECK(n % kBlock == 0, "dequantize: {} elements, expected a multiple of {}", n, kBlock);
+  TPP_CHECK(is_block_dtype(t), "dequantize: dtype {}, expected q8_0, q4_0, q4_k, q5_k or q6_k", dtype_name(t));
+  TPP_CHECK(n % dtype_block(t) == 0, "dequantize: {} elements, expected a multiple of {}", n, dtype_block(t));
   const auto& k = kernels::kernels();
   switch (t) {
     case DType::q8_0: k.dequant_q8_0(out, in, n); return;
     case DType::q4_0: k.dequant_q4_0(out, in, n); return;
-    default: fail("dequantize: dtype {}, expected q8_0 or q4_0", dtype_name(t));
+    case DType::q4_k: kernels::dequant_q4_k(out, in, n); return;
+    case DType::q5_k: kernels::dequant_q5_k(out, in, n); return;
+    case DType::q6_k: kernels::dequant_q6_k(out, in, n); return;
+    default: fail("dequantize: dtype {}, expected q8_0, q4_0, q4_k, q5_k or q6_k", dtype_name(t));
   }
 }
 
