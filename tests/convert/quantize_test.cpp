@@ -10,12 +10,11 @@
 #include <fstream>
 
 #include "common/test_util.h"
+#include "model/model_test_util.h"
 #include "tpp/convert/quantize.h"
 #include "tpp/infer/perplexity.h"
 #include "tpp/io/gguf.h"
-#include "tpp/model/kv_cache.h"
 #include "tpp/model/model.h"
-#include "tpp/model/transformer.h"
 #include "tpp/quant/quant.h"
 #include "tpp/train/data.h"
 #include "tpp/train/trainer.h"
@@ -42,12 +41,7 @@ ModelConfig small_config() {
 }
 
 std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& tokens) {
-  Transformer t(m);
-  KvCache cache(m.config, int64_t(tokens.size()));
-  ThreadPool pool(2);
-  std::vector<float> out(tokens.size() * size_t(m.config.vocab_size));
-  t.forward(cache, tokens, out.data(), true, pool);
-  return out;
+  return forward_logits(m, tokens, {.threads = 2});
 }
 
 std::vector<int32_t> some_tokens(int n) {

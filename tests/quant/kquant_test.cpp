@@ -12,12 +12,11 @@
 #include <gtest/gtest.h>
 
 #include "common/test_util.h"
+#include "model/model_test_util.h"
 #include "tpp/convert/quantize.h"
 #include "tpp/core/rng.h"
 #include "tpp/io/gguf.h"
-#include "tpp/model/kv_cache.h"
 #include "tpp/model/model.h"
-#include "tpp/model/transformer.h"
 #include "tpp/ops/linear.h"
 #include "tpp/quant/quant.h"
 
@@ -109,13 +108,7 @@ TEST(KQuantTest, LinearDecodeAndPrefillMatchFloat64OverTheDecodedWeights) {
 }
 
 std::vector<float> logits_of(const std::string& path, const std::vector<int32_t>& tokens) {
-  const Model m = load_model(path);
-  Transformer t(m);
-  KvCache cache(m.config, int64_t(tokens.size()));
-  ThreadPool pool(2);
-  std::vector<float> out(tokens.size() * size_t(m.config.vocab_size));
-  t.forward(cache, tokens, out.data(), true, pool);
-  return out;
+  return forward_logits(load_model(path), tokens, {.threads = 2});
 }
 
 TEST(KQuantTest, GgufModelWithKQuantMatricesRunsAsItsDecodedWeights) {
