@@ -16,6 +16,7 @@
 #include "tpp/convert/quantize.h"
 #include "tpp/core/rng.h"
 #include "tpp/io/gguf.h"
+#include "tpp/kernels/api.h"
 #include "tpp/model/model.h"
 #include "tpp/ops/linear.h"
 #include "tpp/quant/quant.h"
@@ -78,6 +79,26 @@ std::vector<std::byte> random_blocks(const KType& t, int64_t rows, int64_t cols,
   return b;
 }
 
+TEST(KQuantTest, EveryLevelDecodesBitIdenticallyToTheReference) {
+  for (const auto& t : kTypes) {
+    // Every byte value in every field: random blocks, scales of both signs.
+    const int64_t n = 64 * 256;
+    const auto blocks = random_blocks(t, 1, n, 21);
+    std::vector<float> want(static_cast<size_t>(n));
+    (t.dtype == DType::q4_k ? kernels::dequant_q4_k : t.dtype == DType::q5_k ? kernels::dequant_q5_k
+                                                                              : kernels::dequant_q6_k)(
+        want.data(), blocks.data(), n);
+    for (kernels::Isa isa : kernels::supported_isas()) {
+      const auto& k = kernels::kernels_for(isa);
+      std::vector<float> got(static_cast<size_t>(n), -1.0f);
+      (t.dtype == DType::q4_k ? k.dequant_q4_k : t.dtype == DType::q5_k ? k.dequant_q5_k : k.dequant_q6_k)(
+          got.data(), blocks.data(), n);
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), size_t(n) * 4), 0)
+          << t.name << " on " << kernels::isa_name(isa);
+    }
+  }
+}
+
 TEST(KQuantTest, LinearDecodeAndPrefillMatchFloat64OverTheDecodedWeights) {
   const int64_t M = 37, K = 512;
   for (const auto& t : kTypes) {
@@ -90,20 +111,26 @@ TEST(KQuantTest, LinearDecodeAndPrefillMatchFloat64OverTheDecodedWeights) {
     std::vector<float> wf(static_cast<size_t>(M * K));
     for (int64_t m = 0; m < M; ++m) W.row_f32(m, wf.data() + m * K);
     ThreadPool pool(2);
-    for (int64_t N : {1, 3, 9}) {
-      const auto x = random_floats(size_t(N * K), 5);
-      std::vector<float> y(static_cast<size_t>(N * M));
-      linear_forward(y.data(), x.data(), N, W, {}, pool);
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t m = 0; m < M; ++m) {
-          double ref = 0, mag = 0;
-          for (int64_t k = 0; k < K; ++k) {
-            ref += double(x[size_t(n * K + k)]) * double(wf[size_t(m * K + k)]);
-            mag += std::abs(double(x[size_t(n * K + k)]) * double(wf[size_t(m * K + k)]));
+    const kernels::Isa in_use = kernels::kernels().isa;
+    for (kernels::Isa isa : kernels::supported_isas()) {
+      kernels::set_isa(isa);  // each level's decode matmul and prefill path
+      for (int64_t N : {1, 2, 3, 9}) {
+        const auto x = random_floats(size_t(N * K), 5);
+        std::vector<float> y(static_cast<size_t>(N * M));
+        linear_forward(y.data(), x.data(), N, W, {}, pool);
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t m = 0; m < M; ++m) {
+            double ref = 0, mag = 0;
+            for (int64_t k = 0; k < K; ++k) {
+              ref += double(x[size_t(n * K + k)]) * double(wf[size_t(m * K + k)]);
+              mag += std::abs(double(x[size_t(n * K + k)]) * double(wf[size_t(m * K + k)]));
+            }
+            EXPECT_NEAR(y[size_t(n * M + m)], ref, 1e-5 * mag + 1e-6)
+                << t.name << " on " << kernels::isa_name(isa) << " N " << N << " row " << m;
           }
-          EXPECT_NEAR(y[size_t(n * M + m)], ref, 1e-5 * mag + 1e-6) << t.name << " N " << N << " row " << m;
-        }
+      }
     }
+    kernels::set_isa(in_use);
   }
 }
 

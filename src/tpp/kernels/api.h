@@ -18,6 +18,8 @@
 #include <span>
 #include <string_view>
 
+#include "tpp/kernels/kquants.h"
+
 namespace tpp::kernels {
 
 // Levels in order; each runs on every CPU that has its features (dispatch.cpp)
@@ -145,6 +147,17 @@ struct Kernels {
   MatmulPackedFn matmul_q4_0_packed = nullptr;
   ToBf16Fn to_bf16 = nullptr;
   MatmulBf16PackedFn matmul_bf16_packed = nullptr;
+  // K-quant decoders (tpp/kernels/kquants.h): the scalar reference unless the
+  // level has its own.
+  DequantFn dequant_q4_k = kernels::dequant_q4_k;
+  DequantFn dequant_q5_k = kernels::dequant_q5_k;
+  DequantFn dequant_q6_k = kernels::dequant_q6_k;
+  // K-quant matmuls for decode (N < 4), each weight widened in registers
+  // once for all rows of x; nullptr where the level has none (the caller
+  // widens a row into a buffer and takes dot products).
+  MatmulQFn matmul_q4_k = nullptr;
+  MatmulQFn matmul_q5_k = nullptr;
+  MatmulQFn matmul_q6_k = nullptr;
 };
 
 // The table in use: resolved once (thread-safe) from CPUID and TPP_ISA.

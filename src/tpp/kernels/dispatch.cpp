@@ -34,6 +34,12 @@ constexpr Kernels kAvx512 = [] {
   k.pack_f32_group = avx512::pack_f32_group;
   k.max_f32 = avx512::max_f32;
   k.exp_sum_f32 = avx512::exp_sum_f32;
+  k.dequant_q4_k = avx512::dequant_q4_k;
+  k.dequant_q5_k = avx512::dequant_q5_k;
+  k.dequant_q6_k = avx512::dequant_q6_k;
+  k.matmul_q4_k = avx512::matmul_q4_k;
+  k.matmul_q5_k = avx512::matmul_q5_k;
+  k.matmul_q6_k = avx512::matmul_q6_k;
   return k;
 }();
 #undef TPP_KERNEL_TABLE

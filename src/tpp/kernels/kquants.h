@@ -20,8 +20,10 @@
 //     0-1, 2-3, 4-5, 6-7 of qh[32h + l]; w = (d * sc) * (q - 32), q in 0..63.
 // Ref: the block structs and dequantize_row_q{4,5,6}_K of ggml's ggml-quants.c.
 //
-// The dequantisers compute each weight with those float operations in that
-// order, as the reference does (no fused multiply-add).
+// These are the scalar reference decoders. They compute each weight with those float
+// operations in that order, as the reference does (no fused multiply-add).
+// The kernel table (tpp/kernels/api.h) holds each level's decoders, which give
+// the same bits.
 #pragma once
 
 #include <cstdint>

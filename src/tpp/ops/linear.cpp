@@ -7,7 +7,6 @@
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
-#include "tpp/kernels/kquants.h"
 #include "tpp/kernels/packed.h"
 #include "tpp/ops/gemm.h"
 
@@ -32,13 +31,13 @@ void MatrixRef::row_f32(int64_t r, float* out) const {
       k.dequant_q4_0(out, row_data(r), cols);
       return;
     case DType::q4_k:
-      kernels::dequant_q4_k(out, row_data(r), cols);
+      k.dequant_q4_k(out, row_data(r), cols);
       return;
     case DType::q5_k:
-      kernels::dequant_q5_k(out, row_data(r), cols);
+      k.dequant_q5_k(out, row_data(r), cols);
       return;
     case DType::q6_k:
-      kernels::dequant_q6_k(out, row_data(r), cols);
+      k.dequant_q6_k(out, row_data(r), cols);
       return;
     case DType::f64:
       for (int64_t c = 0; c < cols; ++c) out[c] = float(static_cast<const double*>(data)[r * cols + c]);
@@ -58,6 +57,8 @@ namespace {
 // all N rows of x.
 constexpr int64_t kQuantRows = 16;
 
+bool is_k_quant(DType t) { return t == DType::q4_k || t == DType::q5_k || t == DType::q6_k; }
+
 void run_rows_quant(float* y, const float* x, int64_t N, const MatrixRef& W, int64_t m0, int64_t m1, int64_t ldy) {
   const auto& k = kernels::kernels();
   const int64_t K = W.cols;
@@ -66,8 +67,17 @@ void run_rows_quant(float* y, const float* x, int64_t N, const MatrixRef& W, int
     (W.dtype == DType::q8_0 ? k.matmul_q8_0 : k.matmul_q4_0)(y, x, W.data, N, K, m0, m1, ldy);
     return;
   }
+  const kernels::MatmulQFn kq = W.dtype == DType::q4_k   ? k.matmul_q4_k
+                                : W.dtype == DType::q5_k ? k.matmul_q5_k
+                                : W.dtype == DType::q6_k ? k.matmul_q6_k
+                                                         : nullptr;
+  if (N < 4 && kq) {
+    kq(y, x, W.data, N, K, m0, m1, ldy);
+    return;
+  }
   if (N < 4) {
-    // K-quants, decode: each row widened once, then its dot products.
+    // K-quants, decode, on a level without their matmuls: each row widened
+    // once, then its dot products.
     buf.resize(size_t(K));
     for (int64_t m = m0; m < m1; ++m) {
       W.row_f32(m, buf.data());
@@ -76,10 +86,21 @@ void run_rows_quant(float* y, const float* x, int64_t N, const MatrixRef& W, int
     return;
   }
   buf.resize(size_t(kQuantRows * K));
+  // K-quants, where the packed f32 kernel exists: the widened rows are
+  // packed as one 16-row group for it (q8_0 / q4_0 keep the dot-form kernel,
+  // whose results their tests pin).
+  const bool packed = is_k_quant(W.dtype) && k.pack_f32_group && k.matmul_f32_packed;
+  thread_local std::vector<float> group;
+  if (packed) group.resize(size_t(16 * K));
   for (int64_t m = m0; m < m1; m += kQuantRows) {
     const int64_t rows = std::min(kQuantRows, m1 - m);
     for (int64_t r = 0; r < rows; ++r) W.row_f32(m + r, buf.data() + r * K);
-    k.matmul_f32(y + m, x, buf.data(), N, K, 0, rows, ldy);
+    if (packed) {
+      k.pack_f32_group(group.data(), buf.data(), rows, K);
+      k.matmul_f32_packed(y + m, x, group.data(), N, K, 0, rows, ldy, false);
+    } else {
+      k.matmul_f32(y + m, x, buf.data(), N, K, 0, rows, ldy);
+    }
   }
 }
 

@@ -5,7 +5,6 @@
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
-#include "tpp/kernels/kquants.h"
 
 namespace tpp::quant {
 namespace {
@@ -62,9 +61,9 @@ void dequantize_row(DType t, const std::byte* in, int64_t n, float* out) {
   switch (t) {
     case DType::q8_0: k.dequant_q8_0(out, in, n); return;
     case DType::q4_0: k.dequant_q4_0(out, in, n); return;
-    case DType::q4_k: kernels::dequant_q4_k(out, in, n); return;
-    case DType::q5_k: kernels::dequant_q5_k(out, in, n); return;
-    case DType::q6_k: kernels::dequant_q6_k(out, in, n); return;
+    case DType::q4_k: k.dequant_q4_k(out, in, n); return;
+    case DType::q5_k: k.dequant_q5_k(out, in, n); return;
+    case DType::q6_k: k.dequant_q6_k(out, in, n); return;
     default: fail("dequantize: dtype {}, expected q8_0, q4_0, q4_k, q5_k or q6_k", dtype_name(t));
   }
 }

@@ -665,6 +665,170 @@ void matmul_q4_0(float* y, const float* x, const void* w, int64_t N, int64_t K, 
 void dequant_q8_0(float* dst, const void* src, int64_t n) { dequant<Q8>(dst, src, n); }
 void dequant_q4_0(float* dst, const void* src, int64_t n) { dequant<Q4>(dst, src, n); }
 
+// K-quants (layouts in tpp/kernels/kquants.h): 16 weights per vector, each
+// computed with the reference's operations in its order (scale * q rounded,
+// then the minimum subtracted; no fused multiply-add), so every value is
+// bit-identical to the scalar decoder's. One visitor per format decodes a
+// super-block and hands each vector to a consumer: a store (dequantisation)
+// or multiply-adds with rows of x (the decode matmul).
+namespace {
+
+float half_at(const uint8_t* p) {
+  uint16_t h;
+  __builtin_memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+void scale_min_k4(int j, const uint8_t* s, int* sc, int* m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// The reference rounds the product before subtracting: the explicitly
+// rounded forms are never contracted into a fused multiply-add.
+constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+// 16 small unsigned integers (bytes) times a scale, less a minimum.
+inline __m512 widen16(__m128i q, float scale, float minimum) {
+  const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q));
+  return _mm512_sub_round_ps(_mm512_mul_round_ps(v, _mm512_set1_ps(scale), kNearest), _mm512_set1_ps(minimum),
+                             kNearest);
+}
+
+// Q4_K / Q5_K super-block b: f(offset, 16 weights) for offsets 0, 16, ..., 240.
+template <bool kFive, class F>
+inline __attribute__((always_inline)) void visit_qk(const uint8_t* b, F&& f) {
+  const __m128i low = _mm_set1_epi8(15), one = _mm_set1_epi8(1);
+  const float d = half_at(b), dmin = half_at(b + 2);
+  const uint8_t* qh = b + 16;
+  const uint8_t* qs = b + (kFive ? 48 : 16);
+  for (int c = 0; c < 4; ++c) {
+    int sc, m;
+    scale_min_k4(2 * c, b + 4, &sc, &m);
+    const float d1 = d * float(sc), m1 = dmin * float(m);
+    scale_min_k4(2 * c + 1, b + 4, &sc, &m);
+    const float d2 = d * float(sc), m2 = dmin * float(m);
+    for (int j = 0; j < 2; ++j) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 32 * c + 16 * j));
+      __m128i lo = _mm_and_si128(v, low), hi = _mm_and_si128(_mm_srli_epi16(v, 4), low);
+      if constexpr (kFive) {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qh + 16 * j));
+        const __m128i b0 = _mm_and_si128(_mm_srl_epi16(h, _mm_cvtsi32_si128(2 * c)), one);
+        const __m128i b1 = _mm_and_si128(_mm_srl_epi16(h, _mm_cvtsi32_si128(2 * c + 1)), one);
+        lo = _mm_or_si128(lo, _mm_slli_epi16(b0, 4));
+        hi = _mm_or_si128(hi, _mm_slli_epi16(b1, 4));
+      }
+      f(64 * c + 16 * j, widen16(lo, d1, m1));
+      f(64 * c + 32 + 16 * j, widen16(hi, d2, m2));
+    }
+  }
+}
+
+// Q6_K super-block b, likewise.
+template <class F>
+inline __attribute__((always_inline)) void visit_q6k(const uint8_t* b, F&& f) {
+  const __m128i low = _mm_set1_epi8(15), two = _mm_set1_epi8(3);
+  const __m512i off = _mm512_set1_epi32(32);
+  const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+  const float d = half_at(b + 208);
+  for (int h = 0; h < 2; ++h)
+    for (int j = 0; j < 2; ++j) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 64 * h + 16 * j));
+      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 64 * h + 32 + 16 * j));
+      const __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 128 + 32 * h + 16 * j));
+      const __m128i q[4] = {
+          _mm_or_si128(_mm_and_si128(a, low), _mm_slli_epi16(_mm_and_si128(e, two), 4)),
+          _mm_or_si128(_mm_and_si128(c, low), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(e, 2), two), 4)),
+          _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 4), low),
+                       _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(e, 4), two), 4)),
+          _mm_or_si128(_mm_and_si128(_mm_srli_epi16(c, 4), low),
+                       _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(e, 6), two), 4)),
+      };
+      for (int r = 0; r < 4; ++r) {
+        const float s = d * float(sc[8 * h + j + 2 * r]);
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(q[r]), off));
+        f(128 * h + 32 * r + 16 * j, _mm512_mul_round_ps(v, _mm512_set1_ps(s), kNearest));
+      }
+    }
+}
+
+// Visits every super-block of n weights at src.
+template <int kType, class F>
+inline __attribute__((always_inline)) void visit_k(const void* src, int64_t n, F&& f) {
+  constexpr int64_t kBytes = kType == 4 ? 144 : kType == 5 ? 176 : 210;
+  const auto* b = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n / 256; ++i, b += kBytes) {
+    auto at = [&](int o, __m512 v) __attribute__((always_inline)) { f(256 * i + o, v); };
+    if constexpr (kType == 6) visit_q6k(b, at);
+    else visit_qk<kType == 5>(b, at);
+  }
+}
+
+template <int kType>
+void dequant_k(float* dst, const void* src, int64_t n) {
+  visit_k<kType>(src, n, [&](int64_t o, __m512 v) { _mm512_storeu_ps(dst + o, v); });
+}
+
+// Decode: one row of W against NN rows of x, each weight vector widened once
+// and multiplied into every row's accumulators (four chains per row of x, by
+// the vector's position in its group of 64, so the multiply-adds do not wait
+// on each other).
+template <int kType, int NN>
+inline void row_k(float* y, const float* x, const uint8_t* row, int64_t K, int64_t ldy) {
+  __m512 acc[NN][4];
+  for (auto& a : acc)
+    for (auto& c : a) c = _mm512_setzero_ps();
+  visit_k<kType>(row, K, [&](int64_t o, __m512 v) __attribute__((always_inline)) {
+    const int c = int(o >> 4) & 3;
+    for (int i = 0; i < NN; ++i) acc[i][c] = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + i * K + o), acc[i][c]);
+  });
+  for (int i = 0; i < NN; ++i)
+    y[i * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_add_ps(acc[i][2], acc[i][3])));
+}
+
+// Rows m_begin .. m_end of W against N rows of x (N < 4 in use).
+template <int kType>
+void matmul_k(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+              int64_t ldy) {
+  constexpr int64_t kBytes = kType == 4 ? 144 : kType == 5 ? 176 : 210;
+  const int64_t row_bytes = K / 256 * kBytes;
+  for (int64_t m = m_begin; m < m_end; ++m) {
+    const auto* row = static_cast<const uint8_t*>(w) + m * row_bytes;
+    for (int64_t n0 = 0; n0 < N; n0 += 3) {
+      float* yn = y + n0 * ldy + m;
+      const float* xn = x + n0 * K;
+      switch (N - n0 < 3 ? N - n0 : 3) {
+        case 1: row_k<kType, 1>(yn, xn, row, K, ldy); break;
+        case 2: row_k<kType, 2>(yn, xn, row, K, ldy); break;
+        default: row_k<kType, 3>(yn, xn, row, K, ldy); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void dequant_q4_k(float* dst, const void* src, int64_t n) { dequant_k<4>(dst, src, n); }
+void dequant_q5_k(float* dst, const void* src, int64_t n) { dequant_k<5>(dst, src, n); }
+void dequant_q6_k(float* dst, const void* src, int64_t n) { dequant_k<6>(dst, src, n); }
+void matmul_q4_k(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy) {
+  matmul_k<4>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+void matmul_q5_k(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy) {
+  matmul_k<5>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+void matmul_q6_k(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy) {
+  matmul_k<6>(y, x, w, N, K, m_begin, m_end, ldy);
+}
+
 void pack_f32_group(float* dst, const float* src, int64_t rows, int64_t K) {
   // 16 x 16 tiles transposed in registers: unpack pairs, then 64-bit pairs,
   // then 128-bit lanes twice.

@@ -23,6 +23,15 @@ void matmul_f32_packed_xt(float* y, const float* x, int64_t ldx, const void* w, 
                           int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate);
 void dequant_q8_0(float* dst, const void* src, int64_t n);
 void dequant_q4_0(float* dst, const void* src, int64_t n);
+void dequant_q4_k(float* dst, const void* src, int64_t n);
+void dequant_q5_k(float* dst, const void* src, int64_t n);
+void dequant_q6_k(float* dst, const void* src, int64_t n);
+void matmul_q4_k(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy);
+void matmul_q5_k(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy);
+void matmul_q6_k(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin, int64_t m_end,
+                 int64_t ldy);
 void gemm_nn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
                  int64_t m_end, int64_t ldx, int64_t ldw, int64_t ldy, bool accumulate);
 void gemm_tn_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
