@@ -115,7 +115,8 @@ TEST(QuantizeTest, GgufSourceKeepsItsMetadata) {
   for (const auto& t : b.tensors()) EXPECT_EQ(t.type, t.ne.size() == 2 ? 8u : 0u) << t.name;
   // And it runs: within q8_0's error of the f16 file.
   const auto tokens = some_tokens(32);
-  const auto want = logits_of(load_model(dir + "/f16.gguf"), tokens), got = logits_of(load_model(dir + "/q8.gguf"), tokens);
+  const auto want = logits_of(load_model(dir + "/f16.gguf"), tokens);
+  const auto got = logits_of(load_model(dir + "/q8.gguf"), tokens);
   EXPECT_LT(nmse(got, want), 1e-3);
 }
 

@@ -85,8 +85,9 @@ PerplexityReport perplexity(const Model& model, const Model* base, std::span<con
   }
   std::vector<int32_t> chunk(static_cast<size_t>(ctx));
   // Per scored token of one chunk.
-  std::vector<double> nll(static_cast<size_t>(scored)), base_nll(static_cast<size_t>(scored)), kld(static_cast<size_t>(scored)), dp(static_cast<size_t>(scored));
-  std::vector<uint8_t> same(static_cast<size_t>(scored));
+  const auto per_token = static_cast<size_t>(scored);
+  std::vector<double> nll(per_token), base_nll(per_token), kld(per_token), dp(per_token);
+  std::vector<uint8_t> same(per_token);
   std::vector<double> all_nll, all_base, all_kld, all_same, all_dp;
 
   PerplexityReport r;

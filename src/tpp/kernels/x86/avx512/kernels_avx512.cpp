@@ -787,8 +787,10 @@ inline void row_k(float* y, const float* x, const uint8_t* row, int64_t K, int64
     const int c = int(o >> 4) & 3;
     for (int i = 0; i < NN; ++i) acc[i][c] = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + i * K + o), acc[i][c]);
   });
-  for (int i = 0; i < NN; ++i)
-    y[i * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_add_ps(acc[i][2], acc[i][3])));
+  for (int i = 0; i < NN; ++i) {
+    const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_add_ps(acc[i][2], acc[i][3]));
+    y[i * ldy] = _mm512_reduce_add_ps(sum);
+  }
 }
 
 // Rows m_begin .. m_end of W against N rows of x (N < 4 in use).
