@@ -16,7 +16,7 @@ std::vector<float> forward_logits(const Model& model, const std::vector<int32_t>
   ThreadPool pool(o.threads);
   Transformer tr(model, o.max_chunk);
   tr.set_naive_attention(o.naive_attention);
-  KvCache cache(model.config, T, o.rolling);
+  KvCache cache(model.config, T, o.kv_type, o.rolling);
   std::vector<float> logits(static_cast<size_t>(T * V));
   const int64_t piece = o.token_by_token ? 1 : (o.chunk > 0 ? o.chunk : T);
   for (int64_t done = 0; done < T; done += piece) {

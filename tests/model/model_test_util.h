@@ -17,6 +17,7 @@ struct ForwardOptions {
   bool token_by_token = false;  // decode each token through the KV cache
   int chunk = 0;                // > 0: feed the sequence in pieces of this size
   int threads = 1;
+  DType kv_type = DType::f32;   // the KV cache's element type
 };
 
 // Logits [T, V] for the whole sequence.

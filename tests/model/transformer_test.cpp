@@ -44,6 +44,30 @@ TEST_P(ForwardPathTest, KvCacheDecodeEqualsFullForward) {
   EXPECT_TRUE(all_close(forward_logits(*model_, tokens_, {.token_by_token = true}), reference_, kPaths));
 }
 
+// A 16-bit cache: rows enter it rounded, so decoding token by token through
+// the cache, in pieces, with the naive attention, and the prompt at once all
+// see the same keys and values, up to the rare element whose rounding an
+// f32-path difference (kPaths) tips to the neighbouring value: the paths
+// agree far more closely than the type agrees with an f32 cache, and that
+// costs at most the type's precision.
+TEST_P(ForwardPathTest, SixteenBitKvCacheDecodeEqualsFullForward) {
+  if (length_dependent()) GTEST_SKIP() << "dynamic NTK rescales with the processed length by design";
+  for (DType t : {DType::f16, DType::bf16}) {
+    const auto one_shot = forward_logits(*model_, tokens_, {.kv_type = t});
+    const double cost = nmse(one_shot, reference_);
+    for (const ForwardOptions& o : {ForwardOptions{.token_by_token = true, .kv_type = t},
+                                    ForwardOptions{.chunk = 3, .kv_type = t},
+                                    ForwardOptions{.naive_attention = true, .token_by_token = true, .kv_type = t}}) {
+      const double paths = nmse(forward_logits(*model_, tokens_, o), one_shot);
+      EXPECT_LE(paths, 1e-12 + 0.1 * cost) << dtype_name(t) << " chunk " << o.chunk << " naive " << o.naive_attention;
+    }
+    // f16 keeps 11 significant bits, bf16 8 (relative rounding 2^-12, 2^-9);
+    // f16 loses bits below 2^-14, where the Hugging Face-initialised cases'
+    // small values (std 0.02 weights) reach.
+    EXPECT_LT(cost, t == DType::f16 ? 1e-4 : 1e-3) << dtype_name(t);
+  }
+}
+
 TEST_P(ForwardPathTest, ChunkedPrefillEqualsOneShot) {
   if (length_dependent()) GTEST_SKIP() << "dynamic NTK rescales with the processed length by design";
   for (int chunk : {2, 3, 5})
@@ -250,6 +274,80 @@ TEST(ConfigIdentityTest, Bf16WeightsTrackF32) {
   const auto a = forward_logits(f32, tokens), b = forward_logits(bf16, tokens);
   EXPECT_LT(nmse(b, a), 2e-3);  // bf16 weight rounding (2^-9 relative) through 3 layers at std 0.5
   EXPECT_GT(nmse(b, a), 0.0);  // the weights really are rounded
+}
+
+// Every KV cache type on models with head_dim 32 (q8_0's block): GQA, sliding
+// windows on a rolling buffer, ALiBi (whose keys are widened a tile at a
+// time), soft-capping with the plus-one softmax. Decoding token by token,
+// in pieces and with the naive attention agree with the prompt at once in
+// the same type far more closely than the type agrees with an f32 cache
+// (see SixteenBitKvCacheDecodeEqualsFullForward), and that cost stays
+// within the type's precision and is not zero.
+TEST(KvCacheTypeTest, EveryTypeDecodesAsItPrefillsAndTracksF32) {
+  ModelConfig base = small_config();
+  base.d_model = 64;
+  base.n_heads = 4;
+  base.head_dim = 32;
+  base.n_kv_heads = {2};
+  ModelConfig window = base;
+  window.sliding_window = 6;
+  window.layer_types = {LayerType::local, LayerType::global, LayerType::local};
+  ModelConfig alibi = base;
+  alibi.pos_encoding = PosEncoding::alibi;
+  ModelConfig capped = base;
+  capped.attn_softcap = 20;
+  capped.softmax = Softmax::plus_one;
+  const auto tokens = some_tokens(40, base.vocab_size);
+  for (const auto& [name, c] : {std::pair{"gqa", base}, {"window", window}, {"alibi", alibi}, {"softcap", capped}}) {
+    const Model m = init_model(c, 17, DType::f32, 4.0);
+    const auto f32 = forward_logits(m, tokens);
+    for (DType t : {DType::f16, DType::bf16, DType::q8_0}) {
+      const std::string what = std::string(name) + " " + std::string(dtype_name(t));
+      const auto one_shot = forward_logits(m, tokens, {.kv_type = t});
+      const double cost = nmse(one_shot, f32);
+      for (const ForwardOptions& o : {ForwardOptions{.token_by_token = true, .kv_type = t},
+                                      ForwardOptions{.chunk = 7, .kv_type = t},
+                                      ForwardOptions{.naive_attention = true, .rolling = false, .chunk = 5, .kv_type = t}}) {
+        const double paths = nmse(forward_logits(m, tokens, o), one_shot);
+        EXPECT_LE(paths, 1e-12 + 0.1 * cost) << what << " chunk " << o.chunk << " naive " << o.naive_attention;
+      }
+      // Rounding of K and V: f16 2^-12 relative, bf16 2^-9, q8_0 up to 1/254
+      // of each block's largest element.
+      EXPECT_LT(cost, t == DType::f16 ? 1e-6 : 1e-3) << what;
+      EXPECT_GT(cost, 0.0) << what << ": the cache type made no difference";
+    }
+  }
+}
+
+TEST(KvCacheTypeTest, AllocatesWhatKvCacheBytesReportsAndRefusesBadTypes) {
+  ModelConfig c = small_config();
+  c.d_model = 64;
+  c.head_dim = 32;
+  c.sliding_window = 6;
+  c.layer_types = {LayerType::local, LayerType::global};
+  c.cla_share = 1;
+  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0})
+    for (int64_t T : {1, 6, 20}) {
+      const KvCache cache(c, T, t);
+      EXPECT_EQ(cache.bytes(), kv_cache_bytes(c, T, t)) << dtype_name(t) << " T=" << T;
+    }
+  // Per position of one head: 128, 64, 64 and 34 bytes.
+  const ModelConfig& g = c;
+  const int64_t owning_kv = [&] {
+    int64_t n = 0;
+    for (int l = 0; l < g.n_layers; ++l) n += g.owns_kv(l) ? g.kv_heads(l) : 0;
+    return n;
+  }();
+  EXPECT_EQ(kv_cache_bytes(c, 1, DType::q8_0), 2 * owning_kv * 34);
+  EXPECT_EQ(kv_cache_bytes(c, 1, DType::f16), 2 * owning_kv * 64);
+  EXPECT_THROW(KvCache(c, 8, DType::q4_0), Error);
+  ModelConfig odd = small_config();  // head_dim 8: not a q8_0 block
+  EXPECT_THROW(KvCache(odd, 8, DType::q8_0), Error);
+  try {
+    KvCache(odd, 8, DType::q8_0);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("head_dim is 8"), std::string::npos) << e.what();
+  }
 }
 
 TEST(TransformerTest, RejectsOutOfRangeTokensAndOverflowingCache) {

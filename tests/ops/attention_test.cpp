@@ -6,7 +6,9 @@
 // of the double forward, the long-T backward in float against double, every
 // ISA against the scalar one, and N threads against one.
 #include <cmath>
+#include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -15,6 +17,7 @@
 #include "ops/op_test_util.h"
 #include "tpp/kernels/api.h"
 #include "tpp/ops/attention.h"
+#include "tpp/quant/quant.h"
 
 namespace tpp::test {
 namespace {
@@ -422,6 +425,82 @@ TEST_P(AttentionIsaTest, BackwardFloatMatchesScalarIsaAndDouble) {
     EXPECT_TRUE(all_close(to_f64(simd.dv), d.dv, kF32Reduction)) << c.name;
     EXPECT_TRUE(fails_when_perturbed(simd.dv, scalar.dv, kF32Reduction)) << c.name;
   }
+}
+
+// K and V rows of the cache stored in f16, bf16 and q8_0 (encoded by the
+// scalar reference conversions) are read in place: the result is that of an
+// f32 cache holding the decoded rows (1e-6: the same products, summed in the
+// same order where the level has a kernel for the type; the widening
+// fallback elsewhere). Cases: decode over split keys, prefill chunks over a
+// cache, a rolling buffer, ALiBi (always widened), soft-cap with plus-one,
+// and head_dim 40 (a partial 16-lane chunk) for the 16-bit types.
+TEST_P(AttentionIsaTest, TypedKvCacheEqualsItsDecodedRows) {
+  ScopedIsa isa(GetParam());
+  ThreadPool pool(2);
+  struct TypedCase {
+    int h, g, k;
+    int64_t n_cache, n_new, ring, window;
+    float softcap;
+    bool plus_one, alibi;
+  };
+  const TypedCase cases[] = {{8, 2, 64, 600, 1, 0, 0, 0, false, false}, {4, 2, 64, 37, 9, 0, 0, 0, false, false},
+                             {4, 1, 32, 20, 3, 6, 6, 0, false, false},  {4, 2, 64, 50, 4, 0, 0, 0, false, true},
+                             {4, 4, 32, 70, 1, 0, 0, 5.0f, true, false}, {4, 2, 40, 45, 2, 0, 0, 0, false, false}};
+  for (const auto& c : cases)
+    for (DType t : {DType::f16, DType::bf16, DType::q8_0}) {
+      if (t == DType::q8_0 && c.k % 32 != 0) continue;
+      const int64_t rows = c.ring > 0 ? c.ring : c.n_cache, T = c.n_cache + c.n_new;
+      const auto kc = random_floats(size_t(c.g * rows * c.k), 11, 2.0f), vc = random_floats(size_t(c.g * rows * c.k), 12);
+      const auto kn = random_floats(size_t(c.n_new * c.g * c.k), 13, 2.0f), vn = random_floats(size_t(c.n_new * c.g * c.k), 14);
+      const auto q = random_floats(size_t(c.n_new * c.h * c.k), 15, 2.0f);
+      // Each cache row encoded, and decoded back into the f32 copy.
+      const int64_t row_bytes = dtype_bytes(t, c.k);
+      std::vector<std::byte> kq(size_t(c.g * rows * row_bytes)), vq(kq.size());
+      std::vector<float> kd(kc.size()), vd(vc.size());
+      for (int64_t r = 0; r < c.g * rows; ++r)
+        for (auto [src, bytes, dst] : {std::tuple{&kc, &kq, &kd}, std::tuple{&vc, &vq, &vd}}) {
+          const float* x = src->data() + r * c.k;
+          std::byte* b = bytes->data() + r * row_bytes;
+          float* y = dst->data() + r * c.k;
+          if (t == DType::q8_0) {
+            quant::quantize_row(t, x, c.k, b);
+            quant::dequantize_row(t, b, c.k, y);
+            continue;
+          }
+          for (int i = 0; i < c.k; ++i) {
+            const uint16_t u = t == DType::f16 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
+            std::memcpy(b + 2 * i, &u, 2);
+            y[i] = t == DType::f16 ? f16_to_f32(u) : bf16_to_f32(u);
+          }
+        }
+      KvSegment typed;
+      typed.type = t;
+      typed.kq = kq.data();
+      typed.vq = vq.data();
+      typed.head_bytes = rows * row_bytes;
+      typed.row_bytes = row_bytes;
+      typed.pos_begin = c.ring > 0 ? c.n_cache - c.ring : 0;
+      typed.pos_end = c.n_cache;
+      typed.ring = c.ring;
+      KvSegment decoded{kd.data(), vd.data(), rows * c.k, c.k, typed.pos_begin, c.n_cache, c.ring};
+      const KvSegment fresh{kn.data(), vn.data(), c.k, int64_t(c.g) * c.k, c.n_cache, T, 0};
+      const KvSegment with_typed[2] = {typed, fresh}, with_decoded[2] = {decoded, fresh};
+      AttentionShape shape{c.h, c.g, c.k, 1.0f / std::sqrt(float(c.k)), c.softcap, c.plus_one, c.window, c.alibi};
+      std::vector<float> a(q.size()), b(q.size()), naive(q.size());
+      attention_forward(a.data(), q.data(), c.n_new, c.n_cache, with_typed, shape, pool);
+      attention_forward(b.data(), q.data(), c.n_new, c.n_cache, with_decoded, shape, pool);
+      attention_naive(naive.data(), q.data(), c.n_new, c.n_cache, with_typed, shape);
+      const std::string what = std::string(dtype_name(t)) + " k " + std::to_string(c.k) + " cache " +
+                               std::to_string(c.n_cache) + " new " + std::to_string(c.n_new);
+      EXPECT_TRUE(all_close(a, b, {1e-6, 1e-6})) << what;
+      EXPECT_TRUE(all_close(a, naive, {1e-6, 1e-5})) << what;
+      // Not vacuous: the rows as f32 (before rounding) give another result.
+      KvSegment raw{kc.data(), vc.data(), rows * c.k, c.k, typed.pos_begin, c.n_cache, c.ring};
+      const KvSegment with_raw[2] = {raw, fresh};
+      std::vector<float> r(q.size());
+      attention_forward(r.data(), q.data(), c.n_new, c.n_cache, with_raw, shape, pool);
+      EXPECT_FALSE(all_close(a, r, {1e-7, 1e-7})) << what;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, AttentionIsaTest, ::testing::ValuesIn(kernels::supported_isas()),

@@ -2,12 +2,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "common/test_util.h"
 #include "tpp/core/utf8.h"
+#include "tpp/model/kv_cache.h"
 #include "tpp/model/model.h"
 
 namespace tpp::test {
@@ -40,6 +42,12 @@ TEST(CliTest, KvCacheReproducesTheSeedFigures) {
   // Mistral's window caps every layer at 4,096 positions.
   out = tpp("kv-cache --config " + source_path("configs/mistral_7b.json") + " --tokens 32768 --dtype f32", &code);
   EXPECT_NE(out.find(std::to_string(2LL * 32 * 8 * 128 * 4096 * 4) + " bytes"), std::string::npos) << out;
+  // q8_0: 34 bytes per 32 values, what the engine allocates (KvCacheTypeTest checks KvCache's own arrays).
+  out = tpp("kv-cache --config " + source_path("configs/llama2_7b.json") + " --tokens 1024 --kv-type q8_0", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find(std::to_string(2LL * 32 * 32 * 1024 * 128 / 32 * 34) + " bytes"), std::string::npos) << out;
+  EXPECT_EQ(kv_cache_bytes(load_config_file(source_path("configs/llama2_7b.json")), 1024, DType::q8_0),
+            2LL * 32 * 32 * 1024 * 136);
 }
 
 TEST(CliTest, KvCacheCountsClaAndPerLayerHeads) {
@@ -278,6 +286,43 @@ TEST(CliTest, QuantizeThenPerplexityAgainstTheBase) {
   out = tpp("quantize -m " + dir + "/m --type q3_k --out " + dir + "/x.gguf", &code);
   EXPECT_NE(code, 0);
   EXPECT_NE(out.find("--type"), std::string::npos) << out;
+}
+
+// --kv-type reaches the cache: against the same model with an f32 cache the
+// KL divergence is exactly 0 for f32 and grows as the type narrows.
+TEST(CliTest, KvTypeOptionSetsTheCacheType) {
+  const std::string dir = temp_dir("cli_kv_type");
+  int code;
+  auto out = tpp("init --config " + source_path("configs/tiny.json") + " --out " + dir + "/m --seed 5", &code);
+  ASSERT_EQ(code, 0) << out;
+  std::string text;
+  for (int i = 0; i < 30; ++i) text += "The cache holds each key and value in the type asked for. ";
+  write(dir + "/text.txt", text);
+  std::map<std::string, double> kld;
+  for (const std::string t : {"f32", "f16", "bf16", "q8_0"}) {
+    out = tpp("perplexity -m " + dir + "/m --kld-base " + dir + "/m -f " + dir + "/text.txt --ctx 128 --chunks 2 -o json --kv-type " + t, &code);
+    ASSERT_EQ(code, 0) << out;
+    const auto j = nlohmann::json::parse(out.substr(out.find('{')));
+    EXPECT_EQ(j["kv_type"], t);
+    kld[t] = j["kld"]["value"].get<double>();
+  }
+  EXPECT_EQ(kld["f32"], 0.0);
+  EXPECT_GT(kld["f16"], 0.0);
+  EXPECT_LT(kld["f16"], kld["bf16"]);
+  EXPECT_LT(kld["f16"], kld["q8_0"]);
+  EXPECT_LT(kld["q8_0"], 1e-3);
+  const std::string gen = "generate -m " + dir + "/m --prompt-ids 5,6,7 -n 6 --temp 0 --ids --kv-type q8_0";
+  out = tpp(gen, &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), ','), 5) << out;
+  out = tpp("generate -m " + dir + "/m --prompt-ids 5 -n 1 --kv-type q4_0", &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--kv-type"), std::string::npos) << out;
+  out = tpp("bench -m " + dir + "/m -p 8 -n 4 -r 1 -o json --kv-type bf16", &code);
+  ASSERT_EQ(code, 0) << out;
+  const auto b = nlohmann::json::parse(out.substr(out.find('{')));
+  EXPECT_EQ(b["kv_type"], "bf16");
+  EXPECT_EQ(b["kv_bytes_per_position"], 4 * 2 * 2 * 32 * 2);  // layers x K,V x kv heads x head_dim x 2 bytes
 }
 
 TEST(CliTest, TokenizePrintsIdsAndHonoursTheSpecialFlags) {

@@ -37,4 +37,13 @@ inline CLI::Validator above(double lo) { return number_in(lo, true); }
 inline CLI::Validator non_negative() { return at_least(0); }
 inline CLI::Validator positive() { return above(0); }
 
+// --kv-type: the KV cache's element type (tpp/model/kv_cache.h), 16-bit by
+// default as in llama.cpp.
+inline CLI::Option* add_kv_type_option(CLI::App& app, std::string& kv_type) {
+  kv_type = "f16";
+  return app.add_option("--kv-type", kv_type, "KV cache type: f32 | f16 | bf16 | q8_0 (34 bytes per 32 values)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}))
+      ->capture_default_str();
+}
+
 }  // namespace tpp::cli

@@ -13,6 +13,7 @@
 #include "tpp/core/error.h"
 #include "tpp/core/rng.h"
 #include "tpp/kernels/api.h"
+#include "tpp/model/kv_cache.h"
 #include "tpp/model/model.h"
 #include "tpp/model/transformer.h"
 
@@ -70,7 +71,7 @@ Spread spread(const std::vector<double>& v) {
 
 Run add_bench(CLI::App& app) {
   struct Opts {
-    std::string model, output = "text";
+    std::string model, output = "text", kv_type;
     int prompt = 512, n = 128, threads = 0, reps = 2;
   };
   auto o = std::make_shared<Opts>();
@@ -79,6 +80,7 @@ Run add_bench(CLI::App& app) {
   app.add_option("-n", o->n, "tokens for the decode test")->check(positive());
   app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
   app.add_option("-r,--reps", o->reps, "repetitions (best is reported)")->check(positive());
+  add_kv_type_option(app, o->kv_type);
   app.add_option("-o,--output", o->output, "text or json (one object, for scripts)")
       ->check(CLI::IsMember({"text", "json"}));
   return [o] {
@@ -88,7 +90,8 @@ Run add_bench(CLI::App& app) {
     const ModelConfig& c = model.config;
     ThreadPool pool(o->threads);
     Transformer transformer(model, std::min(o->prompt, 512));
-    KvCache cache(c, std::min<int64_t>(c.max_seq_len, o->prompt + o->n));
+    const DType kv_type = check_kv_type(*parse_dtype(o->kv_type), c.head_dim_resolved(), "--kv-type");
+    KvCache cache(c, std::min<int64_t>(c.max_seq_len, o->prompt + o->n), kv_type);
     TPP_CHECK(o->prompt + o->n <= c.max_seq_len, "bench: -p {} + -n {} exceed max_seq_len {}", o->prompt, o->n, c.max_seq_len);
     std::vector<int32_t> tokens(static_cast<size_t>(o->prompt + o->n));
     const CounterRng rng(1234, 0);
@@ -111,7 +114,10 @@ Run add_bench(CLI::App& app) {
     const double bandwidth = measure_bandwidth(pool);
     const double bytes_per_token = double(model.weights.matrix_bytes_per_token());
     const double matmul_ops = 2.0 * double(model.weights.matrix_elements_per_token());
-    const double roofline = bytes_per_token * decode / bandwidth;
+    // Each decoded token also reads the KV cache it has so far.
+    double kv_bytes_per_token = 0;
+    for (int i = 0; i < o->n; ++i) kv_bytes_per_token += double(kv_cache_bytes(c, o->prompt + i + 1, kv_type)) / o->n;
+    const double roofline = (bytes_per_token + kv_bytes_per_token) * decode / bandwidth;
     const std::string dtype(dtype_name(model.weights.layers[0][TensorId::attn_q].dtype));
     const std::string simd(kernels::isa_name(kernels::kernels().isa));
     if (o->output == "json") {
@@ -132,6 +138,9 @@ Run add_bench(CLI::App& app) {
                                 {"decode_tokens_per_s_sd", decode_spread.sd},
                                 {"decode_ms_per_token", 1e3 / decode},
                                 {"weight_bytes_per_token", bytes_per_token},
+                                {"kv_type", o->kv_type},
+                                {"kv_bytes_per_position", kv_cache_bytes(c, 1, kv_type)},
+                                {"kv_bytes_per_token", kv_bytes_per_token},
                                 {"bandwidth_gb_per_s", bandwidth * 1e-9},
                                 {"roofline", roofline}};
       fmt::print("{}\n", j.dump());
@@ -140,12 +149,14 @@ Run add_bench(CLI::App& app) {
     fmt::print("model      {} ({} params, {} weights, {:.1f} MB read per decoded token)\n", o->model,
                c.n_params(), dtype, bytes_per_token / 1e6);
     fmt::print("threads    {}   SIMD {}   loaded in {:.2f} s\n", pool.size(), simd, load_s);
+    fmt::print("KV cache   {}, {} bytes per position ({:.2f} MB read per decoded token on average)\n", o->kv_type,
+               kv_cache_bytes(c, 1, kv_type), kv_bytes_per_token / 1e6);
     fmt::print("prefill    pp{:<5} {:8.1f} tokens/s (mean {:.1f} ± {:.1f})   {:.0f} GOP/s in the matmuls\n", o->prompt,
                prefill, prefill_spread.mean, prefill_spread.sd, prefill * matmul_ops * 1e-9);
     fmt::print("decode     tg{:<5} {:8.1f} tokens/s (mean {:.1f} ± {:.1f})   {:.2f} ms/token\n", o->n, decode,
                decode_spread.mean, decode_spread.sd, 1e3 / decode);
     fmt::print("bandwidth  {:.1f} GB/s measured (read, {} threads)\n", bandwidth / 1e9, pool.size());
-    fmt::print("roofline   {:.0f} % (decode: weight bytes per token x tokens/s / bandwidth)\n", 100 * roofline);
+    fmt::print("roofline   {:.0f} % (decode: weight and KV bytes per token x tokens/s / bandwidth)\n", 100 * roofline);
     return 0;
   };
 }

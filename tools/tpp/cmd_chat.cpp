@@ -19,13 +19,14 @@
 #include "tpp/core/error.h"
 #include "tpp/infer/generate.h"
 #include "tpp/infer/model_text.h"
+#include "tpp/model/kv_cache.h"
 #include "tpp/model/model.h"
 
 namespace tpp::cli {
 
 Run add_chat(CLI::App& app) {
   struct Opts {
-    std::string model, system;
+    std::string model, system, kv_type;
     int n = 512, threads = 0, ctx = 0;
     bool stats = false;
     SamplingParams sampling;
@@ -41,6 +42,7 @@ Run add_chat(CLI::App& app) {
   app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
   app.add_option("-c,--ctx", o->ctx, "context length; 0 = max_seq_len, at most 8192")
       ->check(non_negative());
+  add_kv_type_option(app, o->kv_type);
   return [o] {
     const Model model = load_model(o->model);
     const ModelText text = load_model_text(o->model);
@@ -49,7 +51,8 @@ Run add_chat(CLI::App& app) {
     const int64_t ctx = o->ctx > 0 ? o->ctx : std::min<int64_t>(model.config.max_seq_len, 8192);
     ThreadPool pool(o->threads);
     Transformer transformer(model);
-    KvCache cache(model.config, ctx);
+    KvCache cache(model.config, ctx,
+                  check_kv_type(*parse_dtype(o->kv_type), model.config.head_dim_resolved(), "--kv-type"));
     std::vector<int32_t> cached;  // the tokens the cache holds, in order
     std::vector<ChatMessage> messages;
     if (!o->system.empty()) messages.push_back({"system", o->system});

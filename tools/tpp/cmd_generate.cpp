@@ -12,6 +12,7 @@
 #include "text_out.h"
 #include "tpp/infer/generate.h"
 #include "tpp/infer/model_text.h"
+#include "tpp/model/kv_cache.h"
 #include "tpp/model/model.h"
 #include "tpp/tokenizer/byte_tokenizer.h"
 
@@ -42,7 +43,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 
 Run add_generate(CLI::App& app) {
   struct Opts {
-    std::string model, prompt, prompt_ids, system;
+    std::string model, prompt, prompt_ids, system, kv_type;
     int n = 64, threads = 0, ctx = 0;
     bool ids = false, stats = false, chat = false;
     SamplingParams sampling;
@@ -62,10 +63,12 @@ Run add_generate(CLI::App& app) {
   app.add_flag("--stats", o->stats, "print prefill/decode speed to stderr");
   app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
   app.add_option("-c,--ctx", o->ctx, "context length; 0 = the prompt and -n tokens, at most max_seq_len")->check(non_negative());
+  add_kv_type_option(app, o->kv_type);
   return [o] {
     if (o->prompt.empty() && o->prompt_ids.empty()) fail("generate: give a prompt with -p TEXT or --prompt-ids 1,2,3");
     const Model model = load_model(o->model);
     const ModelConfig& c = model.config;
+    const DType kv_type = check_kv_type(*parse_dtype(o->kv_type), c.head_dim_resolved(), "--kv-type");
     ByteTokenizer tokenizer;
     const ModelText text = load_model_text(o->model);
     const auto& bpe = text.tokenizer;
@@ -85,7 +88,7 @@ Run add_generate(CLI::App& app) {
     const int64_t ctx = o->ctx > 0 ? o->ctx : std::min<int64_t>(c.max_seq_len, int64_t(prompt.size()) + o->n);
     ThreadPool pool(o->threads);
     Transformer transformer(model);
-    KvCache cache(c, ctx);
+    KvCache cache(c, ctx, kv_type);
     GenerateOptions options;
     options.max_new_tokens = o->n;
     options.sampling = o->sampling;

@@ -21,20 +21,21 @@ Run add_kv_cache(CLI::App& app) {
   auto* c = app.add_option("--config", o->config, "model config JSON");
   m->excludes(c);
   app.add_option("--tokens", o->tokens, "sequence length T")->required()->check(positive())->default_str("");
-  app.add_option("--dtype", o->dtype, "cache element type: f16 | bf16 | f32");
+  app.add_option("--kv-type,--dtype", o->dtype, "cache element type: f32 | f16 | bf16 | q8_0")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}))
+      ->capture_default_str();
   return [o] {
     if (o->model.empty() == o->config.empty()) fail("kv-cache: give exactly one of -m DIR or --config FILE");
-    const auto dtype = parse_dtype(o->dtype);
-    if (!dtype || (*dtype != DType::f32 && *dtype != DType::bf16 && *dtype != DType::f16))
-      fail("--dtype: got \"{}\", expected f16, bf16 or f32", o->dtype);
     const ModelConfig cfg = o->model.empty() ? load_config_file(o->config) : load_model(o->model).config;
-    const int64_t bytes = kv_cache_bytes(cfg, o->tokens, *dtype);
+    const DType dtype = check_kv_type(*parse_dtype(o->dtype), cfg.head_dim_resolved(), "--kv-type");
+    // What KvCache(cfg, tokens, dtype) allocates, computed without allocating it.
+    const int64_t bytes = kv_cache_bytes(cfg, o->tokens, dtype);
     int owning = 0;
     for (int l = 0; l < cfg.n_layers; ++l) owning += cfg.owns_kv(l);
     fmt::print("{} bytes ({:.1f} MB, {:.1f} MiB) of KV cache for {} tokens in {}\n", bytes, bytes / 1e6,
                bytes / 1048576.0, o->tokens, o->dtype);
     fmt::print("  {} of {} layers own a cache; head_dim {}; per token {} bytes\n", owning, cfg.n_layers,
-               cfg.head_dim_resolved(), kv_cache_bytes(cfg, 1, *dtype));
+               cfg.head_dim_resolved(), kv_cache_bytes(cfg, 1, dtype));
     return 0;
   };
 }

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "tpp/core/error.h"
 #include "tpp/infer/perplexity.h"
+#include "tpp/model/kv_cache.h"
 #include "tpp/model/model.h"
 #include "tpp/train/data.h"
 
@@ -25,7 +26,7 @@ nlohmann::json estimate_json(const Estimate& e) { return {{"value", e.value}, {"
 
 Run add_perplexity(CLI::App& app) {
   struct Opts {
-    std::string model, base, output = "text";
+    std::string model, base, output = "text", kv_type;
     std::vector<std::string> files;
     int64_t ctx = 0, chunks = 0;
     int threads = 0;
@@ -46,6 +47,8 @@ Run add_perplexity(CLI::App& app) {
                  "top-token agreement");
   app.add_flag("--held-out", o->held_out,
                "score only the part of the text that tpp train holds out for validation when given no --val");
+  add_kv_type_option(app, o->kv_type)->description(
+      "the model's KV cache type: f32 | f16 | bf16 | q8_0 (the base's is f32)");
   app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
   app.add_option("-o,--output", o->output, "text | json")->check(CLI::IsMember({"text", "json"}));
   return [o] {
@@ -73,11 +76,13 @@ Run add_perplexity(CLI::App& app) {
     opts.ctx = o->ctx > 0 ? o->ctx : std::min<int64_t>(512, c.max_seq_len);
     opts.max_chunks = o->chunks;
     opts.bos = tokenizer.bos();
+    opts.kv_type = check_kv_type(*parse_dtype(o->kv_type), c.head_dim_resolved(), "--kv-type");
     ThreadPool pool(o->threads);
     const bool text = o->output == "text";
     if (text) {
       fmt::print("model       {}\n", o->model);
-      if (base) fmt::print("base        {}\n", o->base);
+      if (base) fmt::print("base        {} (KV cache f32)\n", o->base);
+      fmt::print("KV cache    {}\n", o->kv_type);
       fmt::print("tokenizer   {}; {} tokens of text\n", tokenizer.name(), data.tokens.size());
       fmt::print("chunks      of {} tokens, the last {} of each scored\n", opts.ctx, opts.ctx - 1 - opts.ctx / 2);
       std::fflush(stdout);
@@ -90,7 +95,8 @@ Run add_perplexity(CLI::App& app) {
                                             if (done == all) fmt::print(stderr, "\n");
                                           });
     if (!text) {
-      nlohmann::json j = {{"model", o->model},       {"ctx", opts.ctx},           {"chunks", r.chunks},
+      nlohmann::json j = {{"model", o->model},       {"kv_type", o->kv_type},     {"ctx", opts.ctx},
+                          {"chunks", r.chunks},
                           {"tokens", r.tokens},      {"nll", estimate_json(r.nll)}, {"ppl", estimate_json(r.ppl)}};
       if (r.has_base) {
         j["base"] = o->base;

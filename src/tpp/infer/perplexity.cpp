@@ -74,7 +74,7 @@ PerplexityReport perplexity(const Model& model, const Model* base, std::span<con
 
   const int64_t first = ctx / 2, scored = ctx - 1 - first;
   Transformer tm(model);
-  KvCache cache(c, ctx);
+  KvCache cache(c, ctx, opts.kv_type);
   std::vector<float> logits(size_t(ctx * V)), base_logits;
   std::optional<Transformer> tb;
   std::optional<KvCache> base_cache;

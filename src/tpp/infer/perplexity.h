@@ -32,6 +32,7 @@ struct PerplexityOptions {
   int64_t ctx = 512;
   int64_t max_chunks = 0;  // 0 = every whole chunk
   int32_t bos = -1;        // the first token of each chunk becomes this; -1 = keep the text's
+  DType kv_type = DType::f32;  // the model's KV cache (tpp/model/kv_cache.h); the base's is f32
 };
 
 struct Estimate {

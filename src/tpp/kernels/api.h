@@ -63,13 +63,19 @@ using ScaleF32Fn = void (*)(float* y, float alpha, int64_t n);
 // dst[i] = widen(src[i])
 using WidenU16Fn = void (*)(float* dst, const uint16_t* src, int64_t n);
 // One step of the online softmax for G query vectors that share a KV head
-// (GQA group) over n keys/values, row p at K + p*stride / V + p*stride:
+// (GQA group) over n keys/values, row p at byte K + p*stride / V + p*stride:
 //   s[g,p] = cap(q_g . K_p * scale);  m_g' = max(m_g, max_p s);  c = exp(m_g - m_g')
 //   l_g = l_g*c + sum_p exp(s - m_g');  acc_g = acc_g*c + sum_p exp(s - m_g') V_p
 // q, acc: [G, k]; m, l: [G]; G <= kAttnMaxGroup; softcap 0 = off.
+// attn_step_f32 reads rows of k floats; the KV-cache types are read in
+// place, each element widened in registers as it is used:
+//   attn_step_f16 / attn_step_bf16: k 16-bit elements
+//   attn_step_q8_0: k/32 q8_0 blocks (layout above; k a multiple of 32),
+//                   element = f32(d) * q, the value dequant_q8_0 gives
+// and give the results attn_step_f32 gives on the widened rows.
 inline constexpr int kAttnMaxGroup = 16;
-using AttnStepFn = void (*)(float* acc, float* m, float* l, const float* q, int G, int k, const float* K,
-                            const float* V, int64_t stride, int64_t n, float scale, float softcap);
+using AttnStepFn = void (*)(float* acc, float* m, float* l, const float* q, int G, int k, const void* K,
+                            const void* V, int64_t stride, int64_t n, float scale, float softcap);
 
 // Int8 kernels (the levels with 8-bit dot-product instructions; nullptr in
 // the others, whose callers keep the f32-activation kernels above).
@@ -158,6 +164,11 @@ struct Kernels {
   MatmulQFn matmul_q4_k = nullptr;
   MatmulQFn matmul_q5_k = nullptr;
   MatmulQFn matmul_q6_k = nullptr;
+  // Attention over a 16- or 8-bit KV cache; nullptr where the level has none
+  // (the caller widens a tile of rows and runs attn_step_f32).
+  AttnStepFn attn_step_f16 = nullptr;
+  AttnStepFn attn_step_bf16 = nullptr;
+  AttnStepFn attn_step_q8_0 = nullptr;
 };
 
 // The table in use: resolved once (thread-safe) from CPUID and TPP_ISA.

@@ -40,6 +40,9 @@ constexpr Kernels kAvx512 = [] {
   k.matmul_q4_k = avx512::matmul_q4_k;
   k.matmul_q5_k = avx512::matmul_q5_k;
   k.matmul_q6_k = avx512::matmul_q6_k;
+  k.attn_step_f16 = avx512::attn_step_f16;
+  k.attn_step_bf16 = avx512::attn_step_bf16;
+  k.attn_step_q8_0 = avx512::attn_step_q8_0;
   return k;
 }();
 #undef TPP_KERNEL_TABLE

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -223,6 +222,15 @@ void Block<R>::attention(int l, const R* in, R* out, const RowPlan& plan, const 
       norm_forward<R>(s.k.data(), s.k.data(), N * g, k, {w.vec<R>(attn_k_norm)}, qk, pool);
     }
     if (rope) rope_forward(s.k.data(), N, g, rp, table, pool);
+    if constexpr (std::is_same_v<R, float>) {
+      // K and V as a 16- or 8-bit cache will hold them, so that these rows
+      // attend to what later tokens read back (tpp/model/kv_cache.h).
+      for (const auto& seq : plan.seqs)
+        if (seq.cache && seq.cache->type() != DType::f32) {
+          seq.cache->round_rows(s.k.data() + seq.row0 * gk, seq.n * g);
+          seq.cache->round_rows(s.v.data() + seq.row0 * gk, seq.n * g);
+        }
+    }
   }
 
   grow(s.att, N * hk);
@@ -246,10 +254,18 @@ void Block<R>::attention(int l, const R* in, R* out, const RowPlan& plan, const 
           TPP_CHECK(cl != nullptr, "attention: layer {} has no KV cache", src);
           // Cached positions: [max(0, pos0 - cap), pos0) for a rolling buffer, [0, pos0) otherwise.
           auto& sg = segs[n_segs++];
-          sg.k = cl->k.data();
-          sg.v = cl->v.data();
-          sg.head_stride = cl->cap * k;
-          sg.pos_stride = k;
+          sg.type = seq.cache->type();
+          if (sg.type == DType::f32) {
+            sg.k = reinterpret_cast<const float*>(cl->k.data());
+            sg.v = reinterpret_cast<const float*>(cl->v.data());
+            sg.head_stride = cl->cap * k;
+            sg.pos_stride = k;
+          } else {
+            sg.kq = cl->k.data();
+            sg.vq = cl->v.data();
+            sg.head_bytes = cl->cap * cl->row_bytes;
+            sg.row_bytes = cl->row_bytes;
+          }
           sg.pos_begin = cl->ring ? std::max<int64_t>(0, seq.pos0 - cl->cap) : 0;
           sg.pos_end = seq.pos0;
           sg.ring = cl->ring ? cl->cap : 0;
@@ -291,8 +307,8 @@ void Block<R>::attention(int l, const R* in, R* out, const RowPlan& plan, const 
         const int64_t p = seq.pos0 + t, row = cl->ring ? p % cl->cap : p;
         const int64_t from = (seq.row0 + t) * gk;
         for (int j = 0; j < g; ++j) {
-          std::memcpy(&cl->k[size_t((j * cl->cap + row) * k)], &kv.k[size_t(from + j * k)], size_t(k) * sizeof(R));
-          std::memcpy(&cl->v[size_t((j * cl->cap + row) * k)], &kv.v[size_t(from + j * k)], size_t(k) * sizeof(R));
+          seq.cache->encode_row(&kv.k[size_t(from + j * k)], cl->k_row(j, row));
+          seq.cache->encode_row(&kv.v[size_t(from + j * k)], cl->v_row(j, row));
         }
       }
     }

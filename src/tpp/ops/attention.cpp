@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -72,12 +73,62 @@ void alibi_step(Partial& st, float* acc, const float* q, int64_t qp, int kv_head
   }
 }
 
+// The rows of KV head j from row `row` on: their bytes and the bytes from
+// one row to the next.
+struct Rows {
+  const std::byte* k;
+  const std::byte* v;
+  int64_t stride;
+};
+Rows rows_at(const KvSegment& seg, int j, int64_t row) {
+  if (seg.type == DType::f32) {
+    const int64_t at = j * seg.head_stride + row * seg.pos_stride;
+    return {reinterpret_cast<const std::byte*>(seg.k + at), reinterpret_cast<const std::byte*>(seg.v + at),
+            seg.pos_stride * int64_t(sizeof(float))};
+  }
+  const int64_t at = j * seg.head_bytes + row * seg.row_bytes;
+  return {seg.kq + at, seg.vq + at, seg.row_bytes};
+}
+
+// The table's step that reads rows of type t in place, or null.
+kernels::AttnStepFn step_for(const kernels::Kernels& kr, DType t) {
+  switch (t) {
+    case DType::f32: return kr.attn_step_f32;
+    case DType::f16: return kr.attn_step_f16;
+    case DType::bf16: return kr.attn_step_bf16;
+    case DType::q8_0: return kr.attn_step_q8_0;
+    default: return nullptr;
+  }
+}
+
+// n rows of type t (k elements each, stride bytes apart) widened to f32 rows
+// of k floats at dst.
+void widen_rows(float* dst, const std::byte* src, int64_t stride, int64_t n, int k, DType t,
+                const kernels::Kernels& kr) {
+  for (int64_t i = 0; i < n; ++i) {
+    const std::byte* r = src + i * stride;
+    float* d = dst + i * k;
+    switch (t) {
+      case DType::f32: std::memcpy(d, r, size_t(k) * sizeof(float)); break;
+      case DType::f16: kr.f16_to_f32(d, reinterpret_cast<const uint16_t*>(r), k); break;
+      case DType::bf16: kr.bf16_to_f32(d, reinterpret_cast<const uint16_t*>(r), k); break;
+      case DType::q8_0: kr.dequant_q8_0(d, r, k); break;
+      default: fail("attention: cannot read KV rows of type {}, expected f32, f16, bf16 or q8_0", dtype_name(t));
+    }
+  }
+}
+
+// Rows widened at a time where no kernel reads the type in place (the
+// kernels' own tile, so the results are those of the in-place kernels).
+constexpr int64_t kWidenRows = 64;
+
 // One query row and one KV head: the G = h/g query heads of its group walk
 // the visible keys with the online softmax, run by run (a rolling buffer's
 // visible range is at most two contiguous runs of rows), at most
 // kAttnMaxGroup heads per pass. Split `s` of `splits` takes the s-th equal
 // share of each segment's visible range; the state is left unnormalised in
-// (st, acc).
+// (st, acc). Rows in a 16- or 8-bit type are read in place by the table's
+// step for that type, or else widened kWidenRows at a time.
 void attend_group(Partial& st, float* acc, const float* q, int64_t qp, int kv_head, int G, int s, int splits,
                   std::span<const KvSegment> segments, const AttentionShape& sh, const float* slopes,
                   const kernels::Kernels& kr) {
@@ -89,6 +140,19 @@ void attend_group(Partial& st, float* acc, const float* q, int64_t qp, int kv_he
     st.l[g] = phantom ? 1.0f : 0.0f;
   }
   std::fill(acc, acc + int64_t(G) * k, 0.0f);
+  // Keys [p0, p0 + n) in f32 rows (stride bytes apart).
+  auto keys = [&](const void* K, const void* V, int64_t stride, int64_t p0, int64_t n, kernels::AttnStepFn step) {
+    if (sh.alibi) {
+      alibi_step(st, acc, q, qp, kv_head, G, static_cast<const float*>(K), static_cast<const float*>(V),
+                 stride / int64_t(sizeof(float)), p0, n, sh, slopes, kr);
+      return;
+    }
+    for (int g0 = 0; g0 < G; g0 += kernels::kAttnMaxGroup) {
+      const int gn = std::min(G - g0, kernels::kAttnMaxGroup);
+      step(acc + int64_t(g0) * k, st.m + g0, st.l + g0, q + int64_t(g0) * k, gn, k, K, V, stride, n, sh.scale,
+           sh.softcap);
+    }
+  };
   for (const auto& seg : segments) {
     int64_t lo, hi;
     visible(qp, sh.window, seg, &lo, &hi);
@@ -96,22 +160,23 @@ void attend_group(Partial& st, float* acc, const float* q, int64_t qp, int kv_he
     const int64_t count = hi - lo;
     hi = lo + count * (s + 1) / splits;
     lo = lo + count * s / splits;
-    const float* kb = seg.k + kv_head * seg.head_stride;
-    const float* vb = seg.v + kv_head * seg.head_stride;
+    const kernels::AttnStepFn step = step_for(kr, seg.type);
     while (lo < hi) {
       const int64_t row = seg.row(lo);
       const int64_t run = seg.ring > 0 ? std::min(hi - lo, seg.ring - row) : hi - lo;
-      if (sh.alibi) {
-        alibi_step(st, acc, q, qp, kv_head, G, kb + row * seg.pos_stride, vb + row * seg.pos_stride,
-                   seg.pos_stride, lo, run, sh, slopes, kr);
-        lo += run;
-        continue;
-      }
-      for (int g0 = 0; g0 < G; g0 += kernels::kAttnMaxGroup) {
-        const int gn = std::min(G - g0, kernels::kAttnMaxGroup);
-        kr.attn_step_f32(acc + int64_t(g0) * k, st.m + g0, st.l + g0, q + int64_t(g0) * k, gn, k,
-                         kb + row * seg.pos_stride, vb + row * seg.pos_stride, seg.pos_stride, run, sh.scale,
-                         sh.softcap);
+      const Rows rows = rows_at(seg, kv_head, row);
+      if (seg.type == DType::f32 || (step && !sh.alibi)) {
+        keys(rows.k, rows.v, rows.stride, lo, run, step);
+      } else {
+        thread_local std::vector<float> wk, wv;
+        wk.resize(size_t(kWidenRows * k));
+        wv.resize(size_t(kWidenRows * k));
+        for (int64_t i = 0; i < run; i += kWidenRows) {
+          const int64_t n = std::min(kWidenRows, run - i);
+          widen_rows(wk.data(), rows.k + i * rows.stride, rows.stride, n, k, seg.type, kr);
+          widen_rows(wv.data(), rows.v + i * rows.stride, rows.stride, n, k, seg.type, kr);
+          keys(wk.data(), wv.data(), int64_t(k) * int64_t(sizeof(float)), lo + i, n, kr.attn_step_f32);
+        }
       }
       lo += run;
     }
@@ -219,7 +284,19 @@ void naive_rows(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const K
   const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
   auto rows = [&](size_t t0, size_t t1, size_t) {
     std::vector<double> scores;
-    std::vector<const R*> values;
+    std::vector<R> values;  // the visible rows of V, [scores.size(), k]
+    std::vector<R> key(static_cast<size_t>(k));
+    // Row p of K (or V) of KV head j, widened from a cache's type into buf.
+    auto row_of = [&](const KvSegmentT<R>& seg, const R* base, const std::byte* bytes, int j, int64_t p, R* buf) {
+      if (seg.type == DType::f32) return base + j * seg.head_stride + seg.row(p) * seg.pos_stride;
+      if constexpr (std::is_same_v<R, float>) {
+        widen_rows(buf, bytes + j * seg.head_bytes + seg.row(p) * seg.row_bytes, 0, 1, k, seg.type,
+                   kernels::kernels());
+        return static_cast<const R*>(buf);
+      } else {
+        fail("attention: a KV cache of type {} needs float attention", dtype_name(seg.type));
+      }
+    };
     for (size_t t = t0; t < t1; ++t) {
       const int64_t qp = q_pos0 + int64_t(t);
       for (int head = 0; head < h; ++head) {
@@ -231,14 +308,15 @@ void naive_rows(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const K
           int64_t lo, hi;
           visible(qp, sh.window, seg, &lo, &hi);
           for (int64_t p = lo; p < hi; ++p) {
-            const R* kk = seg.k + kv * seg.head_stride + seg.row(p) * seg.pos_stride;
+            const R* kk = row_of(seg, seg.k, seg.kq, kv, p, key.data());
             double s = 0;
             for (int i = 0; i < k; ++i) s += double(qv[i]) * double(kk[i]);
             s *= double(sh.scale);
             if (sh.alibi) s -= double(slopes[size_t(head)]) * double(qp - p);
             if (sh.softcap > 0) s = double(sh.softcap) * std::tanh(s / double(sh.softcap));
             scores.push_back(s);
-            values.push_back(seg.v + kv * seg.head_stride + seg.row(p) * seg.pos_stride);
+            const R* vv = row_of(seg, seg.v, seg.vq, kv, p, key.data());
+            values.insert(values.end(), vv, vv + k);
           }
         }
         double mx = sh.plus_one ? 0.0 : -INFINITY;
@@ -248,7 +326,7 @@ void naive_rows(R* out, const R* q, int64_t n, int64_t q_pos0, std::span<const K
         R* o = out + (int64_t(t) * h + head) * k;
         for (int i = 0; i < k; ++i) {
           double acc = 0;
-          for (size_t j = 0; j < scores.size(); ++j) acc += scores[j] * double(values[j][i]);
+          for (size_t j = 0; j < scores.size(); ++j) acc += scores[j] * double(values[j * size_t(k) + size_t(i)]);
           o[i] = denom > 0 ? R(acc / denom) : R(0);
         }
         if (lse) lse[int64_t(t) * h + head] = R(mx + std::log(denom));
@@ -437,7 +515,8 @@ const KvSegmentT<R>* self_segment(int64_t n, int64_t q_pos0, std::span<const KvS
     if (only) return nullptr;
     only = &s;
   }
-  if (!only || only->ring > 0 || only->pos_begin != q_pos0 || only->pos_end != q_pos0 + n) return nullptr;
+  if (!only || only->ring > 0 || only->type != DType::f32 || only->pos_begin != q_pos0 || only->pos_end != q_pos0 + n)
+    return nullptr;
   return only;
 }
 

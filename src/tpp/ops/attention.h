@@ -22,10 +22,12 @@
 // scores and is the reference the fused kernel is tested against.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "tpp/core/dtype.h"
 #include "tpp/core/thread_pool.h"
 
 namespace tpp {
@@ -33,6 +35,11 @@ namespace tpp {
 // Positions [pos_begin, pos_end) of K and V for all g KV heads.
 // Element (head j, position p, dim i) is at base[j*head_stride + row(p)*pos_stride + i],
 // row(p) = p % ring when ring > 0 (rolling buffer), else p - pos_begin.
+//
+// A KV cache stored in f16, bf16 or q8_0 (float attention only) sets `type`
+// and gives its rows instead: head j, position p at the bytes
+// kq + j*head_bytes + row(p)*row_bytes (vq likewise), each row head_dim
+// elements in that type (tpp/model/kv_cache.h); k and v stay null.
 template <class R>
 struct KvSegmentT {
   const R* k = nullptr;
@@ -40,6 +47,10 @@ struct KvSegmentT {
   int64_t head_stride = 0, pos_stride = 0;
   int64_t pos_begin = 0, pos_end = 0;
   int64_t ring = 0;
+  DType type = DType::f32;
+  const std::byte* kq = nullptr;
+  const std::byte* vq = nullptr;
+  int64_t head_bytes = 0, row_bytes = 0;
   int64_t row(int64_t p) const { return ring > 0 ? p % ring : p - pos_begin; }
 };
 using KvSegment = KvSegmentT<float>;

@@ -138,8 +138,12 @@ void f16_to_f32(float* dst, const uint16_t* src, int64_t n) {
 
 namespace tpp::kernels::scalar {
 
-void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
+void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const void* Kb, const void* Vb,
                    int64_t stride, int64_t n, float scale, float softcap) {
+  // Rows of k floats, stride bytes apart.
+  const auto* K = static_cast<const float*>(Kb);
+  const auto* V = static_cast<const float*>(Vb);
+  stride /= int64_t(sizeof(float));
   constexpr int64_t kTile = 64;
   float s[kTile];
   for (int g = 0; g < G; ++g) {

@@ -29,7 +29,7 @@ float max_f32(const float* x, int64_t n);
 float exp_sum_f32(float* dst, const float* x, float shift, int64_t n);
 void bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void f16_to_f32(float* dst, const uint16_t* src, int64_t n);
-void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
+void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
                    int64_t stride, int64_t n, float scale, float softcap);
 // The int8 kernels' definition (not in the scalar table: a level without
 // 8-bit dot products keeps f32 activations; these are the tests' reference).

@@ -237,8 +237,12 @@ namespace tpp::kernels::avx2 {
 
 // The attention step is latency-bound on exp; AVX2 reuses its vector dot and
 // axpy through the same loop as the scalar reference, with a local exp.
-void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
+void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const void* Kb, const void* Vb,
                    int64_t stride, int64_t n, float scale, float softcap) {
+  // Rows of k floats, stride bytes apart.
+  const auto* K = static_cast<const float*>(Kb);
+  const auto* V = static_cast<const float*>(Vb);
+  stride /= int64_t(sizeof(float));
   constexpr int64_t kTile = 64;
   float s[kTile];
   for (int g = 0; g < G; ++g) {

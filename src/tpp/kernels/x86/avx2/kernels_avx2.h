@@ -28,7 +28,7 @@ void axpy_f32(float* y, float alpha, const float* x, int64_t n);
 void scale_f32(float* y, float alpha, int64_t n);
 void bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void f16_to_f32(float* dst, const uint16_t* src, int64_t n);
-void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
+void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
                    int64_t stride, int64_t n, float scale, float softcap);
 
 // The instruction-set features this unit was compiled with (compiled_features.inc):

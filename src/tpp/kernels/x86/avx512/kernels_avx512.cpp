@@ -464,17 +464,46 @@ inline __m512 exp_ps(__m512 x) {
 constexpr int64_t kAttnTile = 64;
 constexpr int kMaxGroup = 16;
 
+// Rows of keys and values as the attention step reads them: load(row, c, m)
+// gives elements 16c .. 16c + 15 of a row (lanes outside mask m zero), widened
+// to f32 in registers.
+struct KvF32 {
+  static inline __attribute__((always_inline)) __m512 load(const unsigned char* row, int c, __mmask16 m) {
+    return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + 16 * c);
+  }
+};
+struct KvF16 {
+  static inline __attribute__((always_inline)) __m512 load(const unsigned char* row, int c, __mmask16 m) {
+    return F16::load_tail(reinterpret_cast<const uint16_t*>(row) + 16 * c, m);
+  }
+};
+struct KvBf16 {
+  static inline __attribute__((always_inline)) __m512 load(const unsigned char* row, int c, __mmask16 m) {
+    return Bf16::load_tail(reinterpret_cast<const uint16_t*>(row) + 16 * c, m);
+  }
+};
+// q8_0 rows (k a multiple of 32, so no chunk is partial): f32(d) * q.
+struct KvQ8 {
+  static inline __attribute__((always_inline)) __m512 load(const unsigned char* row, int c, __mmask16) {
+    const unsigned char* b = row + 34 * (c >> 1);
+    unsigned short h;
+    __builtin_memcpy(&h, b, 2);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2 + 16 * (c & 1)));
+    return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(h)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+  }
+};
+
 // acc[g, :] += sum_p e[g, p] * V_p for a group of GN queries (GN <= 8 known at
 // compile time, so the accumulators stay in registers).
-template <int GN>
-void pv_block(float* acc, const float* e, int k, const float* V, int64_t stride, int64_t np) {
+template <class L, int GN>
+void pv_block(float* acc, const float* e, int k, const unsigned char* V, int64_t stride, int64_t np) {
   for (int c = 0; c < k; c += 16) {
     const __mmask16 m = k - c >= 16 ? __mmask16(0xffff) : tail_mask(k - c);
     __m512 a[GN];
 #pragma GCC unroll 8
     for (int g = 0; g < GN; ++g) a[g] = _mm512_maskz_loadu_ps(m, acc + g * k + c);
     for (int64_t p = 0; p < np; ++p) {
-      const __m512 v = _mm512_maskz_loadu_ps(m, V + p * stride + c);
+      const __m512 v = L::load(V + p * stride, c / 16, m);
 #pragma GCC unroll 8
       for (int g = 0; g < GN; ++g) a[g] = _mm512_fmadd_ps(_mm512_set1_ps(e[g * kAttnTile + p]), v, a[g]);
     }
@@ -483,31 +512,34 @@ void pv_block(float* acc, const float* e, int k, const float* V, int64_t stride,
   }
 }
 
-void pv_dispatch(float* acc, const float* e, int G, int k, const float* V, int64_t stride, int64_t np) {
+template <class L>
+void pv_dispatch(float* acc, const float* e, int G, int k, const unsigned char* V, int64_t stride, int64_t np) {
   for (int g0 = 0; g0 < G; g0 += 8) {
     float* a = acc + g0 * k;
     const float* eg = e + g0 * kAttnTile;
     switch (G - g0 < 8 ? G - g0 : 8) {
-      case 1: pv_block<1>(a, eg, k, V, stride, np); break;
-      case 2: pv_block<2>(a, eg, k, V, stride, np); break;
-      case 3: pv_block<3>(a, eg, k, V, stride, np); break;
-      case 4: pv_block<4>(a, eg, k, V, stride, np); break;
-      case 5: pv_block<5>(a, eg, k, V, stride, np); break;
-      case 6: pv_block<6>(a, eg, k, V, stride, np); break;
-      case 7: pv_block<7>(a, eg, k, V, stride, np); break;
-      default: pv_block<8>(a, eg, k, V, stride, np); break;
+      case 1: pv_block<L, 1>(a, eg, k, V, stride, np); break;
+      case 2: pv_block<L, 2>(a, eg, k, V, stride, np); break;
+      case 3: pv_block<L, 3>(a, eg, k, V, stride, np); break;
+      case 4: pv_block<L, 4>(a, eg, k, V, stride, np); break;
+      case 5: pv_block<L, 5>(a, eg, k, V, stride, np); break;
+      case 6: pv_block<L, 6>(a, eg, k, V, stride, np); break;
+      case 7: pv_block<L, 7>(a, eg, k, V, stride, np); break;
+      default: pv_block<L, 8>(a, eg, k, V, stride, np); break;
     }
   }
 }
 
-}  // namespace
-
-void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
-                   int64_t stride, int64_t n, float scale, float softcap) {
+template <class L>
+void attn_step(float* acc, float* m, float* l, const float* q, int G, int k, const void* Kv, const void* Vv,
+               int64_t stride, int64_t n, float scale, float softcap) {
+  const auto* K = static_cast<const unsigned char*>(Kv);
+  const auto* V = static_cast<const unsigned char*>(Vv);
   // Scores of one tile for every query of the group: s[g * kAttnTile + p].
   alignas(64) float s[kMaxGroup * kAttnTile];
   const int chunks = k / 16;
   const __mmask16 tail = tail_mask(k - chunks * 16);
+  const __mmask16 all = 0xffff;
   for (int64_t p0 = 0; p0 < n; p0 += kAttnTile) {
     const int64_t np = n - p0 < kAttnTile ? n - p0 : kAttnTile;
     // 1. s = q . K^T * scale: 16 keys at a time into 16 accumulators, summed
@@ -517,28 +549,27 @@ void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k,
       const float* qg = q + g * k;
       float* sg = s + g * kAttnTile;
       for (int64_t pb = 0; pb < full; pb += 16) {
+        const unsigned char* kb = K + (p0 + pb) * stride;
         __m512 acc[16];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
         for (int c = 0; c < chunks; ++c) {
           const __m512 qv = _mm512_loadu_ps(qg + 16 * c);
 #pragma GCC unroll 16
-          for (int i = 0; i < 16; ++i)
-            acc[i] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(K + (p0 + pb + i) * stride + 16 * c), acc[i]);
+          for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(qv, L::load(kb + i * stride, c, all), acc[i]);
         }
         if (tail) {
           const __m512 qv = _mm512_maskz_loadu_ps(tail, qg + 16 * chunks);
 #pragma GCC unroll 16
-          for (int i = 0; i < 16; ++i)
-            acc[i] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(tail, K + (p0 + pb + i) * stride + 16 * chunks), acc[i]);
+          for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(qv, L::load(kb + i * stride, chunks, tail), acc[i]);
         }
         _mm512_storeu_ps(sg + pb, _mm512_mul_ps(reduce16(acc), _mm512_set1_ps(scale)));
       }
       for (int64_t p = full; p < np; ++p) {
-        const float* kr = K + (p0 + p) * stride;
+        const unsigned char* kr = K + (p0 + p) * stride;
         __m512 d = _mm512_setzero_ps();
-        for (int c = 0; c < chunks; ++c) d = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), _mm512_loadu_ps(kr + 16 * c), d);
-        if (tail) d = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, qg + 16 * chunks), _mm512_maskz_loadu_ps(tail, kr + 16 * chunks), d);
+        for (int c = 0; c < chunks; ++c) d = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), L::load(kr, c, all), d);
+        if (tail) d = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, qg + 16 * chunks), L::load(kr, chunks, tail), d);
         sg[p] = _mm512_reduce_add_ps(d) * scale;
       }
       if (softcap > 0)
@@ -568,8 +599,27 @@ void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k,
     }
     // 3. acc += e . V, one 16-wide column block at a time with the group's
     // accumulators in registers across all keys of the tile.
-    pv_dispatch(acc, s, G, k, V + p0 * stride, stride, np);
+    pv_dispatch<L>(acc, s, G, k, V + p0 * stride, stride, np);
   }
+}
+
+}  // namespace
+
+void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
+                   int64_t stride, int64_t n, float scale, float softcap) {
+  attn_step<KvF32>(acc, m, l, q, G, k, K, V, stride, n, scale, softcap);
+}
+void attn_step_f16(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
+                   int64_t stride, int64_t n, float scale, float softcap) {
+  attn_step<KvF16>(acc, m, l, q, G, k, K, V, stride, n, scale, softcap);
+}
+void attn_step_bf16(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
+                    int64_t stride, int64_t n, float scale, float softcap) {
+  attn_step<KvBf16>(acc, m, l, q, G, k, K, V, stride, n, scale, softcap);
+}
+void attn_step_q8_0(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
+                    int64_t stride, int64_t n, float scale, float softcap) {
+  attn_step<KvQ8>(acc, m, l, q, G, k, K, V, stride, n, scale, softcap);
 }
 
 // ---------------------------------------------------------------------------

@@ -44,8 +44,14 @@ float max_f32(const float* x, int64_t n);
 float exp_sum_f32(float* dst, const float* x, float shift, int64_t n);
 void bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void f16_to_f32(float* dst, const uint16_t* src, int64_t n);
-void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const float* K, const float* V,
+void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
                    int64_t stride, int64_t n, float scale, float softcap);
+void attn_step_f16(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
+                   int64_t stride, int64_t n, float scale, float softcap);
+void attn_step_bf16(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
+                    int64_t stride, int64_t n, float scale, float softcap);
+void attn_step_q8_0(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
+                    int64_t stride, int64_t n, float scale, float softcap);
 
 // The instruction-set features this unit was compiled with (compiled_features.inc):
 // data, not code, so reading it is safe on any CPU.
