@@ -24,6 +24,38 @@
 // operations in that order, as the reference does (no fused multiply-add).
 // The kernel table (tpp/kernels/api.h) holds each level's decoders, which give
 // the same bits.
+//
+// The encoders write the bytes GGML's reference quantisers write. They fit
+// codes per sub-block, then quantise the sub-block scales against the
+// super-block's f16 scale, then round every weight again with the scales the
+// block actually stores:
+//   Q4_K / Q5_K (nmax = 15 / 31): each sub-block of 32 gets weights
+//     w_i = sqrt(mean x^2) + |x_i| and an affine fit x ~ scale * q - min, with
+//     min >= 0 (a sub-block of positive weights keeps min = 0). The first
+//     guess spans [min(x, 0), max x] with nmax steps; then 21 (Q4_K: iscale
+//     = (nmax - 1 + 0.1 t) / span, t = 0..20) or 16 (Q5_K: nmax - 0.5 + 0.1 t,
+//     t = 0..15) candidate grids are rounded, each solved for its least
+//     squares scale and min, and the one with the least weighted squared
+//     error kept (later grids are measured from the latest kept min).
+//     d = max scale / 63, dmin = max min / 63 (f16); sc_j = round(63 scale_j
+//     / max scale), m_j likewise, capped at 63; then q = round((x + dmin
+//     m_j) / (d sc_j)) clamped to 0..nmax. A sub-block whose d sc_j is 0
+//     keeps the codes of its fit.
+//   Q6_K: each sub-block of 16 is fitted symmetrically, x ~ scale * q with q
+//     in -32..31, weighting each weight by x^2: the grid -32 / m (m the
+//     weight of largest magnitude, sign included) and 18 neighbours
+//     -(32 + 0.1 t) / m, t = +-1..+-9, keeping the one that maximises
+//     (sum w x q)^2 / sum w q^2. With s the scale of largest magnitude,
+//     d = -s / 128 (f16), sc = min(127, round(-128 scale / s)), and
+//     q = round(x / (d sc)) clamped to -32..31. A super-block whose scales
+//     are all below 1e-15 is all zeros.
+// Rounding is to nearest, ties to even, exactly as GGML's nearest_int (it
+// adds 1.5 * 2^23 and reads the low mantissa bits), and every sum is taken in
+// f32 in index order. The unit is compiled without floating-point contraction
+// (CMakeLists.txt), so no multiply-add is fused where the reference rounds twice.
+// Ref: quantize_row_q{4,5,6}_K_ref, make_qkx2_quants and make_qx_quants
+// (rmse_type 1) in ggml's ggml-quants.c; tests/golden/kquants/encode_* hold
+// the bytes GGML writes (tools/golden/gen_kquant_encode.c).
 #pragma once
 
 #include <cstdint>
@@ -36,5 +68,10 @@ inline constexpr int kQK = 256;  // weights per K-quant super-block
 void dequant_q4_k(float* out, const void* in, int64_t n);
 void dequant_q5_k(float* out, const void* in, int64_t n);
 void dequant_q6_k(float* out, const void* in, int64_t n);
+
+// n weights (a multiple of 256, all finite) as n / 256 blocks at `out`.
+void quantize_q4_k(void* out, const float* in, int64_t n);
+void quantize_q5_k(void* out, const float* in, int64_t n);
+void quantize_q6_k(void* out, const float* in, int64_t n);
 
 }  // namespace tpp::kernels

@@ -5,6 +5,7 @@
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
+#include "tpp/kernels/kquants.h"
 
 namespace tpp::quant {
 namespace {
@@ -43,10 +44,17 @@ void quantize_q4_0(const float* x, std::byte* block) {
 }  // namespace
 
 void quantize_row(DType t, const float* x, int64_t n, std::byte* out) {
-  TPP_CHECK(n % kBlock == 0, "quantize: {} elements, expected a multiple of {}", n, kBlock);
-  TPP_CHECK(t == DType::q8_0 || t == DType::q4_0, "quantize: dtype {}, expected q8_0 or q4_0", dtype_name(t));
+  TPP_CHECK(is_block_dtype(t), "quantize: dtype {}, expected q8_0, q4_0, q4_k, q5_k or q6_k", dtype_name(t));
+  TPP_CHECK(n % dtype_block(t) == 0, "quantize: {} elements, expected a multiple of {} for {}", n, dtype_block(t),
+            dtype_name(t));
   for (int64_t i = 0; i < n; ++i)
     TPP_CHECK(std::isfinite(x[i]), "quantize: element {} is {}, expected a finite value", i, x[i]);
+  switch (t) {
+    case DType::q4_k: kernels::quantize_q4_k(out, x, n); return;
+    case DType::q5_k: kernels::quantize_q5_k(out, x, n); return;
+    case DType::q6_k: kernels::quantize_q6_k(out, x, n); return;
+    default: break;
+  }
   for (int64_t b = 0; b < n / kBlock; ++b) {
     std::byte* block = out + b * dtype_size(t);
     if (t == DType::q8_0) quantize_q8_0(x + b * kBlock, block);

@@ -19,11 +19,11 @@ namespace tpp::quant {
 
 inline constexpr int kBlock = 32;
 
-// Quantises n floats (n a multiple of 32) into dtype_bytes(t, n) bytes at out;
-// t is q8_0 or q4_0.
+// Quantises n finite floats into dtype_bytes(t, n) bytes at out: t is q8_0 or
+// q4_0 (n a multiple of 32), or one of the K-quants q4_k, q5_k and q6_k (n a
+// multiple of 256; GGML's reference rounding too, see tpp/kernels/kquants.h).
 void quantize_row(DType t, const float* x, int64_t n, std::byte* out);
-// The inverse (the kernel table's dequantiser); also decodes the K-quants
-// q4_k, q5_k and q6_k (n a multiple of 256), which tpp reads but cannot write yet.
+// The inverse (the kernel table's dequantiser).
 void dequantize_row(DType t, const std::byte* in, int64_t n, float* out);
 
 }  // namespace tpp::quant
