@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   add("train", "train a model on text files (from scratch, from a model, or resuming)", tpp::cli::add_train);
   add("convert", "convert a model's KV heads: MHA -> GQA / MQA by mean-pooling heads (the GQA paper)",
       tpp::cli::add_convert);
-  add("quantize", "write a model as GGUF with its matrices in f32, f16, bf16, q8_0 or q4_0", tpp::cli::add_quantize);
+  add("quantize", "write a model as GGUF with its matrices in f32, f16, bf16, q8_0, q4_0 or K-quant mixes (q4_k_m ...)",
+      tpp::cli::add_quantize);
   add("experiment", "run one of the seeds' experiments (glu, gqa, positions, kv-cache): train, evaluate, table, plots",
       tpp::cli::add_experiment);
   add("eval", "held-out loss, perplexity and bits per byte of a model on text files", tpp::cli::add_eval);

@@ -150,13 +150,10 @@ Model convert_kv_heads(const Model& model, const KvHeadsOptions& o) {
 
 namespace {
 
-uint32_t ggml_type_of(DType t, const std::string& tensor) {
-  switch (t) {
-    case DType::f32: return 0;
-    case DType::f16: return 1;
-    case DType::bf16: return 30;
-    default: fail("convert: tensor '{}': no GGUF type for {}, expected f32, f16 or bf16", tensor, dtype_name(t));
-  }
+uint32_t ggml_type_id(DType t, const std::string& tensor) {
+  const io::GgmlTypeInfo* info = io::ggml_type_of(t);
+  if (!info) fail("convert: tensor '{}': no GGUF type for {}", tensor, dtype_name(t));
+  return info->id;
 }
 
 void copy_tokenizer_files(const std::string& source, const std::string& out) {
@@ -208,7 +205,7 @@ void save_gguf(const Model& m, const std::string& source, const std::string& out
     const MatrixRef& r = *it->second;
     const std::vector<int64_t> shape = t.shape().size() == 1 ? std::vector<int64_t>{r.rows * r.cols}
                                                               : std::vector<int64_t>{r.rows, r.cols};
-    tensors.push_back({t.name, ggml_type_of(r.dtype, t.name), shape,
+    tensors.push_back({t.name, ggml_type_id(r.dtype, t.name), shape,
                        {static_cast<const std::byte*>(r.data), size_t(r.bytes())}});
     fresh.erase(it);
   }

@@ -1,13 +1,18 @@
 #include "tpp/convert/quantize.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <vector>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "tpp/core/error.h"
+#include "tpp/core/thread_pool.h"
 #include "tpp/io/gguf.h"
 #include "tpp/model/gguf_model.h"
 #include "tpp/model/model.h"
@@ -16,63 +21,147 @@
 namespace tpp::convert {
 namespace fs = std::filesystem;
 
-uint32_t ggml_type_id(DType t) {
-  switch (t) {
-    case DType::f32: return 0;
-    case DType::f16: return 1;
-    case DType::q4_0: return 2;
-    case DType::q8_0: return 8;
-    case DType::bf16: return 30;
-    default: fail("quantize: no GGUF tensor type for {}, expected f32, f16, bf16, q8_0 or q4_0", dtype_name(t));
-  }
+namespace {
+
+struct QuantType {
+  std::string_view name;
+  DType type;
+  KMix mix;
+  uint32_t file_type;  // llama.cpp's llama_ftype
+};
+constexpr std::array kQuantTypes{
+    QuantType{"f32", DType::f32, KMix::medium, 0},      QuantType{"f16", DType::f16, KMix::medium, 1},
+    QuantType{"bf16", DType::bf16, KMix::medium, 32},   QuantType{"q8_0", DType::q8_0, KMix::medium, 7},
+    QuantType{"q4_0", DType::q4_0, KMix::medium, 2},    QuantType{"q4_k_s", DType::q4_k, KMix::small, 14},
+    QuantType{"q4_k_m", DType::q4_k, KMix::medium, 15}, QuantType{"q4_k", DType::q4_k, KMix::medium, 15},
+    QuantType{"q5_k_s", DType::q5_k, KMix::small, 16},  QuantType{"q5_k_m", DType::q5_k, KMix::medium, 17},
+    QuantType{"q5_k", DType::q5_k, KMix::medium, 17},   QuantType{"q6_k", DType::q6_k, KMix::medium, 18},
+};
+
+bool is_kquant(DType t) { return t == DType::q4_k || t == DType::q5_k || t == DType::q6_k; }
+bool has_mix(DType t) { return t == DType::q4_k || t == DType::q5_k; }
+
+const QuantType* find_type(const QuantizeOptions& o) {
+  for (const auto& q : kQuantTypes)
+    if (q.type == o.type && (!has_mix(o.type) || q.mix == o.mix)) return &q;
+  return nullptr;
 }
 
-uint32_t gguf_file_type(DType t) {
-  switch (t) {
-    case DType::f32: return 0;   // LLAMA_FTYPE_ALL_F32
-    case DType::f16: return 1;   // MOSTLY_F16
-    case DType::q4_0: return 2;  // MOSTLY_Q4_0
-    case DType::q8_0: return 7;  // MOSTLY_Q8_0
-    case DType::bf16: return 32; // MOSTLY_BF16
-    default: fail("quantize: no GGUF file type for {}", dtype_name(t));
-  }
+}  // namespace
+
+std::optional<QuantizeOptions> parse_quantize_type(std::string_view name) {
+  for (const auto& q : kQuantTypes)
+    if (q.name == name) return QuantizeOptions{q.type, false, q.mix};
+  return std::nullopt;
+}
+
+std::vector<std::string> quantize_type_names() {
+  std::vector<std::string> names;
+  for (const auto& q : kQuantTypes) names.emplace_back(q.name);
+  return names;
+}
+
+uint32_t gguf_file_type(const QuantizeOptions& o) {
+  const QuantType* q = find_type(o);
+  if (!q) fail("quantize: no GGUF file type for {}, expected one of {}", dtype_name(o.type),
+               fmt::join(quantize_type_names(), ", "));
+  return q->file_type;
+}
+
+uint32_t ggml_type_id(DType t) {
+  const io::GgmlTypeInfo* info = io::ggml_type_of(t);
+  if (!info) fail("quantize: no GGUF tensor type for {}", dtype_name(t));
+  return info->id;
 }
 
 namespace {
 
-// One matrix's rows (widened to f32 by `row`) stored as `t`.
+// One matrix's rows (widened to f32 by `row`, which the pool's threads call
+// at once) stored as `t`.
 std::vector<std::byte> encode_matrix(int64_t rows, int64_t cols, DType t,
-                                     const std::function<void(int64_t, float*)>& row) {
-  std::vector<std::byte> out(size_t(rows * dtype_bytes(t, cols)));
-  std::vector<float> x(static_cast<size_t>(cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    row(r, x.data());
-    std::byte* dst = out.data() + r * dtype_bytes(t, cols);
-    switch (t) {
-      case DType::f32: std::memcpy(dst, x.data(), size_t(cols) * 4); break;
-      case DType::f16:
-      case DType::bf16:
-        for (int64_t c = 0; c < cols; ++c) {
-          const uint16_t h = t == DType::bf16 ? f32_to_bf16(x[size_t(c)]) : f32_to_f16(x[size_t(c)]);
-          std::memcpy(dst + 2 * c, &h, 2);
+                                     const std::function<void(int64_t, float*)>& row, ThreadPool& pool) {
+  const int64_t row_bytes = dtype_bytes(t, cols);
+  std::vector<std::byte> out(size_t(rows * row_bytes));
+  std::vector<std::exception_ptr> errors(pool.size());
+  pool.parallel_for(size_t(rows), 1, [&](size_t begin, size_t end, size_t worker) {
+    try {
+      std::vector<float> x(static_cast<size_t>(cols));
+      for (size_t r = begin; r < end; ++r) {
+        row(int64_t(r), x.data());
+        std::byte* dst = out.data() + int64_t(r) * row_bytes;
+        switch (t) {
+          case DType::f32: std::memcpy(dst, x.data(), size_t(cols) * 4); break;
+          case DType::f16:
+          case DType::bf16:
+            for (int64_t c = 0; c < cols; ++c) {
+              const uint16_t h = t == DType::bf16 ? f32_to_bf16(x[size_t(c)]) : f32_to_f16(x[size_t(c)]);
+              std::memcpy(dst + 2 * c, &h, 2);
+            }
+            break;
+          default: quant::quantize_row(t, x.data(), cols, dst);
         }
-        break;
-      default: quant::quantize_row(t, x.data(), cols, dst);
+      }
+    } catch (...) {
+      errors[worker] = std::current_exception();
     }
-  }
+  });
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
   return out;
 }
 
-// The type a matrix is stored in.
-DType type_for(const QuantizeOptions& o, bool is_output, int64_t cols, QuantizeSummary& s) {
-  DType t = o.type;
-  if (!o.pure && is_output && t == DType::q4_0) t = DType::q8_0;
-  if (is_block_dtype(t) && cols % dtype_block(t) != 0) {
-    ++s.fallback;
-    return DType::f16;
-  }
-  return t;
+// llama.cpp's use_more_bits: the first and last eighth of n, and every third
+// one between.
+bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+bool attn_v_like(const std::string& name) {
+  return name.find("attn_v.weight") != std::string::npos || name.find("attn_qkv.weight") != std::string::npos ||
+         name.find("attn_kv_b.weight") != std::string::npos;
 }
+bool ffn_down(const std::string& name) { return name.find("ffn_down") != std::string::npos; }
+
+// The type of each matrix, asked in file (layer) order: the mix rules of
+// quantize.h with llama.cpp's running counters, then the row-length fallback.
+class TypePlan {
+ public:
+  TypePlan(const QuantizeOptions& o, const std::vector<std::string>& matrices, int n_layers, std::string output)
+      : o_(o), n_layers_(n_layers), output_(std::move(output)) {
+    for (const auto& m : matrices) n_attn_v_ += attn_v_like(m);
+  }
+
+  DType next(const std::string& name, int64_t cols, QuantizeSummary& s) {
+    DType t = o_.type;
+    if (!o_.pure) {
+      if (name == output_) {
+        if (t == DType::q4_0) t = DType::q8_0;
+        else if (is_kquant(t)) t = DType::q6_k;
+      } else if (has_mix(t) && attn_v_like(name)) {
+        t = bump(t, i_attn_v_ < 4, more_bits(i_attn_v_, n_attn_v_));
+        ++i_attn_v_;
+      } else if (has_mix(t) && ffn_down(name)) {
+        t = bump(t, i_ffn_down_ < n_layers_ / 8, more_bits(i_ffn_down_, n_layers_));
+        ++i_ffn_down_;
+      }
+    }
+    if (is_block_dtype(t) && cols % dtype_block(t) != 0) {
+      ++s.fallback;
+      return is_kquant(t) && cols % dtype_block(DType::q8_0) == 0 ? DType::q8_0 : DType::f16;
+    }
+    return t;
+  }
+
+ private:
+  // q4_k_s takes q5_k where `small`; the _m mixes take q6_k where `medium`.
+  DType bump(DType t, bool small, bool medium) const {
+    if (o_.mix == KMix::medium) return medium ? DType::q6_k : t;
+    return small && t == DType::q4_k ? DType::q5_k : t;
+  }
+
+  QuantizeOptions o_;
+  int n_layers_;
+  std::string output_;
+  int n_attn_v_ = 0, i_attn_v_ = 0, i_ffn_down_ = 0;
+};
 
 struct Pending {
   std::string name;
@@ -90,8 +179,10 @@ void write(const std::string& path, const std::vector<std::pair<std::string, io:
   io::write_gguf(path, meta, list);
 }
 
+bool is_matrix(const io::GgufTensor& t) { return t.ne.size() == 2 && t.name != "rope_freqs.weight"; }
+
 QuantizeSummary from_gguf(const std::string& source, const std::string& out, const QuantizeOptions& o,
-                          const std::function<void(const std::string&, DType)>& progress) {
+                          const std::function<void(const std::string&, DType)>& progress, ThreadPool& pool) {
   const io::GgufFile f = io::GgufFile::open(source);
   const ModelConfig c = config_from_gguf(f);
   QuantizeSummary s;
@@ -100,20 +191,22 @@ QuantizeSummary from_gguf(const std::string& source, const std::string& out, con
   for (const auto& key : f.keys()) {
     if (key == "general.alignment") continue;  // the writer aligns to its own default
     if (key == "general.file_type") {
-      meta.emplace_back(key, io::gguf_u32(gguf_file_type(o.type)));
+      meta.emplace_back(key, io::gguf_u32(gguf_file_type(o)));
       had_type = true;
       continue;
     }
     meta.emplace_back(key, *f.find(key));
   }
-  if (!had_type) meta.emplace_back("general.file_type", io::gguf_u32(gguf_file_type(o.type)));
-  const std::string output_name = c.tie_embeddings ? "token_embd.weight" : "output.weight";
+  if (!had_type) meta.emplace_back("general.file_type", io::gguf_u32(gguf_file_type(o)));
+  std::vector<std::string> matrices;
+  for (const auto& t : f.tensors())
+    if (is_matrix(t)) matrices.push_back(t.name);
+  TypePlan plan(o, matrices, c.n_layers, c.tie_embeddings ? "token_embd.weight" : "output.weight");
   std::vector<Pending> tensors;
   for (const auto& t : f.tensors()) {
     ++s.tensors;
     s.bytes_in += int64_t(t.nbytes);
-    const bool matrix = t.ne.size() == 2 && t.name != "rope_freqs.weight";
-    if (!matrix) {
+    if (!is_matrix(t)) {
       tensors.push_back({t.name, t.type, t.shape(), {}, {t.data, size_t(t.nbytes)}});
       s.bytes_out += int64_t(t.nbytes);
       continue;
@@ -127,13 +220,13 @@ QuantizeSummary from_gguf(const std::string& source, const std::string& out, con
     m.data = t.data;
     m.rows = t.ne[1];
     m.cols = t.ne[0];
-    const DType to = type_for(o, t.name == output_name, m.cols, s);
+    const DType to = plan.next(t.name, m.cols, s);
     if (progress) progress(t.name, to);
     Pending p{t.name, ggml_type_id(to), t.shape(), {}, {}};
     if (to == *dt) {
       p.borrowed = {t.data, size_t(t.nbytes)};
     } else {
-      p.owned = encode_matrix(m.rows, m.cols, to, [&](int64_t r, float* x) { m.row_f32(r, x); });
+      p.owned = encode_matrix(m.rows, m.cols, to, [&](int64_t r, float* x) { m.row_f32(r, x); }, pool);
       ++s.quantized;
     }
     s.elements += m.rows * m.cols;
@@ -148,12 +241,12 @@ QuantizeSummary from_gguf(const std::string& source, const std::string& out, con
 
 // GGUF metadata for a config, in llama.cpp's keys for `arch`.
 std::vector<std::pair<std::string, io::GgufValue>> metadata_for(const ModelConfig& c, const std::string& arch,
-                                                                 const std::string& name, DType type) {
+                                                                 const std::string& name, const QuantizeOptions& o) {
   std::vector<std::pair<std::string, io::GgufValue>> m;
   auto key = [&](const char* k) { return arch + "." + k; };
   m.emplace_back("general.architecture", io::gguf_string(arch));
   m.emplace_back("general.name", io::gguf_string(name));
-  m.emplace_back("general.file_type", io::gguf_u32(gguf_file_type(type)));
+  m.emplace_back("general.file_type", io::gguf_u32(gguf_file_type(o)));
   m.emplace_back(key("context_length"), io::gguf_u32(uint32_t(c.max_seq_len)));
   m.emplace_back(key("embedding_length"), io::gguf_u32(uint32_t(c.d_model)));
   m.emplace_back(key("block_count"), io::gguf_u32(uint32_t(c.n_layers)));
@@ -211,7 +304,7 @@ int64_t permuted_row(int64_t r, int head_dim) {
 }
 
 QuantizeSummary from_directory(const std::string& source, const std::string& out, const QuantizeOptions& o,
-                               const std::function<void(const std::string&, DType)>& progress) {
+                               const std::function<void(const std::string&, DType)>& progress, ThreadPool& pool) {
   TPP_CHECK(!fs::exists(fs::path(source) / "tokenizer.json"),
             "quantize: {}: the model's tokenizer.json cannot be carried into GGUF metadata yet; quantize a GGUF "
             "file of the model instead",
@@ -226,7 +319,7 @@ QuantizeSummary from_directory(const std::string& source, const std::string& out
             source, c.rotary_dim_resolved(), c.head_dim_resolved());
   TPP_CHECK(c.rope_scaling.type == RopeScalingType::none || c.rope_scaling.type == RopeScalingType::linear,
             "quantize: {}: this rope_scaling type is not written to GGUF yet, expected none or linear", source);
-  auto meta = metadata_for(c, arch, fs::path(source).filename().string(), o.type);
+  auto meta = metadata_for(c, arch, fs::path(source).filename().string(), o);
   if (c.rope_scaling.type == RopeScalingType::linear) {
     meta.emplace_back(arch + ".rope.scaling.type", io::gguf_string("linear"));
     meta.emplace_back(arch + ".rope.scaling.factor", io::gguf_f32(float(c.rope_scaling.factor)));
@@ -234,7 +327,12 @@ QuantizeSummary from_directory(const std::string& source, const std::string& out
   QuantizeSummary s;
   std::vector<Pending> tensors;
   const int k = c.head_dim_resolved();
-  for (const auto& spec : expected_tensors(c, NameStyle::gguf)) {
+  const auto specs = expected_tensors(c, NameStyle::gguf);
+  std::vector<std::string> matrices;
+  for (const auto& spec : specs)
+    if (spec.row->matrix) matrices.push_back(spec.name);
+  TypePlan plan(o, matrices, c.n_layers, c.tie_embeddings ? "token_embd.weight" : "output.weight");
+  for (const auto& spec : specs) {
     TPP_CHECK(!spec.name.empty(), "quantize: {}: tensor '{}' has no llama.cpp name", source,
               tensor_name(*spec.row, NameStyle::tpp, spec.layer));
     const MatrixRef& w = model.weights.get(spec.row->id, spec.layer);
@@ -256,11 +354,10 @@ QuantizeSummary from_directory(const std::string& source, const std::string& out
         std::memcpy(p.owned.data() + 4 * i, &x, 4);
       }
     } else {
-      const bool is_output = id == (c.tie_embeddings ? TensorId::tok_embd : TensorId::output);
-      const DType to = type_for(o, is_output, w.cols, s);
+      const DType to = plan.next(spec.name, w.cols, s);
       if (progress) progress(spec.name, to);
       p.type = ggml_type_id(to);
-      p.owned = encode_matrix(w.rows, w.cols, to, row);
+      p.owned = encode_matrix(w.rows, w.cols, to, row, pool);
       s.elements += w.rows * w.cols;
       s.matrix_bytes_out += int64_t(p.owned.size());
       ++s.quantized;
@@ -298,11 +395,13 @@ QuantizeSummary from_directory(const std::string& source, const std::string& out
 
 QuantizeSummary quantize_model(const std::string& source, const std::string& out, const QuantizeOptions& o,
                                const std::function<void(const std::string&, DType)>& progress) {
-  ggml_type_id(o.type);  // refuses a type GGUF cannot store
+  TPP_CHECK(find_type(o), "quantize: type {}, expected one of {}", dtype_name(o.type),
+            fmt::join(quantize_type_names(), ", "));
   TPP_CHECK(fs::path(out).extension() == ".gguf", "quantize: --out {}: expected a file name ending in .gguf", out);
   TPP_CHECK(fs::absolute(out) != fs::absolute(source), "quantize: --out {} is the source itself", out);
-  if (is_gguf_file(source)) return from_gguf(source, out, o, progress);
-  return from_directory(source, out, o, progress);
+  ThreadPool pool;  // rows are encoded independently, so the bytes do not depend on the thread count
+  if (is_gguf_file(source)) return from_gguf(source, out, o, progress, pool);
+  return from_directory(source, out, o, progress, pool);
 }
 
 }  // namespace tpp::convert

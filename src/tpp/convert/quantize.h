@@ -1,5 +1,6 @@
 // tpp quantize: any model tpp loads, written as a GGUF file whose matrices are
-// stored in one type (f32, f16, bf16, q8_0, q4_0), as llama.cpp's
+// stored in one type (f32, f16, bf16, q8_0, q4_0, q6_k) or in one of
+// llama.cpp's K-quant mixes (q4_k_s, q4_k_m, q5_k_s, q5_k_m), as llama.cpp's
 // llama-quantize writes them.
 //
 // - From a GGUF file: its metadata is carried over unchanged (tokenizer, chat
@@ -15,25 +16,51 @@
 //   directory with tokenizer.json is refused, as its tokenizer cannot be
 //   carried into GGUF metadata yet.
 //
-// Which tensors take the type: every matrix, except that, unless `pure`, the
-// output matrix (the token embedding when tied) of a 4-bit file is stored in
-// q8_0, as llama.cpp keeps its output matrix at a higher precision (it uses
-// Q6_K). Block types need rows whose length is a multiple of 32; a matrix
-// with other rows is stored in f16 (llama.cpp falls back likewise).
+// Which tensors take which type, unless `pure` (every matrix in the base type):
+// - q4_0: the output matrix (the token embedding when tied) in q8_0, the rest
+//   q4_0 (llama.cpp uses Q6_K for it; tpp keeps the q8_0 of before).
+// - K-quants, llama.cpp's rules (llama_tensor_get_type in src/llama-quant.cpp)
+//   for a dense model: the output matrix (or tied embedding) in q6_k. With i
+//   counting the attn_v-like matrices (attn_v, attn_qkv, attn_kv_b) of n, or
+//   the ffn_down matrices of n = n_layers, in layer order, and
+//   more_bits(i, n) = i < n/8 or i >= 7n/8 or (i - n/8) % 3 == 2:
+//     q4_k_m, q5_k_m: attn_v-like and ffn_down in q6_k where more_bits(i, n),
+//       the rest in q4_k / q5_k (q4_k and q5_k name these mixes, as in
+//       llama-quantize);
+//     q4_k_s: attn_v-like with i < 4 and ffn_down with i < n/8 in q5_k, the
+//       rest q4_k;  q5_k_s: the rest q5_k;  q6_k: every matrix q6_k.
+//   Not followed: llama.cpp's rules for 70B models, Falcon, and 8-expert MoE.
+// Row-length fallback: block types need rows that are a multiple of their
+// block (32; 256 for the K-quants). A K-quant matrix with other rows is stored
+// in q8_0 (llama.cpp picks q5_0 / q5_1 / q8_0, of which tpp reads q8_0), and a
+// matrix whose rows are not a multiple of 32 in f16, as llama.cpp does; the
+// summary counts these.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "tpp/core/dtype.h"
 
 namespace tpp::convert {
 
+// llama.cpp's small and medium K-quant mixes (see above).
+enum class KMix : uint8_t { small, medium };
+
 struct QuantizeOptions {
-  DType type = DType::q8_0;
-  bool pure = false;
+  DType type = DType::q8_0;  // the base type of the matrices
+  bool pure = false;         // every matrix in `type` (rows that do not fit still fall back)
+  KMix mix = KMix::medium;   // for q4_k and q5_k
 };
+
+// The --type names (f32 ... q4_k_m, q6_k) in one table, parsed into options
+// (pure unset); nullopt for an unknown name.
+std::optional<QuantizeOptions> parse_quantize_type(std::string_view name);
+std::vector<std::string> quantize_type_names();
 
 struct QuantizeSummary {
   int64_t tensors = 0, quantized = 0, fallback = 0;  // fallback: rows not a multiple of the block
@@ -46,9 +73,11 @@ struct QuantizeSummary {
 QuantizeSummary quantize_model(const std::string& source, const std::string& out, const QuantizeOptions& opts,
                                const std::function<void(const std::string&, DType)>& progress = nullptr);
 
-// GGML's general.file_type for a file whose matrices are mostly `t`.
-uint32_t gguf_file_type(DType t);
-// GGML's tensor type id of `t` (f32, f16, bf16, q8_0, q4_0).
+// llama.cpp's general.file_type (llama_ftype) of a file written with `o`:
+// 0 f32, 1 f16, 32 bf16, 7 q8_0, 2 q4_0, 14 q4_k_s, 15 q4_k_m, 16 q5_k_s,
+// 17 q5_k_m, 18 q6_k. A type tpp cannot write is an error.
+uint32_t gguf_file_type(const QuantizeOptions& o);
+// GGML's tensor type id of `t` (io/gguf's table).
 uint32_t ggml_type_id(DType t);
 
 }  // namespace tpp::convert

@@ -178,6 +178,12 @@ const GgmlTypeInfo* ggml_type_info(uint32_t id) {
   return nullptr;
 }
 
+const GgmlTypeInfo* ggml_type_of(DType t) {
+  for (const auto& info : kGgmlTypes)
+    if (info.dtype == t) return &info;
+  return nullptr;
+}
+
 GgufFile GgufFile::open(const std::string& path) {
   auto file = MappedFile::open(path);
   GgufFile g = parse(file->bytes(), path);

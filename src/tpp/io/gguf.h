@@ -68,6 +68,9 @@ struct GgmlTypeInfo {
   std::optional<DType> dtype;  // tpp's storage type when tpp can compute with it
 };
 const GgmlTypeInfo* ggml_type_info(uint32_t id);  // nullptr when unknown
+// The GGML type that stores tpp's `t` (its row in the same table); nullptr
+// when GGUF has none (u8).
+const GgmlTypeInfo* ggml_type_of(DType t);
 
 struct GgufTensor {
   std::string name;
