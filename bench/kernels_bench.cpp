@@ -136,6 +136,54 @@ void BM_Attention(benchmark::State& state, bool naive) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One decode step of attention (one query row) over a KV cache of T
+// positions in type t at a Llama-3.2-1B layer's shape (32 query heads on 8
+// KV heads of 64), two threads: the step streams K and V once, so the cache's
+// bytes set its speed.
+void BM_AttentionDecode(benchmark::State& state, tpp::DType t) {
+  const int h = 32, g = 8, k = 64;
+  const int64_t T = state.range(0);
+  const auto q = random(size_t(h * k), 6), kk = random(size_t(g * T * k), 7), vv = random(size_t(g * T * k), 8);
+  const int64_t row_bytes = tpp::dtype_bytes(t, k);
+  std::vector<std::byte> kq(size_t(g * T * row_bytes)), vq(kq.size());
+  for (int64_t r = 0; r < g * T; ++r)
+    for (auto [src, dst] : {std::pair{&kk, &kq}, std::pair{&vv, &vq}}) {
+      const float* x = src->data() + r * k;
+      std::byte* b = dst->data() + r * row_bytes;
+      if (t == tpp::DType::f32 || t == tpp::DType::q8_0) {
+        if (t == tpp::DType::f32) std::memcpy(b, x, size_t(k) * sizeof(float));
+        else tpp::quant::quantize_row(t, x, k, b);
+        continue;
+      }
+      for (int i = 0; i < k; ++i) {
+        const uint16_t u = t == tpp::DType::f16 ? tpp::f32_to_f16(x[i]) : tpp::f32_to_bf16(x[i]);
+        std::memcpy(b + 2 * i, &u, 2);
+      }
+    }
+  tpp::KvSegment seg;
+  seg.type = t;
+  seg.kq = kq.data();
+  seg.vq = vq.data();
+  seg.head_bytes = T * row_bytes;
+  seg.row_bytes = row_bytes;
+  seg.pos_end = T;
+  if (t == tpp::DType::f32) {
+    seg.k = reinterpret_cast<const float*>(kq.data());
+    seg.v = reinterpret_cast<const float*>(vq.data());
+    seg.head_stride = T * k;
+    seg.pos_stride = k;
+  }
+  const tpp::AttentionShape shape{h, g, k, 0.125f, 0, false, 0};
+  tpp::ThreadPool pool(2);
+  std::vector<float> out(q.size());
+  for (auto _ : state) {
+    tpp::attention_forward(out.data(), q.data(), 1, T, std::span(&seg, 1), shape, pool);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["kv_GB/s"] =
+      benchmark::Counter(double(2 * kq.size()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all() {
   for (Isa isa : tpp::kernels::supported_isas()) {
     const std::string name(tpp::kernels::isa_name(isa));
@@ -163,6 +211,14 @@ void register_all() {
   }
   benchmark::RegisterBenchmark("attention/fused", BM_Attention, false)->Arg(512)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("attention/naive", BM_Attention, true)->Arg(512)->Unit(benchmark::kMillisecond);
+  for (tpp::DType t : {tpp::DType::f32, tpp::DType::f16, tpp::DType::bf16, tpp::DType::q8_0}) {
+    const std::string label = "attention_decode_" + std::string(tpp::dtype_name(t));
+    benchmark::RegisterBenchmark(label.c_str(), BM_AttentionDecode, t)
+        ->Arg(4096)
+        ->Arg(32768)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  }
 }
 
 // Prints each benchmark's speed-up over its scalar (or naive) baseline.
@@ -194,6 +250,13 @@ class RatioReporter : public benchmark::ConsoleReporter {
       if (name.rfind("linear_", 0) != 0 || at == std::string::npos || name.find("/avx512/") != std::string::npos) continue;
       const auto level_end = name.find('/', at + 1);
       const std::string base = name.substr(0, at) + "/avx512" + name.substr(level_end);
+      if (auto it = seconds_per_iter().find(base); it != seconds_per_iter().end())
+        std::printf("  %-40s %8.2fx  (vs %s)\n", name.c_str(), it->second / t, base.c_str());
+    }
+    std::printf("\nattention decode, each KV cache type over f32:\n");
+    for (const auto& [name, t] : seconds_per_iter()) {
+      if (name.rfind("attention_decode_", 0) != 0 || name.rfind("attention_decode_f32", 0) == 0) continue;
+      const std::string base = "attention_decode_f32" + name.substr(name.find('/'));
       if (auto it = seconds_per_iter().find(base); it != seconds_per_iter().end())
         std::printf("  %-40s %8.2fx  (vs %s)\n", name.c_str(), it->second / t, base.c_str());
     }

@@ -93,6 +93,21 @@ using QuantizeQ8Fn = void (*)(int8_t* q, float* d, float* s, const float* x, int
 // The integer sums are exact; the f32 sum over blocks runs in block order.
 using MatmulPackedFn = void (*)(float* y, const int8_t* q, const float* d, const float* s, const void* w,
                                 int64_t N, int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+// K-quant matmuls on 8-bit activations (the levels with 8-bit dot products;
+// nullptr elsewhere). Activations are quantised once per matmul, row by row,
+// in super-blocks of 256 (GGML's Q8_K; K a multiple of 256):
+//   d = max|x_sb| / 127,  q = nearbyint(x * (1/d))  (q = 0 when d = 0),
+//   bsum[j] = the sum of the j-th 16 q   (q: [N, K], d: [N, K/256], bsum: [N, K/16])
+using QuantizeQ8KFn = void (*)(int8_t* q, float* d, int16_t* bsum, const float* x, int64_t N, int64_t K);
+// y[n*ldy + m] = sum_i w[m, i] * d[n, i/256] * q[n, i]  for n < N, m_begin <= m < m_end,
+// w row m of the K-quant blocks at w (layouts in tpp/kernels/kquants.h),
+// computed per super-block as GGML's integer form: with the integer weights
+// qw, sub-block scales sc and minimums mn,
+//   q4_k, q5_k: d_x * (d * sum_j sc_j (qw . q)_j - dmin * sum_j mn_j bsum32_j)
+//   q6_k:       d_x * d * sum_j sc_j ((qw . q)_j - 32 bsum16_j)
+// the integer sums exact, the f32 sums in the kernel's own order.
+using MatmulKQ8Fn = void (*)(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w,
+                             int64_t N, int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
 // bf16 dot kernels (the levels with bf16 dot-product instructions; nullptr
 // elsewhere). Activations are rounded to bf16 once per matmul (to_bf16: the
 // nearest-even rounding of tpp::f32_to_bf16, bit for bit); products of two
@@ -164,6 +179,11 @@ struct Kernels {
   MatmulQFn matmul_q4_k = nullptr;
   MatmulQFn matmul_q5_k = nullptr;
   MatmulQFn matmul_q6_k = nullptr;
+  // K-quant matmuls on Q8_K activations (above).
+  QuantizeQ8KFn quantize_q8_k = nullptr;
+  MatmulKQ8Fn matmul_q4_k_q8k = nullptr;
+  MatmulKQ8Fn matmul_q5_k_q8k = nullptr;
+  MatmulKQ8Fn matmul_q6_k_q8k = nullptr;
   // Attention over a 16- or 8-bit KV cache; nullptr where the level has none
   // (the caller widens a tile of rows and runs attn_step_f32).
   AttnStepFn attn_step_f16 = nullptr;

@@ -53,6 +53,10 @@ constexpr Kernels kAvx512Vnni = [] {
   k.quantize_q8 = avx512vnni::quantize_q8;
   k.matmul_q8_0_packed = avx512vnni::matmul_q8_0_packed;
   k.matmul_q4_0_packed = avx512vnni::matmul_q4_0_packed;
+  k.quantize_q8_k = avx512vnni::quantize_q8_k;
+  k.matmul_q4_k_q8k = avx512vnni::matmul_q4_k_q8k;
+  k.matmul_q5_k_q8k = avx512vnni::matmul_q5_k_q8k;
+  k.matmul_q6_k_q8k = avx512vnni::matmul_q6_k_q8k;
   return k;
 }();
 // avx512vnni's kernels plus the bf16 dot ones.

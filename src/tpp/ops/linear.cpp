@@ -50,8 +50,9 @@ void MatrixRef::row_f32(int64_t r, float* out) const {
 namespace {
 
 // Block-quantised W without a packed copy: for a few rows of x (decode) the
-// q8_0 / q4_0 kernels widen each block in registers, and a K-quant row is
-// widened into a per-thread buffer and dotted with each row of x; for more,
+// q8_0 / q4_0 kernels widen each block in registers, and K-quants run on 8-bit
+// activations where the level has those kernels (run_rows), else in registers
+// (matmul_q4_k ...) or a row widened into a per-thread buffer; for more,
 // kQuantRows rows of W at a time are widened into a per-thread f32 buffer
 // once and multiplied by the f32 kernel, so the cost of widening is shared by
 // all N rows of x.
@@ -108,11 +109,29 @@ void run_rows_quant(float* y, const float* x, int64_t N, const MatrixRef& W, int
 // and/or rounded to bf16 (bf16 dot kernels), once per call and shared by all
 // the outputs that read it.
 struct PreparedX {
-  std::vector<int8_t> q;
-  std::vector<float> d, s;
+  std::vector<int8_t> q, qk;
+  std::vector<float> d, s, dk;
+  std::vector<int16_t> bsum;
   std::vector<uint16_t> b;
-  bool q_ready = false, b_ready = false;
+  bool q_ready = false, b_ready = false, k_ready = false;
 };
+
+// The table's K-quant matmul on Q8_K activations for W, or null.
+kernels::MatmulKQ8Fn k_quant_int8(DType t, const kernels::Kernels& k) {
+  if (!k.quantize_q8_k) return nullptr;
+  switch (t) {
+    case DType::q4_k: return k.matmul_q4_k_q8k;
+    case DType::q5_k: return k.matmul_q5_k_q8k;
+    case DType::q6_k: return k.matmul_q6_k_q8k;
+    default: return nullptr;
+  }
+}
+
+// K-quant decode (N < 4) on a level with 8-bit dot products runs on Q8_K
+// activations; prefill keeps the widened f32 rows (kQuantRows above).
+bool uses_k_int8(const MatrixRef& W, int64_t N, const kernels::Kernels& k) {
+  return N < 4 && k_quant_int8(W.dtype, k) != nullptr;
+}
 
 // Whether W is multiplied by the int8 (bf16 dot) kernels of table k.
 bool uses_int8(const MatrixRef& W, const kernels::Kernels& k) {
@@ -143,6 +162,14 @@ void prepare_x(PreparedX& px, const float* x, int64_t N, const MatrixRef& W, Thr
     });
     px.q_ready = true;
   }
+  if (!px.k_ready && uses_k_int8(W, N, k)) {
+    const int64_t nb = K / kernels::kQK;
+    px.qk.resize(size_t(N * K));
+    px.dk.resize(size_t(N * nb));
+    px.bsum.resize(size_t(N * K / 16));
+    k.quantize_q8_k(px.qk.data(), px.dk.data(), px.bsum.data(), x, N, K);
+    px.k_ready = true;
+  }
   if (!px.b_ready && uses_bf16_dot(W, k)) {
     px.b.resize(size_t(N * K));
     for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(px.b.data() + n0 * K, x + n0 * K, (n1 - n0) * K); });
@@ -158,6 +185,8 @@ void run_rows(float* y, const float* x, const PreparedX& px, int64_t N, const Ma
   if (px.q_ready && uses_int8(W, k)) {
     (W.dtype == DType::q8_0 ? k.matmul_q8_0_packed : k.matmul_q4_0_packed)(
         y, px.q.data(), px.d.data(), px.s.data(), W.packed, N, K, m0, m1, ldy);
+  } else if (px.k_ready && uses_k_int8(W, N, k)) {
+    k_quant_int8(W.dtype, k)(y, px.qk.data(), px.dk.data(), px.bsum.data(), W.data, N, K, m0, m1, ldy);
   } else if (px.b_ready && uses_bf16_dot(W, k)) {
     k.matmul_bf16_packed(y, px.b.data(), W.packed, N, K, m0, m1, ldy);
   } else {
@@ -199,7 +228,7 @@ void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
   // (The lambda must see this thread's buffer, not its worker's own.)
   thread_local PreparedX tls;
   PreparedX& px = tls;
-  px.q_ready = px.b_ready = false;
+  px.q_ready = px.b_ready = px.k_ready = false;
   prepare_x(px, x, N, W, pool);
   // Grain of 16 output rows keeps each worker's slice a multiple of the
   // kernels' row tile (and of the packed layouts' groups) and of a cache line of y.
@@ -221,7 +250,7 @@ void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> 
   }
   thread_local PreparedX tls;
   PreparedX& px = tls;
-  px.q_ready = px.b_ready = false;
+  px.q_ready = px.b_ready = px.k_ready = false;
   for (const auto& o : outs) prepare_x(px, x, N, *o.w, pool);
   auto rows = [&](size_t b, size_t e, size_t) {
     int64_t base = 0;

@@ -38,6 +38,14 @@ void matmul_q8_0_packed(float* y, const int8_t* q, const float* d, const float* 
                         int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
 void matmul_q4_0_packed(float* y, const int8_t* q, const float* d, const float* s, const void* w, int64_t N,
                         int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+// The K-quant int8 kernels' definition (api.h), integer sums per super-block.
+void quantize_q8_k(int8_t* q, float* d, int16_t* bsum, const float* x, int64_t N, int64_t K);
+void matmul_q4_k_q8k(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                     int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+void matmul_q5_k_q8k(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                     int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+void matmul_q6_k_q8k(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                     int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
 // The packed f32 kernel's definition (the tests' reference, as above).
 void matmul_f32_packed(float* y, const float* x, const void* w, int64_t N, int64_t K, int64_t m_begin,
                        int64_t m_end, int64_t ldy, bool accumulate);
