@@ -304,10 +304,12 @@ int64_t permuted_row(int64_t r, int head_dim) {
 }
 
 QuantizeSummary from_directory(const std::string& source, const std::string& out, const QuantizeOptions& o,
-                               const std::function<void(const std::string&, DType)>& progress, ThreadPool& pool) {
-  TPP_CHECK(!fs::exists(fs::path(source) / "tokenizer.json"),
-            "quantize: {}: the model's tokenizer.json cannot be carried into GGUF metadata yet; quantize a GGUF "
-            "file of the model instead",
+                               const std::function<void(const std::string&, DType)>& progress, ThreadPool& pool,
+                               const GgufTokenizerWriter& tokenizer) {
+  const bool has_tokenizer = fs::exists(fs::path(source) / "tokenizer.json");
+  TPP_CHECK(!has_tokenizer || tokenizer,
+            "quantize: {}: the model has a tokenizer.json, and no tokenizer writer was given to carry it into GGUF "
+            "metadata (quantize_model's GgufTokenizerWriter, which the tpp CLI passes)",
             source);
   const Model model = load_model(source);
   const ModelConfig& c = model.config;
@@ -323,6 +325,12 @@ QuantizeSummary from_directory(const std::string& source, const std::string& out
   if (c.rope_scaling.type == RopeScalingType::linear) {
     meta.emplace_back(arch + ".rope.scaling.type", io::gguf_string("linear"));
     meta.emplace_back(arch + ".rope.scaling.factor", io::gguf_f32(float(c.rope_scaling.factor)));
+  }
+  CarriedTokenizer carried;
+  if (has_tokenizer) {
+    carried = tokenizer(source, c.vocab_size);
+    for (auto& kv : carried.metadata) meta.push_back(std::move(kv));
+    carried.metadata.clear();
   }
   QuantizeSummary s;
   std::vector<Pending> tensors;
@@ -380,6 +388,7 @@ QuantizeSummary from_directory(const std::string& source, const std::string& out
              "{}); tpp writes GGUF only for configs that architecture expresses",
              source, it.key(), it.value().dump(), arch, gv.dump());
     }
+    if (carried.check) carried.check(back);
   } catch (...) {
     std::error_code ec;
     fs::remove(staged, ec);
@@ -394,14 +403,15 @@ QuantizeSummary from_directory(const std::string& source, const std::string& out
 }  // namespace
 
 QuantizeSummary quantize_model(const std::string& source, const std::string& out, const QuantizeOptions& o,
-                               const std::function<void(const std::string&, DType)>& progress) {
+                               const std::function<void(const std::string&, DType)>& progress,
+                               const GgufTokenizerWriter& tokenizer) {
   TPP_CHECK(find_type(o), "quantize: type {}, expected one of {}", dtype_name(o.type),
             fmt::join(quantize_type_names(), ", "));
   TPP_CHECK(fs::path(out).extension() == ".gguf", "quantize: --out {}: expected a file name ending in .gguf", out);
   TPP_CHECK(fs::absolute(out) != fs::absolute(source), "quantize: --out {} is the source itself", out);
   ThreadPool pool;  // rows are encoded independently, so the bytes do not depend on the thread count
   if (is_gguf_file(source)) return from_gguf(source, out, o, progress, pool);
-  return from_directory(source, out, o, progress, pool);
+  return from_directory(source, out, o, progress, pool, tokenizer);
 }
 
 }  // namespace tpp::convert

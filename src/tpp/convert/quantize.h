@@ -12,9 +12,15 @@
 //   them for llama; the file is read back and its config compared with the
 //   source's before it replaces `out`, so a switch GGUF cannot express is
 //   refused by name instead of being dropped. A byte-level model is written
-//   without a tokenizer (tpp reads such a file as byte-level again); a
-//   directory with tokenizer.json is refused, as its tokenizer cannot be
-//   carried into GGUF metadata yet.
+//   without a tokenizer (tpp reads such a file as byte-level again). A
+//   directory with a byte-level BPE tokenizer.json (LLaMA 3, Qwen2/3, GPT-2,
+//   SmolLM) gets llama.cpp's tokenizer.ggml.* keys and tokenizer.chat_template
+//   as llama.cpp's converter writes them, through the caller's
+//   GgufTokenizerWriter (below); the staged file's tokenizer must encode a
+//   multilingual sample to the tokenizer.json's ids and agree on BOS, EOS,
+//   stop ids and chat template, or the file is refused naming the difference.
+//   A SentencePiece-style tokenizer.json (LLaMA 2, Gemma) or a pre-tokenizer
+//   llama.cpp has no name for is refused by name.
 //
 // Which tensors take which type, unless `pure` (every matrix in the base type):
 // - q4_0: the output matrix (the token embedding when tied) in q8_0, the rest
@@ -45,6 +51,7 @@
 #include <vector>
 
 #include "tpp/core/dtype.h"
+#include "tpp/io/gguf.h"
 
 namespace tpp::convert {
 
@@ -69,9 +76,22 @@ struct QuantizeSummary {
   int64_t matrix_bytes_out = 0;
 };
 
+// A model directory's tokenizer.json carried into GGUF metadata: its keys, and
+// the check of the written file's tokenizer (throws, naming the difference).
+struct CarriedTokenizer {
+  std::vector<std::pair<std::string, io::GgufValue>> metadata;
+  std::function<void(const io::GgufFile& written)> check;
+};
+// Reads the tokenizer of `dir` for a model of `vocab_size` tokens. convert
+// does not depend on the tokenizer layer, so the caller passes one built on
+// tokenizer/gguf_write.h's GgufTokenizerSource (the tpp CLI does). Without it
+// a directory with tokenizer.json is refused.
+using GgufTokenizerWriter = std::function<CarriedTokenizer(const std::string& dir, int64_t vocab_size)>;
+
 // Writes `out` atomically; `progress(name, type)` is called per tensor.
 QuantizeSummary quantize_model(const std::string& source, const std::string& out, const QuantizeOptions& opts,
-                               const std::function<void(const std::string&, DType)>& progress = nullptr);
+                               const std::function<void(const std::string&, DType)>& progress = nullptr,
+                               const GgufTokenizerWriter& tokenizer = {});
 
 // llama.cpp's general.file_type (llama_ftype) of a file written with `o`:
 // 0 f32, 1 f16, 32 bf16, 7 q8_0, 2 q4_0, 14 q4_k_s, 15 q4_k_m, 16 q5_k_s,

@@ -50,6 +50,9 @@ class BpeTokenizer {
   // `path`: a tokenizer.json file or a directory holding one (and, optionally,
   // tokenizer_config.json for eos_token, bos_token, add_bos_token, add_eos_token).
   static BpeTokenizer load(const std::string& path);
+  // The same from the parsed contents `j` of the tokenizer.json file `path`
+  // (its tokenizer_config.json is still read from beside it).
+  static BpeTokenizer from_json(const std::string& path, const nlohmann::json& j);
 
   // The tokenizer llama.cpp builds from a GGUF file's tokenizer.ggml.* keys:
   //  - model "gpt2": byte-level BPE over tokens + merges, split by the regexes
@@ -96,6 +99,9 @@ class BpeTokenizer {
   const std::vector<int32_t>& stop_ids() const { return stop_; }
   // The beginning-of-sequence token, or -1.
   int32_t bos_id() const { return bos_; }
+  // The template tokens encode(add_special) puts before and after the text.
+  const std::vector<int32_t>& prefix_ids() const { return prefix_; }
+  const std::vector<int32_t>& suffix_ids() const { return suffix_; }
 
   BpeTokenizer(BpeTokenizer&&) noexcept;
   BpeTokenizer& operator=(BpeTokenizer&&) noexcept;

@@ -53,7 +53,10 @@ std::string config_token(const json& c, const char* key) {
 BpeTokenizer BpeTokenizer::load(const std::string& path_in) {
   namespace fs = std::filesystem;
   const std::string path = fs::is_directory(path_in) ? (fs::path(path_in) / "tokenizer.json").string() : path_in;
-  const json j = io::read_json_file(path);
+  return from_json(path, io::read_json_file(path));
+}
+
+BpeTokenizer BpeTokenizer::from_json(const std::string& path, const nlohmann::json& j) {
   // A value of the wrong JSON type deep inside (a number where a string belongs)
   // surfaces as nlohmann's exception; report it as ours, naming the file.
   try {

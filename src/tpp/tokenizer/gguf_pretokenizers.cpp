@@ -26,6 +26,7 @@ constexpr std::string_view kDeepseek3Main =
 struct Entry {
   std::vector<std::string_view> names;
   GgufPreTokenizer pre;
+  std::string_view written = {};  // the name llama.cpp's converter writes, when not names.front()
 };
 
 // One row per llama.cpp pre-tokenizer type; the names are the tokenizer.ggml.pre
@@ -35,7 +36,8 @@ const std::array<Entry, 13>& table() {
   static const std::array<Entry, 13> kTable{{
       {{"", "default"}, {{R"re([\p{P}\$\+<=>\^~\|]+)re", kGpt2, R"re(\p{N}+)re", "[0-9][0-9][0-9]"}}},
       {{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"},
-       {{kLlama3}, true, true}},
+       {{kLlama3}, true, true},
+       "llama-bpe"},
       {{"dbrx", "smaug-bpe", "chatglm-bpe", "glm4"}, {{kLlama3}}},
       {{"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open", "grok-2"},
        {{kQwen2}}},
@@ -65,6 +67,37 @@ const GgufPreTokenizer* find_gguf_pretokenizer(std::string_view pre) {
     for (std::string_view name : e.names)
       if (name == pre) return &e.pre;
   return nullptr;
+}
+
+namespace {
+
+// A regex in the table's spelling: llama.cpp's case-insensitive contractions,
+// no trailing |\s+ after \s+(?!\S).
+std::string canonical_regex(std::string re) {
+  constexpr std::string_view kHfContractions = "(?i:'s|'t|'re|'ve|'m|'ll|'d)";
+  constexpr std::string_view kContractions = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
+  for (size_t at = re.find(kHfContractions); at != std::string::npos; at = re.find(kHfContractions, at))
+    re.replace(at, kHfContractions.size(), kContractions);
+  constexpr std::string_view kTail = R"re(\s+(?!\S)|\s+)re";
+  if (re.size() >= kTail.size() && re.compare(re.size() - kTail.size(), kTail.size(), kTail) == 0)
+    re.resize(re.size() - std::string_view("|\\s+").size());
+  return re;
+}
+
+}  // namespace
+
+std::optional<std::string_view> gguf_pretokenizer_for(const std::vector<std::string>& regexes, bool ignore_merges) {
+  std::vector<std::string> want;
+  for (const auto& re : regexes) want.push_back(canonical_regex(re));
+  for (const Entry& e : table()) {
+    if (e.pre.ignore_merges != ignore_merges || e.pre.regexes.size() != want.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < want.size() && same; ++i) same = canonical_regex(std::string(e.pre.regexes[i])) == want[i];
+    if (!same) continue;
+    if (!e.written.empty()) return e.written;
+    return e.names.front().empty() ? std::string_view("default") : e.names.front();
+  }
+  return std::nullopt;
 }
 
 std::string gguf_pretokenizer_names() {
