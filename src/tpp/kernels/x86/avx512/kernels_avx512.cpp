@@ -468,22 +468,26 @@ constexpr int kMaxGroup = 16;
 // gives elements 16c .. 16c + 15 of a row (lanes outside mask m zero), widened
 // to f32 in registers.
 struct KvF32 {
+  static int64_t row_bytes(int k) { return 4 * int64_t(k); }
   static inline __attribute__((always_inline)) __m512 load(const unsigned char* row, int c, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + 16 * c);
   }
 };
 struct KvF16 {
+  static int64_t row_bytes(int k) { return 2 * int64_t(k); }
   static inline __attribute__((always_inline)) __m512 load(const unsigned char* row, int c, __mmask16 m) {
     return F16::load_tail(reinterpret_cast<const uint16_t*>(row) + 16 * c, m);
   }
 };
 struct KvBf16 {
+  static int64_t row_bytes(int k) { return 2 * int64_t(k); }
   static inline __attribute__((always_inline)) __m512 load(const unsigned char* row, int c, __mmask16 m) {
     return Bf16::load_tail(reinterpret_cast<const uint16_t*>(row) + 16 * c, m);
   }
 };
 // q8_0 rows (k a multiple of 32, so no chunk is partial): f32(d) * q.
 struct KvQ8 {
+  static int64_t row_bytes(int k) { return int64_t(k) / 32 * 34; }
   static inline __attribute__((always_inline)) __m512 load(const unsigned char* row, int c, __mmask16) {
     const unsigned char* b = row + 34 * (c >> 1);
     unsigned short h;
@@ -540,8 +544,20 @@ void attn_step(float* acc, float* m, float* l, const float* q, int G, int k, con
   const int chunks = k / 16;
   const __mmask16 tail = tail_mask(k - chunks * 16);
   const __mmask16 all = 0xffff;
+  // Cache lines per row, for the prefetches below.
+  const int64_t lines = (L::row_bytes(k) + 63) / 64;
   for (int64_t p0 = 0; p0 < n; p0 += kAttnTile) {
     const int64_t np = n - p0 < kAttnTile ? n - p0 : kAttnTile;
+    // This tile's V rows and the next tile's K rows are requested now, so that
+    // they arrive while the scores are computed: step 3 reads V a column block
+    // at a time across all rows, a pattern the hardware prefetcher misses.
+    const int64_t next = n - p0 - np < kAttnTile ? n - p0 - np : kAttnTile;
+    for (int64_t p = 0; p < np; ++p)
+      for (int64_t c = 0; c < lines; ++c)
+        _mm_prefetch(reinterpret_cast<const char*>(V + (p0 + p) * stride + 64 * c), _MM_HINT_T0);
+    for (int64_t p = 0; p < next; ++p)
+      for (int64_t c = 0; c < lines; ++c)
+        _mm_prefetch(reinterpret_cast<const char*>(K + (p0 + np + p) * stride + 64 * c), _MM_HINT_T0);
     // 1. s = q . K^T * scale: 16 keys at a time into 16 accumulators, summed
     // by one transpose-and-add tree; the last < 16 keys one by one.
     const int64_t full = np / 16 * 16;
