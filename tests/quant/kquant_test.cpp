@@ -236,7 +236,12 @@ TEST(KQuantTest, LinearDecodeAndPrefillMatchFloat64OverTheDecodedWeights) {
               ref += double(x[size_t(n * K + k)]) * double(wf[size_t(m * K + k)]);
               mag += std::abs(double(x[size_t(n * K + k)]) * double(wf[size_t(m * K + k)]));
             }
-            EXPECT_NEAR(y[size_t(n * M + m)], ref, 1e-5 * mag + 1e-6)
+            // Decode on a level with the int8 K-quant kernels rounds the
+            // activations to 8 bits (at most half a step of 1/127 of each
+            // super-block's largest |x|; KQuantInt8Test pins that path
+            // exactly); every other path keeps f32 activations.
+            const bool int8 = N < 4 && kernels::kernels().quantize_q8_k != nullptr;
+            EXPECT_NEAR(y[size_t(n * M + m)], ref, (int8 ? 1e-2 : 1e-5) * mag + 1e-6)
                 << t.name << " on " << kernels::isa_name(isa) << " N " << N << " row " << m;
           }
       }
