@@ -2,18 +2,23 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <numeric>
 #include <optional>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "tpp/core/error.h"
+#include "tpp/core/utf8.h"
 #include "tpp/io/json_file.h"
 #include "tpp/io/mapped_file.h"
 #include "tpp/tokenizer/bpe_tokenizer.h"
 #include "tpp/tokenizer/gguf_pretokenizers.h"
 #include "tpp/tokenizer/gguf_read.h"
+#include "tpp/tokenizer/text_util.h"
 
 namespace tpp {
 namespace {
@@ -108,6 +113,194 @@ std::string ids_near(const std::vector<int32_t>& ids, size_t at) {
   return fmt::format("[{}{}]", fmt::join(part, ", "), end < ids.size() ? ", ..." : "");
 }
 
+
+// A merge's parts as written: "a b" or ["a", "b"].
+std::pair<std::string, std::string> merge_parts(const json& m) {
+  if (m.is_string()) {
+    const std::string s = m.get<std::string>();
+    const size_t space = s.find(' ', 1);
+    return {s.substr(0, space), s.substr(space + 1)};
+  }
+  return {m[0].get<std::string>(), m[1].get<std::string>()};
+}
+
+// SentencePiece-style: whether GGUF's "llama" tokenizer must prepend a space
+// (add_space_prefix) to reproduce the file, or a refusal naming what it cannot
+// express. llama.cpp turns spaces into ▁ and prepends one to every stretch of
+// text between added tokens (Hugging Face's Prepend normalizer, which LLaMA 2,
+// Mistral 7B v0.1 and TinyLlama have) or to none (Gemma); it never normalizes.
+bool spm_space_prefix(const std::string& path, const json& j) {
+  const json& model = j.at("model");
+  if (!flag(model, "byte_fallback"))
+    fail("{}: a SentencePiece-style tokenizer.json without model.byte_fallback cannot be written to GGUF: "
+         "llama.cpp's \"llama\" tokenizer spells characters outside the vocabulary as <0xXX> byte tokens, "
+         "where this file gives its unk_token",
+         path);
+  if (flag(model, "ignore_merges"))
+    fail("{}: a SentencePiece-style tokenizer.json with model.ignore_merges cannot be written to GGUF: it takes a "
+         "piece found whole in the vocabulary before merging, llama.cpp's \"llama\" tokenizer always merges",
+         path);
+  bool prepend = false;
+  if (const auto n = j.find("normalizer"); n != j.end() && !n->is_null()) {
+    const std::vector<json> steps =
+        type_of(*n) == "Sequence" ? n->at("normalizers").get<std::vector<json>>() : std::vector<json>{*n};
+    for (const auto& step : steps) {
+      if (type_of(step) == "NFC")
+        fail("{}: a SentencePiece-style tokenizer.json with the NFC normalizer cannot be written to GGUF: "
+             "llama.cpp's \"llama\" tokenizer does not normalize",
+             path);
+      prepend = prepend || type_of(step) == "Prepend";
+    }
+  }
+  const json& pre = j.at("pre_tokenizer");
+  if (type_of(pre) == "Metaspace") {
+    const std::string scheme = pre.contains("prepend_scheme") ? pre.value("prepend_scheme", "?")
+                               : pre.value("add_prefix_space", true) ? "always"
+                                                                     : "never";
+    if (scheme != "never")
+      fail("{}: pre_tokenizer Metaspace with prepend_scheme \"{}\" cannot be written to GGUF: it prepends \u2581 "
+           "only where a stretch of text does not start with one{}, llama.cpp's \"llama\" tokenizer prepends a "
+           "space to every stretch or to none",
+           path, scheme, scheme == "first" ? " and only to the first stretch" : "");
+    if (pre.value("split", true))
+      fail("{}: pre_tokenizer Metaspace with split true cannot be written to GGUF: it never merges across a "
+           "\u2581, llama.cpp's \"llama\" tokenizer does",
+           path);
+  }
+  return prepend;
+}
+
+// Scores under which llama.cpp's "llama" tokenizer (the adjacent pair whose
+// concatenation is the token of highest score merges first, leftmost on ties;
+// a character never merged into a token is spelled as bytes) merges as the
+// tokenizer.json's ranks do: a token's score is minus the rank of the first
+// merge that makes it. That reproduces the ranks when
+//  - every pair llama.cpp could merge is a merge: for each token and each way
+//    of cutting it in two where both halves can be symbols (a character, or a
+//    token some merge makes), the tokenizer.json has that merge;
+//  - the merges that make one token are consecutive among the merges over the
+//    same characters. Tokens whose characters never meet in one token (Gemma's
+//    runs of newlines, tabs and ▁) never compete, so their merges may interleave;
+//  - no merge joins byte tokens (the tokenizer.json may merge its byte
+//    fallback's pieces; llama.cpp spells bytes only after merging).
+// Tokens holding a character that never reaches the merges are left out: a
+// one-character added token that is not special is split out of the text
+// first, by the tokenizer.json and llama.cpp alike (Gemma's newline and tab),
+// and the normalizer makes no character but ▁.
+// Different pairs that make the same token remain: the tokenizer.json takes the
+// lower rank, llama.cpp the leftmost; the read-back check covers those.
+std::vector<float> spm_scores(const std::string& path, const json& j, const BpeTokenizer& t,
+                              const std::vector<std::string>& tokens) {
+  const json& merges = j.at("model").at("merges");
+  const size_t n = tokens.size();
+  std::vector<int32_t> first(n, -1), last(n, -1);
+  std::unordered_set<uint64_t> pairs;
+  struct Merge {
+    int32_t left, right, made;
+  };
+  std::vector<Merge> ms;
+  ms.reserve(merges.size());
+  for (const auto& m : merges) {
+    const auto [a, b] = merge_parts(m);
+    const Merge x{t.token_id(a), t.token_id(b), t.token_id(a + b)};
+    const int32_t r = int32_t(ms.size());
+    if (tok::byte_token_value(a) >= 0 || tok::byte_token_value(b) >= 0)
+      fail("{}: model.merges[{}] [\"{}\", \"{}\"] joins byte tokens, which llama.cpp's \"llama\" tokenizer never "
+           "merges",
+           path, r, a, b);
+    if (r >= (1 << 24))
+      fail("{}: model.merges has more than 2^24 entries, which f32 scores cannot rank exactly", path);
+    pairs.insert(uint64_t(uint32_t(x.left)) << 32 | uint32_t(x.right));
+    if (first[size_t(x.made)] < 0) first[size_t(x.made)] = r;
+    ms.push_back(x);
+  }
+
+  // The characters of one token belong together (union-find over code points;
+  // a byte that is not UTF-8 counts as a character of its own).
+  auto chars = [](std::string_view s) {
+    std::vector<uint32_t> out;
+    for (size_t i = 0; i < s.size();) {
+      const utf8::Decoded d = utf8::decode(s, i);
+      out.push_back(d.ok() ? uint32_t(d.cp) : 0x110000u + uint8_t(s[i]));
+      i += d.ok() ? d.len : 1;
+    }
+    return out;
+  };
+  std::unordered_set<uint32_t> split_out;
+  if (const auto it = j.find("added_tokens"); it != j.end() && it->is_array())
+    for (const auto& a : *it)
+      if (const std::vector<uint32_t> cs = chars(a.at("content").get<std::string>());
+          !flag(a, "special") && cs.size() == 1 && a.at("content").get<std::string>() != tok::kMetaspace)
+        split_out.insert(cs[0]);
+  std::vector<char> live(n, 1);  // no character of the token is split out
+  for (size_t i = 0; i < n; ++i)
+    for (uint32_t cp : chars(tokens[i])) live[i] = live[i] && !split_out.count(cp);
+
+  std::unordered_map<uint32_t, int32_t> index;
+  std::vector<int32_t> parent;
+  auto root = [&](uint32_t cp) {
+    auto [it, added] = index.try_emplace(cp, int32_t(parent.size()));
+    if (added) parent.push_back(it->second);
+    int32_t x = it->second;
+    while (parent[size_t(x)] != x) x = parent[size_t(x)] = parent[size_t(parent[size_t(x)])];
+    return x;
+  };
+  for (size_t i = 0; i < n; ++i)
+    if (first[i] >= 0 && live[i]) {
+      const std::vector<uint32_t> cs = chars(t.piece(int32_t(i)));
+      for (uint32_t cp : cs) parent[size_t(root(cp))] = root(cs[0]);
+    }
+  std::vector<int32_t> group(n, -1);
+  for (size_t i = 0; i < n; ++i)
+    if (first[i] >= 0) group[i] = root(chars(t.piece(int32_t(i)))[0]);
+
+  // Consecutive per group of characters: `open[g]` is the token group g's
+  // merges make now; a token whose run has ended must not come back.
+  std::unordered_map<int32_t, int32_t> open;
+  std::vector<int32_t> ended_by(n, -1);  // the rank that ended a token's run
+  for (int32_t r = 0; r < int32_t(ms.size()); ++r) {
+    const int32_t made = ms[size_t(r)].made;
+    if (!live[size_t(made)]) continue;
+    auto [it, added] = open.try_emplace(group[size_t(made)], made);
+    if (!added && it->second != made) {
+      ended_by[size_t(it->second)] = r;
+      it->second = made;
+    }
+    if (const int32_t e = ended_by[size_t(made)]; e >= 0)
+      fail("{}: model.merges[{}] and model.merges[{}] make '{}', and model.merges[{}] between them makes '{}': "
+           "GGUF's \"llama\" tokenizer orders merges by one score per token, so no scores reproduce these ranks",
+           path, last[size_t(made)], r, t.piece(made), e, t.piece(ms[size_t(e)].made));
+    last[size_t(made)] = r;
+  }
+
+  // Every pair llama.cpp could merge is a merge.
+  auto symbol = [&](std::string_view s) {
+    if (utf8::decode(s, 0).len == s.size()) return true;  // one character
+    const int32_t id = t.token_id(std::string(s));
+    return id >= 0 && first[size_t(id)] >= 0;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& text = tokens[i];
+    if (!live[i]) continue;
+    for (size_t cut = 0; cut < text.size();) {
+      const utf8::Decoded d = utf8::decode(text, cut);
+      cut += d.ok() ? d.len : 1;
+      if (cut >= text.size()) break;
+      const std::string_view a = std::string_view(text).substr(0, cut), b = std::string_view(text).substr(cut);
+      if (!symbol(a) || !symbol(b)) continue;
+      const int32_t ia = t.token_id(std::string(a)), ib = t.token_id(std::string(b));
+      if (ia < 0 || ib < 0 || !pairs.count(uint64_t(uint32_t(ia)) << 32 | uint32_t(ib)))
+        fail("{}: token {} '{}' is '{}' + '{}', which llama.cpp's \"llama\" tokenizer would merge but model.merges "
+             "never merges, so no scores reproduce the tokenizer.json",
+             path, i, text, a, b);
+    }
+  }
+
+  std::vector<float> scores(n, -1e9f);
+  for (size_t i = 0; i < n; ++i)
+    if (first[i] >= 0) scores[i] = -float(first[i]);
+  return scores;
+}
 }  // namespace
 
 // Everything the writer and the check share, read from the directory.
@@ -118,22 +311,27 @@ struct GgufTokenizerSource::Impl {
   BpeTokenizer tokenizer;
   int32_t bos = -1, eos = -1;  // as written: the config's, else the token the template adds
   std::string chat_template;
+  bool spm = false;           // SentencePiece-style: written as "llama"
+  bool space_prefix = false;  // "llama": add_space_prefix
 };
 
 GgufTokenizerSource::GgufTokenizerSource(const std::string& dir) {
   const std::string path = (fs::path(dir) / "tokenizer.json").string();
   json j = io::read_json_file(path);
+  if (const std::string type = j.is_object() ? type_of(j.value("model", json())) : ""; type != "BPE")
+    fail("{}: a tokenizer.json with model.type \"{}\" cannot be written to GGUF: tpp writes BPE tokenizers only "
+         "(\"gpt2\" for byte-level BPE, \"llama\" for SentencePiece-style BPE with byte fallback)",
+         path, type);
   BpeTokenizer tokenizer = BpeTokenizer::from_json(path, j);
   impl_ = std::make_unique<Impl>(Impl{path, std::move(j), json::object(), std::move(tokenizer), -1, -1, {}});
   Impl& s = *impl_;
   const fs::path config = fs::path(dir) / "tokenizer_config.json";
   if (fs::exists(config)) s.config = io::read_json_file(config.string());
   if (!s.config.is_object()) fail("{}: expected a JSON object", config.string());
-  if (type_of(s.j["decoder"]) != "ByteLevel")
-    fail("{}: a SentencePiece-style tokenizer.json cannot be written to GGUF yet (GGUF's \"llama\" tokenizer needs "
-         "per-token scores, and tokenizer.json has merge ranks); expected a byte-level BPE tokenizer (decoder "
-         "ByteLevel)",
-         path);
+  // Byte-level BPE decodes with ByteLevel; anything else that BpeTokenizer
+  // reads is SentencePiece-style.
+  s.spm = type_of(s.j["decoder"]) != "ByteLevel";
+  if (s.spm) s.space_prefix = spm_space_prefix(path, s.j);
   const BpeTokenizer& t = s.tokenizer;
   // GGUF adds at most tokenizer.ggml.bos_token_id before the text and
   // tokenizer.ggml.eos_token_id after it.
@@ -158,8 +356,12 @@ GgufMetadata GgufTokenizerSource::metadata(int64_t vocab_size) const try {
   const BpeTokenizer& t = s.tokenizer;
   const json& model = s.j.at("model");
   const bool ignore_merges = flag(model, "ignore_merges");
-  const std::vector<std::string> regexes = pre_regexes(s.j.at("pre_tokenizer"));
-  const auto pre = gguf_pretokenizer_for(regexes, ignore_merges);
+  std::optional<std::string_view> pre = "default";
+  std::vector<std::string> regexes;
+  if (!s.spm) {
+    regexes = pre_regexes(s.j.at("pre_tokenizer"));
+    pre = gguf_pretokenizer_for(regexes, ignore_merges);
+  }
   if (!pre)
     fail("{}: pre_tokenizer regexes [{}] with ignore_merges {} are not those of any llama.cpp pre-tokenizer "
          "(tokenizer.ggml.pre) that tpp knows ({}), so the file could not say how to split text",
@@ -180,32 +382,48 @@ GgufMetadata GgufTokenizerSource::metadata(int64_t vocab_size) const try {
       types[size_t(i)] = 5;  // unused
     }
   }
+  if (s.spm)  // <0xXX> model tokens are bytes (LlamaHfVocab); added tokens below override
+    for (int64_t i = 0; i < n; ++i)
+      if (types[size_t(i)] == 1 && tok::byte_token_value(tokens[size_t(i)]) >= 0) types[size_t(i)] = 6;
   if (const auto it = s.j.find("added_tokens"); it != s.j.end() && it->is_array())
     for (const auto& a : *it) types[size_t(a.at("id").get<int64_t>())] = flag(a, "special") ? 3 : 4;
 
-  std::vector<std::string> merges;
-  for (const auto& m : model.at("merges")) {
-    if (m.is_string()) {
-      merges.push_back(m.get<std::string>());
-      continue;
-    }
-    const std::string a = m[0].get<std::string>(), b = m[1].get<std::string>();
-    if (a.find(' ') != std::string::npos || b.find(' ') != std::string::npos)
-      fail("{}: model.merges[{}] [\"{}\", \"{}\"] holds a space, which GGUF's \"left right\" merges cannot", s.path,
-           merges.size(), a, b);
-    merges.push_back(a + " " + b);
-  }
-
   GgufMetadata m;
-  m.emplace_back("tokenizer.ggml.model", io::gguf_string("gpt2"));
+  m.emplace_back("tokenizer.ggml.model", io::gguf_string(s.spm ? "llama" : "gpt2"));
   m.emplace_back("tokenizer.ggml.pre", io::gguf_string(std::string(*pre)));
-  m.emplace_back("tokenizer.ggml.tokens", io::gguf_strings(std::move(tokens)));
-  m.emplace_back("tokenizer.ggml.token_type", io::gguf_i32s(types));
-  m.emplace_back("tokenizer.ggml.merges", io::gguf_strings(std::move(merges)));
+  if (s.spm) {
+    for (int b = 0; b < 256; ++b)
+      if (t.token_id(fmt::format("<0x{:02X}>", b)) < 0)
+        fail("{}: model.vocab has no <0x{:02X}>, which llama.cpp's \"llama\" tokenizer needs for byte fallback",
+             s.path, b);
+    std::vector<float> scores = spm_scores(s.path, s.j, t, tokens);
+    m.emplace_back("tokenizer.ggml.tokens", io::gguf_strings(std::move(tokens)));
+    m.emplace_back("tokenizer.ggml.scores", io::gguf_f32s(scores));
+    m.emplace_back("tokenizer.ggml.token_type", io::gguf_i32s(types));
+    m.emplace_back("tokenizer.ggml.add_space_prefix", io::gguf_bool(s.space_prefix));
+  } else {
+    std::vector<std::string> merges;
+    for (const auto& mj : model.at("merges")) {
+      if (mj.is_string()) {
+        merges.push_back(mj.get<std::string>());
+        continue;
+      }
+      const auto [a, b] = merge_parts(mj);
+      if (a.find(' ') != std::string::npos || b.find(' ') != std::string::npos)
+        fail("{}: model.merges[{}] [\"{}\", \"{}\"] holds a space, which GGUF's \"left right\" merges cannot",
+             s.path, merges.size(), a, b);
+      merges.push_back(a + " " + b);
+    }
+    m.emplace_back("tokenizer.ggml.tokens", io::gguf_strings(std::move(tokens)));
+    m.emplace_back("tokenizer.ggml.token_type", io::gguf_i32s(types));
+    m.emplace_back("tokenizer.ggml.merges", io::gguf_strings(std::move(merges)));
+  }
   if (s.bos >= 0) m.emplace_back("tokenizer.ggml.bos_token_id", io::gguf_u32(uint32_t(s.bos)));
   if (s.eos >= 0) m.emplace_back("tokenizer.ggml.eos_token_id", io::gguf_u32(uint32_t(s.eos)));
   if (const int32_t pad = t.token_id(config_token(s.config, "pad_token")); pad >= 0)
     m.emplace_back("tokenizer.ggml.padding_token_id", io::gguf_u32(uint32_t(pad)));
+  if (const int32_t unk = t.token_id(config_token(s.config, "unk_token")); s.spm && unk >= 0)
+    m.emplace_back("tokenizer.ggml.unknown_token_id", io::gguf_u32(uint32_t(unk)));
   m.emplace_back("tokenizer.ggml.add_bos_token", io::gguf_bool(!t.prefix_ids().empty()));
   m.emplace_back("tokenizer.ggml.add_eos_token", io::gguf_bool(!t.suffix_ids().empty()));
   if (!s.chat_template.empty()) m.emplace_back("tokenizer.chat_template", io::gguf_string(s.chat_template));
