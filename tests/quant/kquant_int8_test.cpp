@@ -13,6 +13,7 @@
 #include "tpp/core/rng.h"
 #include "tpp/kernels/api.h"
 #include "tpp/kernels/kquants.h"
+#include "tpp/kernels/packed.h"
 #include "tpp/kernels/scalar/kernels_scalar.h"
 #include "tpp/ops/linear.h"
 #include "tpp/quant/quant.h"
@@ -23,13 +24,17 @@ namespace {
 struct KType {
   DType dtype;
   kernels::MatmulKQ8Fn kernels::Kernels::*matmul;
+  kernels::MatmulKQ8Fn kernels::Kernels::*packed;
   kernels::MatmulKQ8Fn reference;
   std::vector<int> scale_at;  // byte offsets of the f16 super-block scales
 };
 const KType kTypes[] = {
-    {DType::q4_k, &kernels::Kernels::matmul_q4_k_q8k, kernels::scalar::matmul_q4_k_q8k, {0, 2}},
-    {DType::q5_k, &kernels::Kernels::matmul_q5_k_q8k, kernels::scalar::matmul_q5_k_q8k, {0, 2}},
-    {DType::q6_k, &kernels::Kernels::matmul_q6_k_q8k, kernels::scalar::matmul_q6_k_q8k, {208}}};
+    {DType::q4_k, &kernels::Kernels::matmul_q4_k_q8k, &kernels::Kernels::matmul_q4_k_packed,
+     kernels::scalar::matmul_q4_k_q8k, {0, 2}},
+    {DType::q5_k, &kernels::Kernels::matmul_q5_k_q8k, &kernels::Kernels::matmul_q5_k_packed,
+     kernels::scalar::matmul_q5_k_q8k, {0, 2}},
+    {DType::q6_k, &kernels::Kernels::matmul_q6_k_q8k, &kernels::Kernels::matmul_q6_k_packed,
+     kernels::scalar::matmul_q6_k_q8k, {208}}};
 
 // Random blocks (every bit pattern of the integer fields is a valid block),
 // the f16 super-block scales set to finite values of a realistic size.
@@ -152,6 +157,7 @@ TEST(KQuantInt8Test, MatmulsMatchTheDefinitionAndFloat64) {
 
 // linear_forward's decode rows (N < 4) take the int8 kernel on the levels
 // that have it: its result is the kernel's on the quantised activations.
+// (Over unpacked W: a packed copy takes the packed kernels, below.)
 TEST(KQuantInt8Test, LinearDecodeRunsOnQ8KActivations) {
   const int64_t M = 40, K = 768;
   ThreadPool pool(2);
@@ -167,6 +173,79 @@ TEST(KQuantInt8Test, LinearDecodeRunsOnQ8KActivations) {
         linear_forward(y.data(), x.data(), N, W, {}, pool);
         const Q8K a = quantize(k.quantize_q8_k, x, N, K);
         (k.*t.matmul)(want.data(), a.q.data(), a.d.data(), a.bsum.data(), w.data(), N, K, 0, M, M);
+        EXPECT_EQ(y, want) << dtype_name(t.dtype) << " " << kernels::isa_name(isa) << " N " << N;
+      }
+    }
+    kernels::set_isa(kernels::supported_isas().back());
+  }
+}
+
+std::vector<std::byte> packed_copy(DType t, const std::vector<std::byte>& w, int64_t M, int64_t K) {
+  std::vector<std::byte> p(size_t(kernels::packed_bytes(t, M, K)));
+  kernels::pack_rows(t, p.data(), w.data(), M, K);
+  return p;
+}
+
+// The kernels over packed weights (tpp/kernels/packed.h) give the scalar
+// definition's bits for every row of x and every output, whatever the tile
+// (N = 1 takes four groups at a time, more rows two; 4 rows of x per tile
+// and 1-3 left over), the column range (not on a group boundary) and the
+// output stride. Packing in two ranges of groups gives the bytes of one.
+TEST(KQuantInt8Test, PackedMatmulsGiveTheDefinitionsBits) {
+  for (const auto& t : kTypes) {
+    for (int64_t M : {37, 80}) {
+      const int64_t K = M == 37 ? 512 : 768;
+      const auto w = random_blocks(t.dtype, M, K, t.scale_at, 70 + uint64_t(t.dtype) + uint64_t(M));
+      const auto p = packed_copy(t.dtype, w, M, K);
+      std::vector<std::byte> halves(p.size());
+      kernels::pack_rows(t.dtype, halves.data(), w.data(), 32, K);
+      kernels::pack_rows(t.dtype, halves.data() + kernels::packed_bytes(t.dtype, 32, K),
+                         w.data() + size_t(32 * dtype_bytes(t.dtype, K)), M - 32, K);
+      EXPECT_TRUE(halves == p) << dtype_name(t.dtype);
+      for (int64_t N : {1, 2, 3, 4, 7, 9}) {
+        const auto x = random_floats(size_t(N * K), 80 + uint64_t(N), 2.0f);
+        const Q8K a = quantize(kernels::scalar::quantize_q8_k, x, N, K);
+        std::vector<float> ref(size_t(N * M));
+        t.reference(ref.data(), a.q.data(), a.d.data(), a.bsum.data(), w.data(), N, K, 0, M, M);
+        for (auto isa : int8_isas()) {
+          const auto fn = kernels::kernels_for(isa).*t.packed;
+          ASSERT_NE(fn, nullptr) << kernels::isa_name(isa);
+          for (int64_t m0 : {int64_t(0), int64_t(5)}) {
+            std::vector<float> got(size_t(N * (M + 3)), -1.0f);
+            fn(got.data(), a.q.data(), a.d.data(), a.bsum.data(), p.data(), N, K, m0, M, M + 3);
+            for (int64_t n = 0; n < N; ++n) {
+              for (int64_t m = 0; m < m0; ++m) EXPECT_EQ(got[size_t(n * (M + 3) + m)], -1.0f);
+              for (int64_t m = m0; m < M; ++m)
+                ASSERT_EQ(got[size_t(n * (M + 3) + m)], ref[size_t(n * M + m)])
+                    << dtype_name(t.dtype) << " " << kernels::isa_name(isa) << " N " << N << " n " << n << " m " << m;
+              EXPECT_EQ(got[size_t(n * (M + 3) + M)], -1.0f);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// linear_forward over a packed K-quant matrix runs the packed kernel for
+// decode and prefill rows alike: the definition's bits on the activations
+// quantised to Q8_K.
+TEST(KQuantInt8Test, LinearOverPackedWeightsGivesTheDefinitionsBits) {
+  const int64_t M = 48, K = 512;
+  ThreadPool pool(2);
+  for (const auto& t : kTypes) {
+    const auto w = random_blocks(t.dtype, M, K, t.scale_at, 90 + uint64_t(t.dtype));
+    const auto p = packed_copy(t.dtype, w, M, K);
+    MatrixRef W{t.dtype, w.data(), M, K};
+    W.packed = p.data();
+    for (auto isa : int8_isas()) {
+      kernels::set_isa(isa);
+      for (int64_t N : {1, 2, 20}) {
+        const auto x = random_floats(size_t(N * K), 100 + uint64_t(N));
+        std::vector<float> y(size_t(N * M)), want(size_t(N * M));
+        linear_forward(y.data(), x.data(), N, W, {}, pool);
+        const Q8K a = quantize(kernels::scalar::quantize_q8_k, x, N, K);
+        t.reference(want.data(), a.q.data(), a.d.data(), a.bsum.data(), w.data(), N, K, 0, M, M);
         EXPECT_EQ(y, want) << dtype_name(t.dtype) << " " << kernels::isa_name(isa) << " N " << N;
       }
     }

@@ -184,6 +184,11 @@ struct Kernels {
   MatmulKQ8Fn matmul_q4_k_q8k = nullptr;
   MatmulKQ8Fn matmul_q5_k_q8k = nullptr;
   MatmulKQ8Fn matmul_q6_k_q8k = nullptr;
+  // The same over weights packed by pack_rows (tpp/kernels/packed.h), each
+  // output the scalar definition's bits (prefill and decode).
+  MatmulKQ8Fn matmul_q4_k_packed = nullptr;
+  MatmulKQ8Fn matmul_q5_k_packed = nullptr;
+  MatmulKQ8Fn matmul_q6_k_packed = nullptr;
   // Attention over a 16- or 8-bit KV cache; nullptr where the level has none
   // (the caller widens a tile of rows and runs attn_step_f32).
   AttnStepFn attn_step_f16 = nullptr;

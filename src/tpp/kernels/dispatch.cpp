@@ -57,6 +57,9 @@ constexpr Kernels kAvx512Vnni = [] {
   k.matmul_q4_k_q8k = avx512vnni::matmul_q4_k_q8k;
   k.matmul_q5_k_q8k = avx512vnni::matmul_q5_k_q8k;
   k.matmul_q6_k_q8k = avx512vnni::matmul_q6_k_q8k;
+  k.matmul_q4_k_packed = avx512vnni::matmul_q4_k_packed;
+  k.matmul_q5_k_packed = avx512vnni::matmul_q5_k_packed;
+  k.matmul_q6_k_packed = avx512vnni::matmul_q6_k_packed;
   return k;
 }();
 // avx512vnni's kernels plus the bf16 dot ones.

@@ -290,6 +290,49 @@ void quantize_q6_k(void* out, const float* in, int64_t n) {
   for (int64_t i = 0; i < n / kQK; ++i) quantize_q6_block(b + 210 * i, in + kQK * i);
 }
 
+void unpack_qk_block(KBlockInts& out, const void* block, bool five) {
+  const auto* b = static_cast<const uint8_t*>(block);
+  std::memcpy(&out.d, b, 2);
+  std::memcpy(&out.dmin, b + 2, 2);
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    scale_min(j, b + 4, &sc, &m);
+    out.sc[j] = int8_t(sc);
+    out.mn[j] = uint8_t(m);
+  }
+  for (int j = 8; j < 16; ++j) out.sc[j] = 0;
+  const uint8_t* qh = b + 16;
+  const uint8_t* qs = b + (five ? 48 : 16);
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) {
+      int lo = qs[32 * c + l] & 15, hi = qs[32 * c + l] >> 4;
+      if (five) {
+        lo |= ((qh[l] >> (2 * c)) & 1) << 4;
+        hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+      }
+      out.q[64 * c + l] = uint8_t(lo);
+      out.q[64 * c + 32 + l] = uint8_t(hi);
+    }
+}
+
+void unpack_q6_k_block(KBlockInts& out, const void* block) {
+  const auto* b = static_cast<const uint8_t*>(block);
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  std::memcpy(out.sc, b + 192, 16);
+  std::memset(out.mn, 0, sizeof out.mn);
+  std::memcpy(&out.d, b + 208, 2);
+  out.dmin = 0;
+  for (int h = 0; h < 2; ++h)
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t a = ql[64 * h + l], c = ql[64 * h + 32 + l], e = qh[32 * h + l];
+      out.q[128 * h + l] = uint8_t((a & 15) | ((e & 3) << 4));
+      out.q[128 * h + l + 32] = uint8_t((c & 15) | (((e >> 2) & 3) << 4));
+      out.q[128 * h + l + 64] = uint8_t((a >> 4) | (((e >> 4) & 3) << 4));
+      out.q[128 * h + l + 96] = uint8_t((c >> 4) | (((e >> 6) & 3) << 4));
+    }
+}
+
 void dequant_q4_k(float* out, const void* in, int64_t n) { dequant_qk<false>(out, in, n); }
 void dequant_q5_k(float* out, const void* in, int64_t n) { dequant_qk<true>(out, in, n); }
 

@@ -74,4 +74,19 @@ void quantize_q4_k(void* out, const float* in, int64_t n);
 void quantize_q5_k(void* out, const float* in, int64_t n);
 void quantize_q6_k(void* out, const float* in, int64_t n);
 
+// One super-block's integers as the formats define them: q[i] the code of
+// weight i (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63, Q6_K's offset of 32 not
+// taken off), sc the sub-block scales (8 of 32 weights for Q4_K / Q5_K,
+// 16 of 16 for Q6_K), mn the minimums (Q4_K / Q5_K), d and dmin the f16 bits
+// (dmin 0 for Q6_K).
+struct KBlockInts {
+  uint8_t q[kQK];
+  int8_t sc[16];
+  uint8_t mn[8];
+  uint16_t d, dmin;
+};
+// five: Q5_K rather than Q4_K.
+void unpack_qk_block(KBlockInts& out, const void* block, bool five);
+void unpack_q6_k_block(KBlockInts& out, const void* block);
+
 }  // namespace tpp::kernels

@@ -5,6 +5,7 @@
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
+#include "tpp/kernels/kquants.h"
 
 namespace tpp::kernels {
 namespace {
@@ -14,17 +15,69 @@ constexpr int64_t kBlock = 32;
 // Bytes of one packed block of 16 rows: scales, then integers.
 int64_t block_bytes(DType t) { return kPackRows * 2 + (t == DType::q8_0 ? kPackRows * kBlock : kPackRows * kBlock / 2); }
 
+bool is_k_quant(DType t) { return t == DType::q4_k || t == DType::q5_k || t == DType::q6_k; }
+
+// 64-bit masks of high code bits per chunk: q5_k one, q6_k two (packed.h).
+int masks_of(DType t) { return t == DType::q4_k ? 0 : t == DType::q5_k ? 1 : 2; }
+
+// Bytes of one packed K-quant super-block of 16 rows (packed.h).
+int64_t super_block_bytes(DType t) {
+  const int64_t head = t == DType::q6_k ? 32 + 256 : 64 + 256;
+  return head + 8 * (256 + 64 * masks_of(t));
+}
+
+// Row r's codes q[256] into the 8 blocks of 32 at ints (packed.h).
+void put_codes(uint8_t* ints, const uint8_t* q, int64_t r, int masks) {
+  for (int b = 0; b < 8; ++b, ints += 256 + masks * 64) {
+    for (int i = 0; i < kBlock; ++i) {
+      const int j = i / 4, byte = int(4 * r) + i % 4, code = q[kBlock * b + i];
+      ints[64 * (j % 4) + byte] |= uint8_t(j < 4 ? code & 15 : (code & 15) << 4);
+      for (int p = 0; p < masks; ++p)
+        if ((code >> (4 + p)) & 1) ints[256 + 64 * p + 8 * j + byte / 8] |= uint8_t(1u << (byte % 8));
+    }
+  }
+}
+
+void pack_k_quant(DType t, std::byte* dst, const void* src, int64_t M, int64_t K) {
+  const int64_t nb = K / kQK, sbb = super_block_bytes(t), src_bytes = dtype_bytes(t, kQK);
+  const bool six = t == DType::q6_k;
+  std::memset(dst, 0, size_t(packed_bytes(t, M, K)));
+  KBlockInts ints;
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t group = m / kPackRows, r = m % kPackRows;
+    for (int64_t b = 0; b < nb; ++b) {
+      const auto* blk = static_cast<const uint8_t*>(src) + (m * nb + b) * src_bytes;
+      if (six) unpack_q6_k_block(ints, blk);
+      else unpack_qk_block(ints, blk, t == DType::q5_k);
+      auto* out = reinterpret_cast<uint8_t*>(dst) + (group * nb + b) * sbb;
+      std::memcpy(out + 2 * r, &ints.d, 2);
+      if (six) {
+        for (int j = 0; j < 16; ++j) out[32 + 16 * j + r] = uint8_t(ints.sc[j]);
+        put_codes(out + 288, ints.q, r, masks_of(t));
+      } else {
+        std::memcpy(out + 32 + 2 * r, &ints.dmin, 2);
+        for (int j = 0; j < 8; ++j) {
+          out[64 + 16 * j + r] = uint8_t(ints.sc[j]);
+          out[192 + 16 * j + r] = ints.mn[j];
+        }
+        put_codes(out + 320, ints.q, r, masks_of(t));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool has_packed_layout(DType t, int64_t K) {
-  return ((t == DType::q8_0 || t == DType::q4_0) && K % kBlock == 0) || (t == DType::bf16 && K % 2 == 0) ||
-         t == DType::f32;
+  return ((t == DType::q8_0 || t == DType::q4_0) && K % kBlock == 0) || (is_k_quant(t) && K % kQK == 0) ||
+         (t == DType::bf16 && K % 2 == 0) || t == DType::f32;
 }
 
 int64_t packed_bytes(DType t, int64_t M, int64_t K) {
   TPP_CHECK(has_packed_layout(t, K), "packed weights: no packed layout for {} rows of {} columns", dtype_name(t), K);
   const int64_t groups = (M + kPackRows - 1) / kPackRows;
   if (t == DType::bf16 || t == DType::f32) return groups * kPackRows * K * dtype_bytes(t, 1);
+  if (is_k_quant(t)) return groups * (K / kQK) * super_block_bytes(t);
   return groups * (K / kBlock) * block_bytes(t);
 }
 
@@ -63,6 +116,10 @@ void pack_rows(DType t, std::byte* dst, const void* src, int64_t M, int64_t K) {
         for (; r < kPackRows; ++r) out[r] = 0;
       }
     }
+    return;
+  }
+  if (is_k_quant(t)) {
+    pack_k_quant(t, dst, src, M, K);
     return;
   }
   const int64_t nb = K / kBlock, src_block = dtype_bytes(t, kBlock), bb = block_bytes(t);

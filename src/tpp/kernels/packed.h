@@ -20,6 +20,19 @@
 //       q8_0: 8 chunks of u8 (off = 128): 544 bytes a block, 34 per row as in GGUF;
 //       q4_0: 4 chunks of bytes whose low nibbles are chunk j and high nibbles
 //             chunk j + 4 (off = 8): 288 bytes a block, 18 per row as in GGUF.
+//
+// q4_k / q5_k / q6_k (K a multiple of 256): a group holds its K/256
+// super-blocks in order (kquants.h names the fields), each
+//   q4_k, q5_k: d[16], dmin[16] (f16), sc[8][16], mn[8][16] (u8: sub-block
+//               j's scale and minimum of row r at [j][r]), then 8 blocks of 32;
+//   q6_k:       d[16] (f16), sc[16][16] (i8, [j][r]), then 8 blocks of 32.
+// A block of 32 holds the codes' low four bits as q4_0's integers do (256
+// bytes: chunk j's nibbles, low for j < 4, high for j >= 4), then for q5_k one
+// and for q6_k two 64-bit masks per chunk: bit 4r + t of chunk j's mask is
+// bit 4 (the second mask: bit 5) of row r's code at k = 4j + t. Codes keep
+// their format's offset (q6_k's 32). A super-block of 16 rows is 2,368
+// bytes (q4_k; 148 per row against 144 in GGUF), 2,880 (q5_k; 180 against
+// 176) and 3,360 (q6_k; 210 as in GGUF).
 #pragma once
 
 #include <cstddef>
@@ -32,7 +45,8 @@ namespace tpp::kernels {
 inline constexpr int64_t kPackRows = 16;
 
 // Whether [M, K] matrices of dtype t have a packed layout: q8_0 and q4_0
-// (K a multiple of 32), bf16 (K even), f32.
+// (K a multiple of 32), q4_k, q5_k and q6_k (K a multiple of 256), bf16 (K
+// even), f32.
 bool has_packed_layout(DType t, int64_t K);
 // Bytes of the packed form of an [M, K] matrix of dtype t.
 int64_t packed_bytes(DType t, int64_t M, int64_t K);

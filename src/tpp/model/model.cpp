@@ -105,8 +105,14 @@ std::shared_ptr<std::byte> packed_arena(size_t bytes) {
 void pack_weights(Model& model) {
   const auto& k = kernels::kernels();
   auto wanted = [&](DType t) {
-    if (t == DType::f32) return k.matmul_f32_packed != nullptr;
-    return t == DType::bf16 ? k.matmul_bf16_packed != nullptr : k.quantize_q8 != nullptr;
+    switch (t) {
+      case DType::f32: return k.matmul_f32_packed != nullptr;
+      case DType::bf16: return k.matmul_bf16_packed != nullptr;
+      case DType::q4_k: return k.matmul_q4_k_packed != nullptr;
+      case DType::q5_k: return k.matmul_q5_k_packed != nullptr;
+      case DType::q6_k: return k.matmul_q6_k_packed != nullptr;
+      default: return k.quantize_q8 != nullptr;
+    }
   };
   ModelWeights& w = model.weights;
   // The embedding table is read by row lookups, from its stored form; it is

@@ -127,10 +127,22 @@ kernels::MatmulKQ8Fn k_quant_int8(DType t, const kernels::Kernels& k) {
   }
 }
 
-// K-quant decode (N < 4) on a level with 8-bit dot products runs on Q8_K
-// activations; prefill keeps the widened f32 rows (kQuantRows above).
+// The table's K-quant matmul over packed W (every N), or null.
+kernels::MatmulKQ8Fn k_quant_packed(const MatrixRef& W, const kernels::Kernels& k) {
+  if (!W.packed || !k.quantize_q8_k) return nullptr;
+  switch (W.dtype) {
+    case DType::q4_k: return k.matmul_q4_k_packed;
+    case DType::q5_k: return k.matmul_q5_k_packed;
+    case DType::q6_k: return k.matmul_q6_k_packed;
+    default: return nullptr;
+  }
+}
+
+// K-quants run on Q8_K activations where the level has 8-bit dot products:
+// packed W at every N, W as stored for decode (N < 4); else prefill widens
+// rows to f32 (kQuantRows above).
 bool uses_k_int8(const MatrixRef& W, int64_t N, const kernels::Kernels& k) {
-  return N < 4 && k_quant_int8(W.dtype, k) != nullptr;
+  return k_quant_packed(W, k) != nullptr || (N < 4 && k_quant_int8(W.dtype, k) != nullptr);
 }
 
 // Whether W is multiplied by the int8 (bf16 dot) kernels of table k.
@@ -167,7 +179,10 @@ void prepare_x(PreparedX& px, const float* x, int64_t N, const MatrixRef& W, Thr
     px.qk.resize(size_t(N * K));
     px.dk.resize(size_t(N * nb));
     px.bsum.resize(size_t(N * K / 16));
-    k.quantize_q8_k(px.qk.data(), px.dk.data(), px.bsum.data(), x, N, K);
+    for_rows(N, pool, [&](int64_t n0, int64_t n1) {
+      k.quantize_q8_k(px.qk.data() + n0 * K, px.dk.data() + n0 * nb, px.bsum.data() + n0 * (K / 16), x + n0 * K,
+                      n1 - n0, K);
+    });
     px.k_ready = true;
   }
   if (!px.b_ready && uses_bf16_dot(W, k)) {
@@ -186,7 +201,10 @@ void run_rows(float* y, const float* x, const PreparedX& px, int64_t N, const Ma
     (W.dtype == DType::q8_0 ? k.matmul_q8_0_packed : k.matmul_q4_0_packed)(
         y, px.q.data(), px.d.data(), px.s.data(), W.packed, N, K, m0, m1, ldy);
   } else if (px.k_ready && uses_k_int8(W, N, k)) {
-    k_quant_int8(W.dtype, k)(y, px.qk.data(), px.dk.data(), px.bsum.data(), W.data, N, K, m0, m1, ldy);
+    if (const auto packed = k_quant_packed(W, k))
+      packed(y, px.qk.data(), px.dk.data(), px.bsum.data(), W.packed, N, K, m0, m1, ldy);
+    else
+      k_quant_int8(W.dtype, k)(y, px.qk.data(), px.dk.data(), px.bsum.data(), W.data, N, K, m0, m1, ldy);
   } else if (px.b_ready && uses_bf16_dot(W, k)) {
     k.matmul_bf16_packed(y, px.b.data(), W.packed, N, K, m0, m1, ldy);
   } else {

@@ -1,7 +1,9 @@
 // The K-quant int8 kernels' definition (tpp/kernels/api.h): activations in
 // Q8_K super-blocks, each K-quant super-block's integer sums exact, then
-// scaled once. Not in the scalar table (a level without 8-bit dot products
-// keeps f32 activations); the tests' reference for the levels that have them.
+// scaled once, the multiply-adds fused as written (std::fma), so that the
+// packed kernels can give these bits. Not in the scalar table (a level
+// without 8-bit dot products keeps f32 activations); the tests' reference for
+// the levels that have them.
 #include <cmath>
 #include <cstring>
 
@@ -61,7 +63,8 @@ void matmul_qk(float* y, const int8_t* q, const float* d, const int16_t* bsum, c
           isc += sc * dot;
           imin += mn * (bs[2 * j] + bs[2 * j + 1]);
         }
-        acc += d[n * nb + b] * (half(blk) * float(isc) - half(blk + 2) * float(imin));
+        const float t = std::fma(-half(blk + 2), float(imin), half(blk) * float(isc));
+        acc = std::fma(d[n * nb + b], t, acc);
       }
       y[n * ldy + m] = acc;
     }
@@ -126,7 +129,7 @@ void matmul_q6_k_q8k(float* y, const int8_t* q, const float* d, const int16_t* b
             }
         int32_t isc = 0;
         for (int j = 0; j < 16; ++j) isc += sc[j] * (dots[j] - 32 * bs[j]);
-        acc += d[n * nb + b] * (half(blk + 208) * float(isc));
+        acc = std::fma(d[n * nb + b], half(blk + 208) * float(isc), acc);
       }
       y[n * ldy + m] = acc;
     }

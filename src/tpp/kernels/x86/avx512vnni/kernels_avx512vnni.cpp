@@ -117,47 +117,196 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
     for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y + 16 * g + i * ldy, mask[g], acc[g][i]);
 }
 
-// All rows of x against G groups starting at group.
-template <bool kQ8, int G>
-void groups(float* y, const int8_t* q, const float* d, const float* s, const uint8_t* group, int64_t N, int64_t nb,
-            int64_t K, int64_t ldy, const __mmask16* mask) {
-  int64_t n = 0;
-  for (; n + 4 <= N; n += 4) tile<kQ8, G, 4>(y + n * ldy, q + n * K, d + n * nb, s + n * nb, group, nb, K, ldy, mask);
-  switch (N - n) {
-    case 3: tile<kQ8, G, 3>(y + n * ldy, q + n * K, d + n * nb, s + n * nb, group, nb, K, ldy, mask); break;
-    case 2: tile<kQ8, G, 2>(y + n * ldy, q + n * K, d + n * nb, s + n * nb, group, nb, K, ldy, mask); break;
-    case 1: tile<kQ8, G, 1>(y + n * ldy, q + n * K, d + n * nb, s + n * nb, group, nb, K, ldy, mask); break;
-    default: break;
-  }
-}
-
-template <bool kQ8>
-void matmul_packed(float* y, const int8_t* q, const float* d, const float* s, const void* w, int64_t N,
-                   int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
-  using L = Layout<kQ8>;
-  const int64_t nb = K / 32;
-  const auto* base = static_cast<const uint8_t*>(w);
+// The tiles of y[0:N, m_begin:m_end): tile.template operator()<G, NR>(n, g,
+// mask) computes rows n .. n + NR of x against the G groups of 16 weight
+// rows from group g (lanes outside [m_begin, m_end) masked off). Two groups
+// per tile (each activation broadcast feeds two vpdpbusd), four for decode
+// (N = 1: four weight streams in flight); four rows of x at a time.
+template <class Tile>
+inline __attribute__((always_inline)) void for_tiles(int64_t N, int64_t m_begin, int64_t m_end, const Tile& tile) {
   auto mask_of = [&](int64_t g) {
     const int64_t lo = m_begin > 16 * g ? m_begin - 16 * g : 0;
     const int64_t hi = m_end < 16 * g + 16 ? m_end - 16 * g : 16;
     return __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
   };
+  auto rows = [&]<int G>(int64_t g, const __mmask16* mask) __attribute__((always_inline)) {
+    int64_t n = 0;
+    for (; n + 4 <= N; n += 4) tile.template operator()<G, 4>(n, g, mask);
+    switch (N - n) {
+      case 3: tile.template operator()<G, 3>(n, g, mask); break;
+      case 2: tile.template operator()<G, 2>(n, g, mask); break;
+      case 1: tile.template operator()<G, 1>(n, g, mask); break;
+      default: break;
+    }
+  };
   const int64_t g_end = (m_end + 15) / 16;
   for (int64_t g = m_begin / 16; g < g_end;) {
-    const __mmask16 mask[2] = {mask_of(g), g + 1 < g_end ? mask_of(g + 1) : __mmask16(0)};
-    const uint8_t* group = base + g * nb * L::kBlockBytes;
     if (N == 1 && g + 3 < g_end) {
-      const __mmask16 mask4[4] = {mask_of(g), mask_of(g + 1), mask_of(g + 2), mask_of(g + 3)};
-      groups<kQ8, 4>(y + 16 * g, q, d, s, group, N, nb, K, ldy, mask4);
+      const __mmask16 mask[4] = {mask_of(g), mask_of(g + 1), mask_of(g + 2), mask_of(g + 3)};
+      rows.template operator()<4>(g, mask);
       g += 4;
     } else if (g + 1 < g_end) {
-      groups<kQ8, 2>(y + 16 * g, q, d, s, group, N, nb, K, ldy, mask);
+      const __mmask16 mask[2] = {mask_of(g), mask_of(g + 1)};
+      rows.template operator()<2>(g, mask);
       g += 2;
     } else {
-      groups<kQ8, 1>(y + 16 * g, q, d, s, group, N, nb, K, ldy, mask);
+      const __mmask16 mask[1] = {mask_of(g)};
+      rows.template operator()<1>(g, mask);
       g += 1;
     }
   }
+}
+
+template <bool kQ8>
+void matmul_packed(float* y, const int8_t* q, const float* d, const float* s, const void* w, int64_t N, int64_t K,
+                   int64_t m_begin, int64_t m_end, int64_t ldy) {
+  using L = Layout<kQ8>;
+  const int64_t nb = K / 32;
+  const auto* base = static_cast<const uint8_t*>(w);
+  for_tiles(N, m_begin, m_end, [&]<int G, int NR>(int64_t n, int64_t g, const __mmask16* mask) {
+    tile<kQ8, G, NR>(y + n * ldy + 16 * g, q + n * K, d + n * nb, s + n * nb, base + g * nb * L::kBlockBytes, nb, K,
+                     ldy, mask);
+  });
+}
+
+// ---- K-quants, packed (tpp/kernels/packed.h) ----
+//
+// The same lanes as above: each 32-bit lane is one weight row. Per block of
+// 32 the codes' dot products with the activations are exact int32 sums; a
+// sub-block's sum is multiplied by the row's integer scale (vpmulld) and
+// summed over the super-block as integers, and each super-block enters the
+// f32 accumulator with the float operations of the scalar definition
+// (tpp/kernels/scalar/kquants_int8_scalar.cpp) in its order, so each lane's
+// result is the scalar one bit for bit.
+
+// kMasks: 0 q4_k, 1 q5_k, 2 q6_k (the 64-bit masks of high code bits per chunk).
+template <int kMasks>
+struct KLayout {
+  static constexpr int64_t kHead = kMasks == 2 ? 32 + 256 : 64 + 256;
+  static constexpr int64_t kBlock = 256 + 64 * kMasks;
+  static constexpr int64_t kSuper = kHead + 8 * kBlock;
+};
+
+// Chunk c's 64 codes (k = 4c .. 4c + 3 of 16 rows) of the block at blk.
+template <int kMasks>
+inline __attribute__((always_inline)) __m512i codes(const uint8_t* blk, int c) {
+  const __m512i v = _mm512_loadu_si512(blk + 64 * (c % 4));
+  __m512i w = _mm512_and_si512(c < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));
+  for (int p = 0; p < kMasks; ++p) {
+    unsigned long long bits;
+    __builtin_memcpy(&bits, blk + 256 + 64 * p + 8 * c, 8);
+    w = _mm512_or_si512(w, _mm512_maskz_mov_epi8(_cvtu64_mask64(bits), _mm512_set1_epi8(char(16 << p))));
+  }
+  return w;
+}
+
+template <int kMasks, int G, int NR>
+inline __attribute__((always_inline)) void tile_k(float* y, const int8_t* q, const float* d, const int16_t* bsum,
+                                                  const uint8_t* group, int64_t nb, int64_t K, int64_t ldy,
+                                                  const __mmask16* mask) {
+  using L = KLayout<kMasks>;
+  constexpr bool kSix = kMasks == 2;
+  const int64_t group_bytes = nb * L::kSuper;
+  __m512 acc[G][NR];
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; ++i) acc[g][i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* sb[G];
+    __m512i isum[G][NR];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      sb[g] = group + g * group_bytes + b * L::kSuper;
+#pragma GCC unroll 4
+      for (int i = 0; i < NR; ++i) isum[g][i] = _mm512_setzero_si512();
+    }
+    const int8_t* xb = q + b * 256;
+    const int16_t* bs = bsum + b * 16;
+    // Sub-block `sub`: chunks c0 .. c1 of block j, into isum with its scales.
+    auto sub_block = [&](int64_t j, int c0, int c1, int sub) __attribute__((always_inline)) {
+      __m512i dot[G][NR];
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; ++i) dot[g][i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int c = c0; c < c1; ++c) {
+        __m512i wv[G];
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g) {
+          const uint8_t* blk = sb[g] + L::kHead + j * L::kBlock;
+          if (NR == 1 && c % 4 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + 64 * c + 2048), _MM_HINT_T0);
+          wv[g] = codes<kMasks>(blk, c);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; ++i) {
+          int32_t four;
+          __builtin_memcpy(&four, xb + i * K + 32 * j + 4 * c, 4);
+          const __m512i xv = _mm512_set1_epi32(four);
+#pragma GCC unroll 4
+          for (int g = 0; g < G; ++g) dot[g][i] = _mm512_dpbusd_epi32(dot[g][i], wv[g], xv);
+        }
+      }
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) {
+        const auto* at = reinterpret_cast<const __m128i*>(sb[g] + (kSix ? 32 : 64) + 16 * sub);
+        const __m512i sc = kSix ? _mm512_cvtepi8_epi32(_mm_loadu_si128(at)) : _mm512_cvtepu8_epi32(_mm_loadu_si128(at));
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; ++i) {
+          __m512i v = dot[g][i];
+          if constexpr (kSix) v = _mm512_sub_epi32(v, _mm512_set1_epi32(32 * bs[i * (K / 16) + sub]));
+          isum[g][i] = _mm512_add_epi32(isum[g][i], _mm512_mullo_epi32(v, sc));
+        }
+      }
+    };
+    for (int64_t j = 0; j < 8; ++j) {
+      if constexpr (kSix) {
+        sub_block(j, 0, 4, int(2 * j));
+        sub_block(j, 4, 8, int(2 * j + 1));
+      } else {
+        sub_block(j, 0, 8, int(j));
+      }
+    }
+    // The scalar definition's float operations: d_x * (d * isum - dmin * msum),
+    // the subtraction and the accumulation fused.
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb[g])));
+#pragma GCC unroll 4
+      for (int i = 0; i < NR; ++i) {
+        __m512 t = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(isum[g][i]));
+        if constexpr (!kSix) {
+          const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb[g] + 32)));
+          const int16_t* bi = bs + i * (K / 16);
+          __m512i msum = _mm512_setzero_si512();
+          for (int j = 0; j < 8; ++j) {
+            const auto* mn = reinterpret_cast<const __m128i*>(sb[g] + 192 + 16 * j);
+            msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(mn)),
+                                                             _mm512_set1_epi32(bi[2 * j] + bi[2 * j + 1])));
+          }
+          t = _mm512_fnmadd_ps(dm, _mm512_cvtepi32_ps(msum), t);
+        }
+        acc[g][i] = _mm512_fmadd_ps(_mm512_set1_ps(d[i * nb + b]), t, acc[g][i]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y + 16 * g + i * ldy, mask[g], acc[g][i]);
+}
+
+template <int kMasks>
+void matmul_k_packed(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                     int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
+  using L = KLayout<kMasks>;
+  const int64_t nb = K / 256;
+  const auto* base = static_cast<const uint8_t*>(w);
+  for_tiles(N, m_begin, m_end, [&]<int G, int NR>(int64_t n, int64_t g, const __mmask16* mask) {
+    tile_k<kMasks, G, NR>(y + n * ldy + 16 * g, q + n * K, d + n * nb, bsum + n * (K / 16), base + g * nb * L::kSuper,
+                          nb, K, ldy, mask);
+  });
 }
 
 }  // namespace
@@ -169,6 +318,19 @@ void matmul_q8_0_packed(float* y, const int8_t* q, const float* d, const float* 
 void matmul_q4_0_packed(float* y, const int8_t* q, const float* d, const float* s, const void* w, int64_t N,
                         int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
   matmul_packed<false>(y, q, d, s, w, N, K, m_begin, m_end, ldy);
+}
+
+void matmul_q4_k_packed(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
+  matmul_k_packed<0>(y, q, d, bsum, w, N, K, m_begin, m_end, ldy);
+}
+void matmul_q5_k_packed(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
+  matmul_k_packed<1>(y, q, d, bsum, w, N, K, m_begin, m_end, ldy);
+}
+void matmul_q6_k_packed(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
+  matmul_k_packed<2>(y, q, d, bsum, w, N, K, m_begin, m_end, ldy);
 }
 
 extern const char compiled_features[] =

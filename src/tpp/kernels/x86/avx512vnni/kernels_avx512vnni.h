@@ -19,6 +19,13 @@ void matmul_q5_k_q8k(float* y, const int8_t* q, const float* d, const int16_t* b
                      int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
 void matmul_q6_k_q8k(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
                      int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+// K-quants packed (tpp/kernels/packed.h) on Q8_K activations (kernels_avx512vnni.cpp).
+void matmul_q4_k_packed(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+void matmul_q5_k_packed(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+void matmul_q6_k_packed(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                        int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
 
 // The instruction-set features this unit was compiled with (compiled_features.inc).
 extern const char compiled_features[];
