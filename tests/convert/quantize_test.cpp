@@ -274,8 +274,9 @@ TEST(QuantizeTest, KQuantMixesFollowLlamaCppsRules) {
 }
 
 // A random model's logits against the f32 directory's, as normalised squared
-// error, bounded at about 1.4 times the measured values: q4_k_m 0.056,
-// q5_k_m 0.016, q6_k 0.0054 (q4_0 with its q8_0 output 0.088, q8_0 0.0008).
+// error, bounded at about 1.25-1.5 times the measured values (with 8-bit
+// activations where the int8 kernels run): q4_k_m 0.057, q5_k_m 0.016, q6_k
+// 0.0064 (q4_0 with its q6_k output 0.090, q8_0 0.0008).
 // This model amplifies weight error (every weight drawn 3 times wider than
 // at initialisation); what is checked is the order, and that the K mix beats
 // q4_0 at about the same size. With 2 layers, use_more_bits holds for layer 1
@@ -296,6 +297,8 @@ TEST(QuantizeTest, KQuantFilesRunCloseToTheF32Model) {
     const std::string out = dir + "/" + type + ".gguf";
     convert::quantize_model(dir + "/src", out, *convert::parse_quantize_type(type));
     if (mix) expect_mix(out, *mix, true, 2);
+    // q4_0 stores its output matrix (here the tied embedding, rows of 256) in q6_k, as llama.cpp does.
+    else EXPECT_EQ(io::GgufFile::open(out).find_tensor("token_embd.weight")->type, kQ6_K);
     const double e = nmse(logits_of(load_model(out), tokens), want);
     std::printf("%s: logits NMSE %.3g\n", type.c_str(), e);
     EXPECT_LT(e, bound) << type;

@@ -133,7 +133,8 @@ class TypePlan {
     DType t = o_.type;
     if (!o_.pure) {
       if (name == output_) {
-        if (t == DType::q4_0) t = DType::q8_0;
+        // q4_0's output matrix in q6_k where its rows allow, else q8_0.
+        if (t == DType::q4_0) t = cols % dtype_block(DType::q6_k) == 0 ? DType::q6_k : DType::q8_0;
         else if (is_kquant(t)) t = DType::q6_k;
       } else if (has_mix(t) && attn_v_like(name)) {
         t = bump(t, i_attn_v_ < 4, more_bits(i_attn_v_, n_attn_v_));

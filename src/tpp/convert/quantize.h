@@ -23,8 +23,9 @@
 //   llama.cpp has no name for is refused by name.
 //
 // Which tensors take which type, unless `pure` (every matrix in the base type):
-// - q4_0: the output matrix (the token embedding when tied) in q8_0, the rest
-//   q4_0 (llama.cpp uses Q6_K for it; tpp keeps the q8_0 of before).
+// - q4_0: the output matrix (the token embedding when tied) in q6_k, as
+//   llama.cpp stores it (q8_0 where its rows are not a multiple of 256), the
+//   rest q4_0.
 // - K-quants, llama.cpp's rules (llama_tensor_get_type in src/llama-quant.cpp)
 //   for a dense model: the output matrix (or tied embedding) in q6_k. With i
 //   counting the attn_v-like matrices (attn_v, attn_qkv, attn_kv_b) of n, or
