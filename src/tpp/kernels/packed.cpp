@@ -17,23 +17,27 @@ int64_t block_bytes(DType t) { return kPackRows * 2 + (t == DType::q8_0 ? kPackR
 
 bool is_k_quant(DType t) { return t == DType::q4_k || t == DType::q5_k || t == DType::q6_k; }
 
-// 64-bit masks of high code bits per chunk: q5_k one, q6_k two (packed.h).
-int masks_of(DType t) { return t == DType::q4_k ? 0 : t == DType::q5_k ? 1 : 2; }
+// Bits of each code above its nibble: q4_k none, q5_k one, q6_k two (packed.h).
+int high_bits(DType t) { return t == DType::q4_k ? 0 : t == DType::q5_k ? 1 : 2; }
+// Bytes of the high bits per block of 32: a plane of 64 bytes per bit.
+int64_t high_bytes(DType t) { return 64 * high_bits(t); }
 
 // Bytes of one packed K-quant super-block of 16 rows (packed.h).
 int64_t super_block_bytes(DType t) {
   const int64_t head = t == DType::q6_k ? 32 + 256 : 64 + 256;
-  return head + 8 * (256 + 64 * masks_of(t));
+  return head + 8 * (256 + high_bytes(t));
 }
 
 // Row r's codes q[256] into the 8 blocks of 32 at ints (packed.h).
-void put_codes(uint8_t* ints, const uint8_t* q, int64_t r, int masks) {
-  for (int b = 0; b < 8; ++b, ints += 256 + masks * 64) {
+void put_codes(DType t, uint8_t* ints, const uint8_t* q, int64_t r) {
+  for (int b = 0; b < 8; ++b, ints += 256 + high_bytes(t)) {
     for (int i = 0; i < kBlock; ++i) {
       const int j = i / 4, byte = int(4 * r) + i % 4, code = q[kBlock * b + i];
       ints[64 * (j % 4) + byte] |= uint8_t(j < 4 ? code & 15 : (code & 15) << 4);
-      for (int p = 0; p < masks; ++p)
-        if ((code >> (4 + p)) & 1) ints[256 + 64 * p + 8 * j + byte / 8] |= uint8_t(1u << (byte % 8));
+      if (const int h = high_bits(t)) {
+        const int per = 8 / h;  // fields per byte
+        ints[256 + 64 * (j / per) + byte] |= uint8_t((code >> 4) << (h * (j % per)));
+      }
     }
   }
 }
@@ -53,14 +57,14 @@ void pack_k_quant(DType t, std::byte* dst, const void* src, int64_t M, int64_t K
       std::memcpy(out + 2 * r, &ints.d, 2);
       if (six) {
         for (int j = 0; j < 16; ++j) out[32 + 16 * j + r] = uint8_t(ints.sc[j]);
-        put_codes(out + 288, ints.q, r, masks_of(t));
+        put_codes(t, out + 288, ints.q, r);
       } else {
         std::memcpy(out + 32 + 2 * r, &ints.dmin, 2);
         for (int j = 0; j < 8; ++j) {
           out[64 + 16 * j + r] = uint8_t(ints.sc[j]);
           out[192 + 16 * j + r] = ints.mn[j];
         }
-        put_codes(out + 320, ints.q, r, masks_of(t));
+        put_codes(t, out + 320, ints.q, r);
       }
     }
   }

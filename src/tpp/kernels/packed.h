@@ -27,10 +27,11 @@
 //               j's scale and minimum of row r at [j][r]), then 8 blocks of 32;
 //   q6_k:       d[16] (f16), sc[16][16] (i8, [j][r]), then 8 blocks of 32.
 // A block of 32 holds the codes' low four bits as q4_0's integers do (256
-// bytes: chunk j's nibbles, low for j < 4, high for j >= 4), then for q5_k one
-// and for q6_k two 64-bit masks per chunk: bit 4r + t of chunk j's mask is
-// bit 4 (the second mask: bit 5) of row r's code at k = 4j + t. Codes keep
-// their format's offset (q6_k's 32). A super-block of 16 rows is 2,368
+// bytes: chunk j's nibbles, low for j < 4, high for j >= 4), then the bits
+// above the nibble, h of them (q5_k 1, q6_k 2), in h planes of 64 bytes:
+// byte 4r + t of plane j / (8 / h) holds those bits of row r's code at
+// k = 4j + t in its bits h (j % (8 / h)) ... Codes keep their format's
+// offset (q6_k's 32). A super-block of 16 rows is 2,368
 // bytes (q4_k; 148 per row against 144 in GGUF), 2,880 (q5_k; 180 against
 // 176) and 3,360 (q6_k; 210 as in GGUF).
 #pragma once

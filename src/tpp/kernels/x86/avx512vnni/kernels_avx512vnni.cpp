@@ -179,33 +179,41 @@ void matmul_packed(float* y, const int8_t* q, const float* d, const float* s, co
 // (tpp/kernels/scalar/kquants_int8_scalar.cpp) in its order, so each lane's
 // result is the scalar one bit for bit.
 
-// kMasks: 0 q4_k, 1 q5_k, 2 q6_k (the 64-bit masks of high code bits per chunk).
-template <int kMasks>
+// kHigh: the codes' bits above the nibble, in planes of 2-bit (q6_k) or
+// 1-bit (q5_k) fields per byte; 0 for q4_k.
+template <int kHigh>
 struct KLayout {
-  static constexpr int64_t kHead = kMasks == 2 ? 32 + 256 : 64 + 256;
-  static constexpr int64_t kBlock = 256 + 64 * kMasks;
+  static constexpr int64_t kHead = kHigh == 2 ? 32 + 256 : 64 + 256;
+  static constexpr int64_t kBlock = 256 + 64 * kHigh;
   static constexpr int64_t kSuper = kHead + 8 * kBlock;
 };
 
 // Chunk c's 64 codes (k = 4c .. 4c + 3 of 16 rows) of the block at blk.
-template <int kMasks>
+template <int kHigh>
 inline __attribute__((always_inline)) __m512i codes(const uint8_t* blk, int c) {
   const __m512i v = _mm512_loadu_si512(blk + 64 * (c % 4));
-  __m512i w = _mm512_and_si512(c < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));
-  for (int p = 0; p < kMasks; ++p) {
-    unsigned long long bits;
-    __builtin_memcpy(&bits, blk + 256 + 64 * p + 8 * c, 8);
-    w = _mm512_or_si512(w, _mm512_maskz_mov_epi8(_cvtu64_mask64(bits), _mm512_set1_epi8(char(16 << p))));
+  const __m512i w = _mm512_and_si512(c < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));
+  if constexpr (kHigh == 0) {
+    return w;
+  } else {
+    // The field of chunk c, masked, then moved to bit 4 (the shifts never
+    // carry a bit into the next byte).
+    constexpr int kPer = 8 / kHigh;
+    const int at = kHigh * (c % kPer);
+    __m512i h = _mm512_loadu_si512(blk + 256 + 64 * (c / kPer));
+    h = _mm512_and_si512(h, _mm512_set1_epi8(char(((1 << kHigh) - 1) << at)));
+    if (at < 4) h = _mm512_slli_epi16(h, unsigned(4 - at));
+    else if (at > 4) h = _mm512_srli_epi16(h, unsigned(at - 4));
+    return _mm512_or_si512(w, h);
   }
-  return w;
 }
 
-template <int kMasks, int G, int NR>
+template <int kHigh, int G, int NR>
 inline __attribute__((always_inline)) void tile_k(float* y, const int8_t* q, const float* d, const int16_t* bsum,
                                                   const uint8_t* group, int64_t nb, int64_t K, int64_t ldy,
                                                   const __mmask16* mask) {
-  using L = KLayout<kMasks>;
-  constexpr bool kSix = kMasks == 2;
+  using L = KLayout<kHigh>;
+  constexpr bool kSix = kHigh == 2;
   const int64_t group_bytes = nb * L::kSuper;
   __m512 acc[G][NR];
 #pragma GCC unroll 4
@@ -237,7 +245,7 @@ inline __attribute__((always_inline)) void tile_k(float* y, const int8_t* q, con
         for (int g = 0; g < G; ++g) {
           const uint8_t* blk = sb[g] + L::kHead + j * L::kBlock;
           if (NR == 1 && c % 4 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + 64 * c + 2048), _MM_HINT_T0);
-          wv[g] = codes<kMasks>(blk, c);
+          wv[g] = codes<kHigh>(blk, c);
         }
 #pragma GCC unroll 4
         for (int i = 0; i < NR; ++i) {
@@ -297,14 +305,14 @@ inline __attribute__((always_inline)) void tile_k(float* y, const int8_t* q, con
     for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y + 16 * g + i * ldy, mask[g], acc[g][i]);
 }
 
-template <int kMasks>
+template <int kHigh>
 void matmul_k_packed(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
                      int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy) {
-  using L = KLayout<kMasks>;
+  using L = KLayout<kHigh>;
   const int64_t nb = K / 256;
   const auto* base = static_cast<const uint8_t*>(w);
   for_tiles(N, m_begin, m_end, [&]<int G, int NR>(int64_t n, int64_t g, const __mmask16* mask) {
-    tile_k<kMasks, G, NR>(y + n * ldy + 16 * g, q + n * K, d + n * nb, bsum + n * (K / 16), base + g * nb * L::kSuper,
+    tile_k<kHigh, G, NR>(y + n * ldy + 16 * g, q + n * K, d + n * nb, bsum + n * (K / 16), base + g * nb * L::kSuper,
                           nb, K, ldy, mask);
   });
 }
