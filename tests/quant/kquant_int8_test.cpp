@@ -4,6 +4,7 @@
 // the decoded weights and the dequantised activations, and against f32
 // activations within the activation rounding; and the linear layer's decode
 // path taking them.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -180,6 +181,41 @@ TEST(KQuantInt8Test, LinearDecodeRunsOnQ8KActivations) {
   }
 }
 
+// AVX2's kernels (also the avx512 level's) sum the same exact integers and
+// finish each super-block with the definition's float operations: its bits,
+// for every row of x, a column range and a wider output stride.
+TEST(KQuantInt8Test, Avx2MatmulsGiveTheDefinitionsBits) {
+  const auto& isas = kernels::supported_isas();
+  if (std::find(isas.begin(), isas.end(), kernels::Isa::avx2) == isas.end()) GTEST_SKIP() << "no AVX2 on this CPU";
+  const auto& k = kernels::kernels_for(kernels::Isa::avx2);
+  const int64_t M = 21, K = 768;
+  for (const auto& t : kTypes) {
+    const auto w = random_blocks(t.dtype, M, K, t.scale_at, 110 + uint64_t(t.dtype));
+    for (int64_t N : {1, 3, 4}) {
+      const auto x = random_floats(size_t(N * K), 120 + uint64_t(N), 2.0f);
+      const Q8K a = quantize(k.quantize_q8_k, x, N, K);
+      EXPECT_EQ(a.q, quantize(kernels::scalar::quantize_q8_k, x, N, K).q);
+      std::vector<float> ref(size_t(N * M)), got(size_t(N * (M + 2)), -1.0f);
+      t.reference(ref.data(), a.q.data(), a.d.data(), a.bsum.data(), w.data(), N, K, 0, M, M);
+      (k.*t.matmul)(got.data(), a.q.data(), a.d.data(), a.bsum.data(), w.data(), N, K, 3, M, M + 2);
+      for (int64_t n = 0; n < N; ++n) {
+        for (int64_t m = 0; m < 3; ++m) EXPECT_EQ(got[size_t(n * (M + 2) + m)], -1.0f);
+        for (int64_t m = 3; m < M; ++m)
+          ASSERT_EQ(got[size_t(n * (M + 2) + m)], ref[size_t(n * M + m)])
+              << dtype_name(t.dtype) << " N " << N << " n " << n << " m " << m;
+      }
+    }
+  }
+}
+
+// The levels with the packed K-quant kernels (AVX-512 VNNI and up).
+std::vector<kernels::Isa> packed_isas() {
+  std::vector<kernels::Isa> out;
+  for (auto isa : kernels::supported_isas())
+    if (kernels::kernels_for(isa).matmul_q4_k_packed) out.push_back(isa);
+  return out;
+}
+
 std::vector<std::byte> packed_copy(DType t, const std::vector<std::byte>& w, int64_t M, int64_t K) {
   std::vector<std::byte> p(size_t(kernels::packed_bytes(t, M, K)));
   kernels::pack_rows(t, p.data(), w.data(), M, K);
@@ -207,7 +243,7 @@ TEST(KQuantInt8Test, PackedMatmulsGiveTheDefinitionsBits) {
         const Q8K a = quantize(kernels::scalar::quantize_q8_k, x, N, K);
         std::vector<float> ref(size_t(N * M));
         t.reference(ref.data(), a.q.data(), a.d.data(), a.bsum.data(), w.data(), N, K, 0, M, M);
-        for (auto isa : int8_isas()) {
+        for (auto isa : packed_isas()) {
           const auto fn = kernels::kernels_for(isa).*t.packed;
           ASSERT_NE(fn, nullptr) << kernels::isa_name(isa);
           for (int64_t m0 : {int64_t(0), int64_t(5)}) {
@@ -238,7 +274,7 @@ TEST(KQuantInt8Test, LinearOverPackedWeightsGivesTheDefinitionsBits) {
     const auto p = packed_copy(t.dtype, w, M, K);
     MatrixRef W{t.dtype, w.data(), M, K};
     W.packed = p.data();
-    for (auto isa : int8_isas()) {
+    for (auto isa : packed_isas()) {
       kernels::set_isa(isa);
       for (int64_t N : {1, 2, 20}) {
         const auto x = random_floats(size_t(N * K), 100 + uint64_t(N));

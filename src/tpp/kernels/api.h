@@ -93,8 +93,8 @@ using QuantizeQ8Fn = void (*)(int8_t* q, float* d, float* s, const float* x, int
 // The integer sums are exact; the f32 sum over blocks runs in block order.
 using MatmulPackedFn = void (*)(float* y, const int8_t* q, const float* d, const float* s, const void* w,
                                 int64_t N, int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
-// K-quant matmuls on 8-bit activations (the levels with 8-bit dot products;
-// nullptr elsewhere). Activations are quantised once per matmul, row by row,
+// K-quant matmuls on 8-bit activations (the levels with 8-bit multiplies:
+// AVX2's vpmaddubsw / vpmaddwd, VNNI's vpdpbusd; nullptr in scalar). Activations are quantised once per matmul, row by row,
 // in super-blocks of 256 (GGML's Q8_K; K a multiple of 256):
 //   d = max|x_sb| / 127,  q = nearbyint(x * (1/d))  (q = 0 when d = 0),
 //   bsum[j] = the sum of the j-th 16 q   (q: [N, K], d: [N, K/256], bsum: [N, K/16])

@@ -138,7 +138,7 @@ kernels::MatmulKQ8Fn k_quant_packed(const MatrixRef& W, const kernels::Kernels& 
   }
 }
 
-// K-quants run on Q8_K activations where the level has 8-bit dot products:
+// K-quants run on Q8_K activations where the level has 8-bit multiplies:
 // packed W at every N, W as stored for decode (N < 4); else prefill widens
 // rows to f32 (kQuantRows above).
 bool uses_k_int8(const MatrixRef& W, int64_t N, const kernels::Kernels& k) {

@@ -1,9 +1,8 @@
 // The K-quant int8 kernels' definition (tpp/kernels/api.h): activations in
 // Q8_K super-blocks, each K-quant super-block's integer sums exact, then
 // scaled once, the multiply-adds fused as written (std::fma), so that the
-// packed kernels can give these bits. Not in the scalar table (a level
-// without 8-bit dot products keeps f32 activations); the tests' reference for
-// the levels that have them.
+// packed and AVX2 kernels give these bits. Not in the scalar table (it
+// keeps f32 activations); the tests' reference for the levels that have them.
 #include <cmath>
 #include <cstring>
 

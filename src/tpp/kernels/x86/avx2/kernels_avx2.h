@@ -30,6 +30,14 @@ void bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void f16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
                    int64_t stride, int64_t n, float scale, float softcap);
+// K-quants on Q8_K activations (kquants_avx2.cpp; tpp/kernels/api.h).
+void quantize_q8_k(int8_t* q, float* d, int16_t* bsum, const float* x, int64_t N, int64_t K);
+void matmul_q4_k_q8k(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                     int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+void matmul_q5_k_q8k(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                     int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
+void matmul_q6_k_q8k(float* y, const int8_t* q, const float* d, const int16_t* bsum, const void* w, int64_t N,
+                     int64_t K, int64_t m_begin, int64_t m_end, int64_t ldy);
 
 // The instruction-set features this unit was compiled with (compiled_features.inc):
 // data, not code, so reading it is safe on any CPU.
