@@ -26,16 +26,18 @@ namespace {
   }
 
 constexpr Kernels kScalar = TPP_KERNEL_TABLE(scalar, Isa::scalar);
-constexpr Kernels kAvx2 = [] {
-  Kernels k = TPP_KERNEL_TABLE(avx2, Isa::avx2);
+// avx2's K-quant decode on 8-bit activations, for avx2 and for avx512 (whose
+// level includes AVX2; VNNI replaces them).
+constexpr Kernels with_avx2_k_int8(Kernels k) {
   k.quantize_q8_k = avx2::quantize_q8_k;
   k.matmul_q4_k_q8k = avx2::matmul_q4_k_q8k;
   k.matmul_q5_k_q8k = avx2::matmul_q5_k_q8k;
   k.matmul_q6_k_q8k = avx2::matmul_q6_k_q8k;
   return k;
-}();
+}
+constexpr Kernels kAvx2 = with_avx2_k_int8(TPP_KERNEL_TABLE(avx2, Isa::avx2));
 constexpr Kernels kAvx512 = [] {
-  Kernels k = TPP_KERNEL_TABLE(avx512, Isa::avx512);
+  Kernels k = with_avx2_k_int8(TPP_KERNEL_TABLE(avx512, Isa::avx512));
   k.matmul_f32_packed = avx512::matmul_f32_packed;
   k.matmul_f32_packed_xt = avx512::matmul_f32_packed_xt;
   k.pack_f32_group = avx512::pack_f32_group;
@@ -47,11 +49,6 @@ constexpr Kernels kAvx512 = [] {
   k.matmul_q4_k = avx512::matmul_q4_k;
   k.matmul_q5_k = avx512::matmul_q5_k;
   k.matmul_q6_k = avx512::matmul_q6_k;
-  // K-quant decode on 8-bit activations: avx2's (AVX2 is part of this level).
-  k.quantize_q8_k = avx2::quantize_q8_k;
-  k.matmul_q4_k_q8k = avx2::matmul_q4_k_q8k;
-  k.matmul_q5_k_q8k = avx2::matmul_q5_k_q8k;
-  k.matmul_q6_k_q8k = avx2::matmul_q6_k_q8k;
   k.attn_step_f16 = avx512::attn_step_f16;
   k.attn_step_bf16 = avx512::attn_step_bf16;
   k.attn_step_q8_0 = avx512::attn_step_q8_0;
