@@ -13,6 +13,7 @@ using Run = std::function<int()>;
 Run add_init(CLI::App& app);
 Run add_generate(CLI::App& app);
 Run add_chat(CLI::App& app);
+Run add_serve(CLI::App& app);
 Run add_kv_cache(CLI::App& app);
 Run add_bench(CLI::App& app);
 Run add_config(CLI::App& app);

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   add("init", "write a randomly initialised model (config.json + model.safetensors)", tpp::cli::add_init);
   add("generate", "generate text or token ids with a KV cache", tpp::cli::add_generate);
   add("chat", "talk with a model in the terminal, using its chat template", tpp::cli::add_chat);
+  add("serve", "an OpenAI-compatible HTTP server with continuous batching (/v1/chat/completions ...)",
+      tpp::cli::add_serve);
   add("kv-cache", "print the KV-cache bytes per sequence (SPEC formula)", tpp::cli::add_kv_cache);
   add("bench", "measure prefill and decode speed and the decode memory roofline", tpp::cli::add_bench);
   add("train", "train a model on text files (from scratch, from a model, or resuming)", tpp::cli::add_train);
