@@ -99,7 +99,9 @@ std::shared_ptr<Job> Engine::submit(std::vector<SequenceSpec> seqs) {
   auto job = std::make_shared<Job>(std::move(seqs));
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || queue_.size() + job->sequences().size() > size_t(options_.max_queue) + slots_.size()) return nullptr;
+    // Room: the queue's places and the slots no sequence holds yet.
+    const size_t room = size_t(options_.max_queue) + slots_.size() - size_t(active_);
+    if (stopping_ || queue_.size() + job->sequences().size() > room) return nullptr;
     for (int i = 0; i < int(job->sequences().size()); ++i) queue_.push_back({job, i});
     ++stats_.requests;
   }
@@ -133,6 +135,7 @@ void Engine::admit() {
     }
     if (!best) return;
     queue_.pop_front();
+    ++active_;
     Slot& s = *best;
     const int64_t reuse = best_common / options_.max_chunk * options_.max_chunk;
     s.cached.resize(size_t(reuse));
@@ -152,6 +155,12 @@ void Engine::admit() {
   }
 }
 
+void Engine::release(Slot& s) {
+  s.job = nullptr;
+  std::lock_guard lock(mutex_);
+  --active_;
+}
+
 void Engine::finish(Slot& s, const std::string& reason) {
   Event e;
   e.index = s.index;
@@ -161,6 +170,7 @@ void Engine::finish(Slot& s, const std::string& reason) {
   e.cached_tokens = s.reused;
   {
     std::lock_guard lock(mutex_);
+    --active_;
     stats_.prompt_tokens += e.prompt_tokens;
     stats_.cached_tokens += e.cached_tokens;
     stats_.completion_tokens += e.completion_tokens;
@@ -234,8 +244,7 @@ void Engine::loop() {
     {
       std::unique_lock lock(mutex_);
       admit();
-      int busy = 0;
-      for (auto& s : slots_) busy += s->job != nullptr;
+      const int busy = active_;
       stats_.busy_slots = busy;
       stats_.queued = int(queue_.size());
       int64_t kv = 0;
@@ -255,7 +264,7 @@ void Engine::loop() {
       Slot& s = *sp;
       if (!s.job) continue;
       if (s.job->cancelled()) {
-        s.job = nullptr;  // the client is gone: no event
+        release(s);  // the client is gone: no event
         continue;
       }
       const auto& prompt = s.spec->prompt;
@@ -284,9 +293,9 @@ void Engine::loop() {
         e.index = f.slot->index;
         e.error = ex.what();
         f.slot->job->post(std::move(e));
-        f.slot->job = nullptr;
         f.slot->cached.clear();
         f.slot->cache.clear();
+        release(*f.slot);
       }
       continue;
     }

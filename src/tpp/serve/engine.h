@@ -135,6 +135,7 @@ class Engine {
   void loop();
   void admit();
   void finish(Slot& s, const std::string& reason);
+  void release(Slot& s);  // frees the slot without an event
   void emit(Slot& s, const float* logits);
 
   const Model& model_;
@@ -148,6 +149,7 @@ class Engine {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Pending> queue_;
+  int active_ = 0;  // slots holding a sequence
   bool stopping_ = false;
   EngineStats stats_;
   std::thread thread_;
