@@ -242,7 +242,9 @@ TEST_P(Int8KernelTest, EveryLevelIsBitIdenticalToTheDefinition) {
   for (const Shape s : {Shape{1, 32, 0, 1, 1, 1}, Shape{1, 64, 0, 37, 37, 37}, Shape{3, 96, 5, 30, 33, 40},
                         Shape{4, 256, 16, 48, 64, 64}, Shape{6, 128, 1, 17, 17, 20}, Shape{9, 1024, 0, 48, 48, 48},
                         // Decode over four groups at a time, then two, then one.
-                        Shape{1, 160, 3, 115, 120, 120}}) {
+                        Shape{1, 160, 3, 115, 120, 120},
+                        // Small batches (up to 8 rows): four groups, two rows (and one) at a time.
+                        Shape{2, 160, 3, 115, 120, 120}, Shape{5, 96, 0, 80, 80, 80}, Shape{8, 64, 7, 100, 100, 104}}) {
     for (DType t : {DType::q8_0, DType::q4_0}) {
       SCOPED_TRACE(fmt::format("{} N={} K={} m=[{}, {}) M={}", dtype_name(t), s.N, s.K, s.m0, s.m1, s.M));
       const auto w = random_floats(size_t(s.M * s.K), uint64_t(s.K + s.M), 1.0f);

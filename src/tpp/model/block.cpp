@@ -245,8 +245,18 @@ void Block<R>::attention(int l, const R* in, R* out, const RowPlan& plan, const 
     attention_forward_self<R>(s.att.data(), s.q.data(), kv.k.data(), kv.v.data(), plan.attn_seqs, shape, pool,
                               keep ? s.lse.data() : nullptr);
   } else {
+    // Decode rows (one token of a cached sequence) go to attention_decode
+    // together: one parallel pass over all of them instead of one each.
+    decode_rows_.clear();
+    if constexpr (std::is_same_v<R, float>) decode_segs_.resize(2 * plan.seqs.size());
     for (const auto& seq : plan.seqs) {
-      KvSegmentT<R> segs[2];
+      KvSegmentT<R> local[2];
+      KvSegmentT<R>* segs = local;
+      bool decode = false;
+      if constexpr (std::is_same_v<R, float>) {
+        decode = seq.n == 1 && seq.cache && !naive_attention_;
+        if (decode) segs = decode_segs_.data() + 2 * (&seq - plan.seqs.data());
+      }
       int n_segs = 0;
       if (seq.cache) {
         if constexpr (std::is_same_v<R, float>) {
@@ -289,9 +299,15 @@ void Block<R>::attention(int l, const R* in, R* out, const RowPlan& plan, const 
           attention_naive(att, q, seq.n, seq.pos0, span, shape);
           continue;
         }
+        if (decode) {
+          decode_rows_.push_back({att, q, seq.pos0, span, keep ? s.lse.data() + seq.row0 * h : nullptr});
+          continue;
+        }
       }
       attention_forward<R>(att, q, seq.n, seq.pos0, span, shape, pool, keep ? s.lse.data() + seq.row0 * h : nullptr);
     }
+    if constexpr (std::is_same_v<R, float>)
+      if (!decode_rows_.empty()) attention_decode(decode_rows_, shape, pool);
   }
   linear_forward(out, s.att.data(), N, w[attn_output], bias_of<R>(w, attn_output_b), pool);
 

@@ -136,6 +136,9 @@ class Block {
   bool naive_attention_ = false;
   // Scratch shared by the layers: attention / FFN outputs and backward buffers.
   std::vector<R> o_, f_, dA_, dB_, din_, datt_, dq_, dkv_k_, dkv_v_, dgate_, dup_, tmp_;
+  // The single-row sequences of a batch (decode steps), attended in one pass.
+  std::vector<KvSegment> decode_segs_;
+  std::vector<DecodeRow> decode_rows_;
 };
 
 extern template class Block<float>;

@@ -205,6 +205,75 @@ int64_t visible_count(int64_t qp, std::span<const KvSegmentT<R>> segments, int64
   return total;
 }
 
+}  // namespace
+
+void attention_decode(std::span<const DecodeRow> rows, const AttentionShape& sh, ThreadPool& pool) {
+  check_shape(sh);
+  const int h = sh.n_heads, k = sh.head_dim, group = sh.n_heads / sh.n_kv_heads;
+  const auto& kr = kernels::kernels();
+  const int g = sh.n_kv_heads;
+  const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
+  // Work items are (row, KV head, key split), row by row; partial states are
+  // merged in split order: m = max m_s, l = sum l_s e^{m_s - m}, acc likewise.
+  // The caller's scratch, grown once and then reused (the workers reach it
+  // through these references, not through their own thread_local copies).
+  thread_local std::vector<float> scratch_tl;
+  thread_local std::vector<Partial> states_tl;
+  thread_local std::vector<int64_t> first_tl;
+  thread_local std::vector<int> splits_tl;
+  std::vector<float>& scratch = scratch_tl;
+  std::vector<Partial>& states = states_tl;
+  std::vector<int64_t>& first = first_tl;  // each row's first item
+  std::vector<int>& splits = splits_tl;
+  first.resize(rows.size());
+  splits.resize(rows.size());
+  int64_t items = 0;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    splits[r] = int(std::clamp<int64_t>(visible_count(rows[r].q_pos0, rows[r].segments, sh.window) / kDecodeSplitKeys,
+                                        1, kMaxSplits));
+    first[r] = items;
+    items += int64_t(g) * splits[r];
+  }
+  scratch.resize(size_t(items) * size_t(group) * size_t(k));
+  states.resize(size_t(items));
+  for (auto& st : states) st.resize(group);
+  float* acc_all = scratch.data();
+  pool.parallel_for(size_t(items), 1, [&](size_t begin, size_t end, size_t) {
+    size_t r = size_t(std::upper_bound(first.begin(), first.end(), int64_t(begin)) - first.begin()) - 1;
+    for (size_t item = begin; item < end; ++item) {
+      while (r + 1 < rows.size() && first[r + 1] <= int64_t(item)) ++r;
+      const int64_t local = int64_t(item) - first[r];
+      const int j = int(local / splits[r]), sp = int(local % splits[r]);
+      attend_group(states[item], acc_all + int64_t(item) * group * k, rows[r].q + int64_t(j) * group * k,
+                   rows[r].q_pos0, j, group, sp, splits[r], rows[r].segments, sh, slopes.data(), kr);
+    }
+  });
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const int ns = splits[r];
+    const Partial* st_r = states.data() + first[r];
+    const float* acc_r = acc_all + first[r] * group * k;
+    for (int j = 0; j < g; ++j)
+      for (int gi = 0; gi < group; ++gi) {
+        float m = -INFINITY;
+        for (int sp = 0; sp < ns; ++sp) m = std::max(m, st_r[j * ns + sp].m[gi]);
+        float* o = rows[r].out + (int64_t(j) * group + gi) * k;
+        std::fill(o, o + k, 0.0f);
+        float l = 0;
+        for (int sp = 0; sp < ns; ++sp) {
+          const Partial& st = st_r[j * ns + sp];
+          if (st.l[gi] == 0) continue;
+          const float w = std::exp(st.m[gi] - m);
+          l += st.l[gi] * w;
+          kr.axpy_f32(o, w, acc_r + (int64_t(j * ns + sp) * group + gi) * k, k);
+        }
+        if (l > 0) kr.scale_f32(o, 1.0f / l, k);
+        if (rows[r].lse) rows[r].lse[j * group + gi] = m + std::log(l);
+      }
+  }
+}
+
+namespace {
+
 void attention_forward_f32(float* out, const float* q, int64_t n, int64_t q_pos0,
                            std::span<const KvSegment> segments, const AttentionShape& sh, ThreadPool& pool,
                            float* lse) {
@@ -214,43 +283,8 @@ void attention_forward_f32(float* out, const float* q, int64_t n, int64_t q_pos0
   const int g = sh.n_kv_heads;
   const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
   if (n == 1) {
-    // Decode: work items are (KV head, key split); partial states are merged
-    // in split order: m = max m_s, l = sum l_s e^{m_s - m}, acc likewise.
-    const int splits = int(std::clamp<int64_t>(visible_count(q_pos0, segments, sh.window) / kDecodeSplitKeys, 1, kMaxSplits));
-    // The caller's scratch, grown once and then reused (the workers reach it
-    // through these references, not through their own thread_local copies).
-    thread_local std::vector<float> scratch_tl;
-    thread_local std::vector<Partial> states_tl;
-    std::vector<float>& scratch = scratch_tl;
-    std::vector<Partial>& states = states_tl;
-    scratch.resize(size_t(g) * size_t(splits) * size_t(group) * size_t(k));
-    states.resize(size_t(g) * size_t(splits));
-    for (auto& st : states) st.resize(group);
-    float* acc_all = scratch.data();
-    pool.parallel_for(size_t(g * splits), 1, [&](size_t begin, size_t end, size_t) {
-      for (size_t item = begin; item < end; ++item) {
-        const int j = int(item) / splits, sp = int(item) % splits;
-        attend_group(states[item], acc_all + int64_t(item) * group * k, q + int64_t(j) * group * k, q_pos0, j,
-                     group, sp, splits, segments, sh, slopes.data(), kr);
-      }
-    });
-    for (int j = 0; j < g; ++j)
-      for (int gi = 0; gi < group; ++gi) {
-        float m = -INFINITY;
-        for (int sp = 0; sp < splits; ++sp) m = std::max(m, states[size_t(j * splits + sp)].m[gi]);
-        float* o = out + (int64_t(j) * group + gi) * k;
-        std::fill(o, o + k, 0.0f);
-        float l = 0;
-        for (int sp = 0; sp < splits; ++sp) {
-          const Partial& st = states[size_t(j * splits + sp)];
-          if (st.l[gi] == 0) continue;
-          const float w = std::exp(st.m[gi] - m);
-          l += st.l[gi] * w;
-          kr.axpy_f32(o, w, acc_all + (int64_t(j * splits + sp) * group + gi) * k, k);
-        }
-        if (l > 0) kr.scale_f32(o, 1.0f / l, k);
-        if (lse) lse[j * group + gi] = m + std::log(l);
-      }
+    const DecodeRow row{out, q, q_pos0, segments, lse};
+    attention_decode(std::span(&row, 1), sh, pool);
     return;
   }
   // Prefill: work items are (row, KV head) pairs. Query heads of one group

@@ -81,6 +81,18 @@ inline void attention_forward(float* out, const float* q, int64_t n, int64_t q_p
                               float* lse = nullptr) {
   attention_forward<float>(out, q, n, q_pos0, segments, shape, pool, lse);
 }
+// One query row of each of several sequences (the decode steps of a
+// continuous batch): what attention_forward gives each with n = 1, bit for
+// bit, computed in one parallel pass over all of them.
+struct DecodeRow {
+  float* out = nullptr;        // [h*k]
+  const float* q = nullptr;    // [h*k]
+  int64_t q_pos0 = 0;
+  std::span<const KvSegment> segments;
+  float* lse = nullptr;        // [h] or null
+};
+void attention_decode(std::span<const DecodeRow> rows, const AttentionShape& shape, ThreadPool& pool);
+
 void attention_naive(float* out, const float* q, int64_t n, int64_t q_pos0,
                      std::span<const KvSegment> segments, const AttentionShape& shape);
 

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "tpp/core/error.h"
+#include "tpp/kernels/api.h"
 #include "tpp/serve/text_stream.h"
 
 namespace tpp::serve {
@@ -180,7 +181,7 @@ void Engine::finish(Slot& s, const std::string& reason) {
   job->post(std::move(e));
 }
 
-void Engine::emit(Slot& s, const float* raw) {
+void Engine::emit(Slot& s) {
   const SequenceSpec& sp = *s.spec;
   const int64_t V = model_.config.vocab_size;
   float* logits = s.logits.data();
@@ -189,11 +190,17 @@ void Engine::emit(Slot& s, const float* raw) {
   // Log-probabilities of the model's distribution (before bias, penalties
   // and temperature), as OpenAI reports them.
   if (sp.logprobs >= 0) {
-    const float mx = *std::max_element(raw, raw + V);
-    double sum = 0;
-    for (int64_t i = 0; i < V; ++i) sum += std::exp(double(raw[i] - mx));
-    const float lse = mx + float(std::log(sum));
-    for (int64_t i = 0; i < V; ++i) s.logp[size_t(i)] = raw[i] - lse;
+    const auto& kr = kernels::kernels();
+    float mx = 0, sum = 0;
+    if (kr.max_f32 && kr.exp_sum_f32) {
+      mx = kr.max_f32(logits, V);
+      sum = kr.exp_sum_f32(nullptr, logits, mx, V);
+    } else {
+      mx = *std::max_element(logits, logits + V);
+      for (int64_t i = 0; i < V; ++i) sum += std::exp(logits[i] - mx);
+    }
+    const float lse = mx + std::log(sum);
+    for (int64_t i = 0; i < V; ++i) s.logp[size_t(i)] = logits[i] - lse;
   }
   for (const auto& [t, b] : sp.logit_bias) logits[t] += b;
   if (sp.presence_penalty != 0 || sp.frequency_penalty != 0)
@@ -315,14 +322,7 @@ void Engine::loop() {
       } else {
         s.cached.push_back(s.next);
       }
-      // The sampler and the penalties edit s.logits in place; logprobs read
-      // the model's own values from a copy.
-      if (s.spec->logprobs >= 0) {
-        std::vector<float> raw(s.logits);
-        emit(s, raw.data());
-      } else {
-        emit(s, s.logits.data());
-      }
+      emit(s);
     }
   }
 }

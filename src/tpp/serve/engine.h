@@ -136,7 +136,7 @@ class Engine {
   void admit();
   void finish(Slot& s, const std::string& reason);
   void release(Slot& s);  // frees the slot without an event
-  void emit(Slot& s, const float* logits);
+  void emit(Slot& s);  // samples from s.logits, posts the event
 
   const Model& model_;
   std::function<std::string(int32_t)> token_bytes_;
