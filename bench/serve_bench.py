@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Throughput of a running `tpp serve` against the number of concurrent streams.
 
-Usage: bench/serve_bench.py URL [--streams 1,2,4,8,16] [--tokens 64] [--prompt 32]
+Usage: bench/serve_bench.py URL [--streams 1,2,4,8,16] [--tokens 64] [--prompt 32] [--eos ID] [--logprobs]
 
 Each stream sends one streamed completion (a prompt of token ids, greedy, the
-end token banned so every reply has exactly --tokens tokens, logprobs on so
-that every token arrives as an event, even one without text) at the same time
-as the others. Prints, per number of streams: aggregate generated tokens/s
+end token --eos banned so every reply has exactly --tokens tokens) at the same
+time as the others; time to first token is the first chunk with text (with
+--logprobs, the first chunk: for models whose tokens may have no text). Prints, per number of streams: aggregate generated tokens/s
 over the wall time, per-stream tokens/s, and time to first token (median and
 worst). Uses only Python's standard library.
 """
@@ -18,10 +18,12 @@ import time
 import urllib.request
 
 
-def one(url, prompt, tokens, out, i):
-    body = json.dumps({"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True,
-                       "logit_bias": {"257": -100}, "logprobs": 0,
-                       "stream_options": {"include_usage": True}}).encode()
+def one(url, prompt, tokens, eos, logprobs, out, i):
+    req = {"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True,
+           "logit_bias": {str(eos): -100}, "stream_options": {"include_usage": True}}
+    if logprobs:
+        req["logprobs"] = 0
+    body = json.dumps(req).encode()
     req = urllib.request.Request(url + "/v1/completions", body, {"Content-Type": "application/json"})
     t0 = time.perf_counter()
     first = None
@@ -34,7 +36,7 @@ def one(url, prompt, tokens, out, i):
             j = json.loads(line[6:])
             if j.get("usage"):
                 usage = j["usage"]
-            elif first is None and j["choices"]:
+            elif first is None and j["choices"] and (logprobs or j["choices"][0]["text"]):
                 first = time.perf_counter() - t0
     out[i] = (first, time.perf_counter() - t0, usage["completion_tokens"])
 
@@ -45,13 +47,15 @@ def main():
     ap.add_argument("--streams", default="1,2,4,8,16")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--prompt", type=int, default=32)
+    ap.add_argument("--eos", type=int, default=257, help="the end token to ban (257: tpp's byte-level models)")
+    ap.add_argument("--logprobs", action="store_true")
     a = ap.parse_args()
     print("| streams | aggregate tokens/s | per stream tokens/s | TTFT median (s) | TTFT max (s) |")
     print("|---:|---:|---:|---:|---:|")
     for n in [int(x) for x in a.streams.split(",")]:
         out = [None] * n
         threads = [threading.Thread(target=one, args=(a.url, [(7 * i + 13 * k) % 250 for i in range(a.prompt)],
-                                                        a.tokens, out, k)) for k in range(n)]
+                                                        a.tokens, a.eos, a.logprobs, out, k)) for k in range(n)]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
