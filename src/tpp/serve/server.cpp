@@ -29,7 +29,7 @@ void send_error(httplib::Response& res, const ApiError& e) {
 json parse_body(const httplib::Request& req) {
   try {
     return json::parse(req.body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax errors, and numbers beyond a double
     throw ApiError{400, fmt::format("the request body is not valid JSON: {}", e.what())};
   }
 }
