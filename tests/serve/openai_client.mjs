@@ -63,6 +63,24 @@ for (const t of lp.choices[0].logprobs.content) {
 }
 checks++;
 
+// Structured output: the reply parses and follows the schema.
+const schema = {
+  type: 'object',
+  properties: { color: { enum: ['red', 'green'] }, n: { type: 'integer' }, ok: { type: 'boolean' } },
+  required: ['color', 'n', 'ok'],
+  additionalProperties: false,
+};
+const structured = await client.chat.completions.create({
+  model, messages, max_tokens: 300, seed: 5,
+  response_format: { type: 'json_schema', json_schema: { name: 'answer', schema, strict: true } },
+});
+const obj = JSON.parse(structured.choices[0].message.content);
+assert.ok(['red', 'green'].includes(obj.color));
+assert.ok(Number.isInteger(obj.n));
+assert.equal(typeof obj.ok, 'boolean');
+assert.deepEqual(Object.keys(obj).filter((k) => !(k in schema.properties)), []);
+checks++;
+
 // Errors arrive as the client's typed errors, naming the field.
 await assert.rejects(
   client.chat.completions.create({ model, messages, temperature: 7 }),

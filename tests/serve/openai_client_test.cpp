@@ -1,6 +1,6 @@
 // OpenAI's official Node client (npm package openai, installed by
 // scripts/get_openai_client.sh) drives an in-process server: chat and
-// completions, streaming, n = 2, stop strings, logprobs and errors, each
+// completions, streaming, n = 2, stop strings, logprobs, json_schema and errors, each
 // result checked against `generate` on the same prompt and seed.
 #include <httplib.h>
 
@@ -69,7 +69,7 @@ TEST(OpenAIClientTest, OfficialNodeClientGetsWhatGenerateGives) {
   server.stop();
   t.join();
   EXPECT_EQ(code, 0) << out;
-  EXPECT_NE(out.find("7 checks passed"), std::string::npos) << out;
+  EXPECT_NE(out.find("8 checks passed"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -222,6 +222,50 @@ TEST_F(ServerTest, LogprobsInBothFormats) {
   EXPECT_EQ(lp["text_offset"][0], 0);
 }
 
+// Constrained decoding: even a random model's reply parses and follows the
+// schema (it can only draw tokens that continue valid JSON).
+TEST_F(ServerTest, JsonSchemaRepliesAlwaysParseAndValidate) {
+  start();
+  const json schema = json::parse(R"({"type": "object", "properties": {
+      "color": {"enum": ["red", "green"]}, "n": {"type": "integer"}, "ok": {"type": "boolean"},
+      "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2},
+      "inner": {"type": "object", "properties": {"w": {"const": 7}}, "required": ["w"]}},
+    "required": ["color", "n", "ok", "inner"]})");
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    auto [s, r] = post("/v1/chat/completions",
+                       json{{"messages", {{{"role", "user"}, {"content", "a json please"}}}},
+                            {"max_tokens", 400},
+                            {"seed", seed},
+                            {"response_format",
+                             {{"type", "json_schema"}, {"json_schema", {{"name", "t"}, {"schema", schema}, {"strict", true}}}}}}
+                           .dump());
+    ASSERT_EQ(s, 200) << r.dump();
+    const std::string text = r["choices"][0]["message"]["content"];
+    EXPECT_EQ(r["choices"][0]["finish_reason"], "stop") << text;
+    const json j = json::parse(text, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << text;
+    EXPECT_TRUE(j["color"] == "red" || j["color"] == "green") << text;
+    EXPECT_TRUE(j["n"].is_number_integer()) << text;
+    EXPECT_TRUE(j["ok"].is_boolean()) << text;
+    EXPECT_EQ(j["inner"]["w"], 7) << text;
+    if (j.contains("tags")) {
+      EXPECT_LE(j["tags"].size(), 2u) << text;
+    }
+    for (auto it = j.begin(); it != j.end(); ++it) EXPECT_TRUE(schema["properties"].contains(it.key())) << text;
+  }
+  // json_object: any object (this random model's free text ends when it draws a quote).
+  auto [s, r] = post("/v1/completions",
+                     json{{"prompt", "x"}, {"max_tokens", 480}, {"seed", 3}, {"response_format", {{"type", "json_object"}}}}
+                         .dump());
+  ASSERT_EQ(s, 200) << r.dump();
+  const std::string text = r["choices"][0]["text"];
+  if (r["choices"][0]["finish_reason"] == "stop") {
+    EXPECT_TRUE(json::parse(text, nullptr, false).is_object()) << text;
+  } else {
+    EXPECT_EQ(text.substr(0, 1), "{") << text;
+  }
+}
+
 TEST_F(ServerTest, BadRequestsGetOpenAIErrorsNamingTheField) {
   start("", 4096);
   auto expect = [&](const std::string& path, const std::string& body, int status, const std::string& param,
@@ -248,7 +292,14 @@ TEST_F(ServerTest, BadRequestsGetOpenAIErrorsNamingTheField) {
          "robot");
   expect("/v1/chat/completions",
          R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "json_schema"}})", 400,
-         "response_format", "json_schema");
+         "response_format", "'schema'");
+  expect("/v1/chat/completions",
+         R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "json_schema",
+             "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"format": "date"}}}}}})",
+         400, "response_format", "schema.properties.a.format is not supported");
+  expect("/v1/chat/completions",
+         R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "yaml"}})", 400,
+         "response_format", "'yaml'");
   expect("/v1/completions", R"({"prompt": "a", "stream_options": {"include_usage": true}})", 400, "stream_options",
          "stream");
   expect("/v1/completions", "{\"prompt\": \"" + std::string(5000, 'a') + "\"}", 413, "", "larger than 4096");

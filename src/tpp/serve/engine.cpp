@@ -46,7 +46,8 @@ struct Engine::Slot {
   std::unordered_map<int32_t, int> counts;  // generated tokens, for the penalties
   int generated = 0;
   int32_t next = 0;                // the token the next decode step feeds
-  std::vector<float> logits, logp;
+  std::vector<float> logits, logp, saved;
+  JsonGrammar::State grammar;
 };
 
 Engine::Engine(const Model& model, std::function<std::string(int32_t)> token_bytes, std::vector<int32_t> stop_ids,
@@ -68,6 +69,8 @@ Engine::Engine(const Model& model, std::function<std::string(int32_t)> token_byt
     slots_.back()->logits.resize(size_t(c.vocab_size));
   }
   stats_.kv_capacity = int64_t(options.parallel) * options.ctx;
+  vocab_bytes_.resize(size_t(c.vocab_size));
+  for (int32_t t = 0; t < int32_t(c.vocab_size); ++t) vocab_bytes_[size_t(t)] = token_bytes_(t);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -153,6 +156,7 @@ void Engine::admit() {
     s.counts.clear();
     s.generated = 0;
     if (spec.logprobs >= 0) s.logp.resize(s.logits.size());
+    if (spec.grammar) s.grammar = spec.grammar->initial();
   }
 }
 
@@ -205,7 +209,13 @@ void Engine::emit(Slot& s) {
   for (const auto& [t, b] : sp.logit_bias) logits[t] += b;
   if (sp.presence_penalty != 0 || sp.frequency_penalty != 0)
     for (const auto& [t, n] : s.counts) logits[t] -= sp.presence_penalty + sp.frequency_penalty * float(n);
-  const int32_t token = s.sampler->sample(std::span(logits, size_t(V)), s.history);
+  const int32_t token = sample(s);
+  if (token < 0) {
+    e.error = "no token of the vocabulary continues the JSON reply";
+    s.job->post(std::move(e));
+    finish(s, "stop");
+    return;
+  }
   ++s.generated;
   s.history.push_back(token);
   if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) {
@@ -229,7 +239,15 @@ void Engine::emit(Slot& s) {
     }
     e.logprobs.push_back(std::move(lp));
   }
-  const bool stopped = s.text->stopped(), full = s.generated >= sp.max_tokens;
+  bool stopped = s.text->stopped();
+  if (sp.grammar) {
+    sp.grammar->feed(s.grammar, vocab_bytes_[size_t(token)]);
+    if (s.grammar.done) {
+      stopped = true;
+      e.text += s.text->finish();
+    }
+  }
+  const bool full = s.generated >= sp.max_tokens;
   if (!stopped && full) e.text += s.text->finish();
   if (!e.text.empty() || !e.logprobs.empty()) s.job->post(std::move(e));
   if (stopped || full) {
@@ -237,6 +255,30 @@ void Engine::emit(Slot& s) {
     return;
   }
   s.next = token;
+}
+
+// A draw from s.logits; with a grammar, a draw that cannot continue the JSON
+// is replaced by a draw from the tokens that can (all others masked), as
+// llama.cpp's grammar sampling does. -1 when no token can.
+int32_t Engine::sample(Slot& s) {
+  const SequenceSpec& sp = *s.spec;
+  const size_t V = s.logits.size();
+  const std::span<float> logits(s.logits.data(), V);
+  if (!sp.grammar) return s.sampler->sample(logits, s.history);
+  auto allowed = [&](int32_t t) {
+    if (std::find(stop_ids_.begin(), stop_ids_.end(), t) != stop_ids_.end()) return false;
+    return sp.grammar->accepts(s.grammar, vocab_bytes_[size_t(t)]);
+  };
+  s.saved.assign(logits.begin(), logits.end());
+  const int32_t first = s.sampler->sample(logits, s.history);
+  if (allowed(first)) return first;
+  std::copy(s.saved.begin(), s.saved.end(), logits.begin());
+  bool any = false;
+  for (size_t t = 0; t < V; ++t) {
+    if (allowed(int32_t(t))) any = true;
+    else logits[t] = -INFINITY;
+  }
+  return any ? s.sampler->sample(logits, s.history) : -1;
 }
 
 void Engine::loop() {

@@ -34,6 +34,7 @@
 #include "tpp/infer/sampler.h"
 #include "tpp/model/kv_cache.h"
 #include "tpp/model/transformer.h"
+#include "tpp/serve/json_grammar.h"
 
 namespace tpp::serve {
 
@@ -48,6 +49,9 @@ struct SequenceSpec {
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the logits
   std::vector<std::string> stop;                      // stop strings
   int logprobs = -1;  // -1: none; else the number of alternatives per token (0..20)
+  // Constrained decoding: only tokens that continue valid JSON (of the
+  // schema) are drawn; the reply ends, "stop", when the object closes.
+  std::shared_ptr<const JsonGrammar> grammar;
 };
 
 struct TokenLogprob {
@@ -137,9 +141,11 @@ class Engine {
   void finish(Slot& s, const std::string& reason);
   void release(Slot& s);  // frees the slot without an event
   void emit(Slot& s);  // samples from s.logits, posts the event
+  int32_t sample(Slot& s);
 
   const Model& model_;
   std::function<std::string(int32_t)> token_bytes_;
+  std::vector<std::string> vocab_bytes_;  // token_bytes_ of every token, for grammar masks
   std::vector<int32_t> stop_ids_;
   EngineOptions options_;
   ThreadPool& pool_;

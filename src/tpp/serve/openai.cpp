@@ -5,6 +5,8 @@
 #include <limits>
 #include <set>
 
+#include "tpp/serve/json_grammar.h"
+
 namespace tpp::serve {
 
 using nlohmann::json;
@@ -201,12 +203,25 @@ ApiRequest parse_request(const json& body, bool chat, const std::string& model_i
                                       model_id),
                      "model", "invalid_request_error", "model_not_found"};
   }
+  std::shared_ptr<const JsonGrammar> grammar;
   if (const json* f = field(body, "response_format")) {
     if (!f->is_object() || !f->contains("type") || !(*f)["type"].is_string())
       bad("response_format", "'response_format' must be an object with a 'type'");
     const std::string t = (*f)["type"].get<std::string>();
-    if (t != "text")
-      bad("response_format", fmt::format("response_format type '{}' is not supported (only 'text')", t));
+    if (t == "json_object") {
+      grammar = JsonGrammar::any_object();
+    } else if (t == "json_schema") {
+      const json* js = field(*f, "json_schema");
+      if (!js || !js->is_object() || !js->contains("schema"))
+        bad("response_format", "response_format.json_schema must be an object with a 'schema'");
+      try {
+        grammar = JsonGrammar::from_schema((*js)["schema"]);
+      } catch (const SchemaError& e) {
+        bad("response_format", fmt::format("response_format.json_schema.{}", e.what()));
+      }
+    } else if (t != "text") {
+      bad("response_format", fmt::format("response_format type '{}' is not one of text, json_object, json_schema", t));
+    }
   }
   if (!chat) {
     if (boolean(body, "echo", false)) bad("echo", "'echo' is not supported");
@@ -242,6 +257,7 @@ ApiRequest parse_request(const json& body, bool chat, const std::string& model_i
                                                std::numeric_limits<int64_t>::max()))
                             : default_seed;
   spec.stop = stops(body);
+  spec.grammar = grammar;
   if (const json* lb = field(body, "logit_bias")) {
     if (!lb->is_object()) bad("logit_bias", "'logit_bias' must map token ids to numbers");
     for (auto it = lb->begin(); it != lb->end(); ++it) {
