@@ -34,6 +34,31 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> recent
   if (params_.temperature == 0.0f)
     return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
 
+  if ((params_.top_k == 0 || params_.top_k >= V) && params_.top_p >= 1.0f) {
+    // Nothing cut by rank: draw in token order without sorting the whole
+    // vocabulary (OpenAI's defaults ask for this at every token).
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < V; ++i) mx = std::max(mx, logits[size_t(i)] / params_.temperature);
+    // Weights e^(l - max): the most likely token weighs 1, so min-p keeps
+    // the weights of at least min_p.
+    probs_.resize(size_t(V));
+    double total = 0;
+    for (int32_t i = 0; i < V; ++i) {
+      const float w = std::exp(logits[size_t(i)] / params_.temperature - mx);
+      probs_[size_t(i)] = w < params_.min_p ? 0.0f : w;
+      total += probs_[size_t(i)];
+    }
+    const double u = rng_.uniform() * total;
+    double acc = 0;
+    int32_t last = 0;
+    for (int32_t i = 0; i < V; ++i) {
+      if (probs_[size_t(i)] == 0) continue;
+      acc += probs_[size_t(i)];
+      last = i;
+      if (u < acc) return i;
+    }
+    return last;
+  }
   candidates_.resize(size_t(V));
   for (int32_t i = 0; i < V; ++i) candidates_[size_t(i)] = {logits[size_t(i)] / params_.temperature, i};
   auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };

@@ -32,6 +32,7 @@ class Sampler {
   SamplingParams params_;
   Rng rng_;
   std::vector<std::pair<float, int32_t>> candidates_;
+  std::vector<float> probs_;
 };
 
 }  // namespace tpp

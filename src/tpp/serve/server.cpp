@@ -9,6 +9,7 @@
 #include <httplib.h>
 
 #include "tpp/core/error.h"
+#include "tpp/serve/chat_page.h"
 
 namespace tpp::serve {
 
@@ -101,7 +102,9 @@ void Server::routes() {
   httplib::Server& s = *http_;
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     ++http_requests_;
-    if (options_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    // The page holds no data (it asks for the key): only the API is guarded.
+    if (options_.api_key.empty() || req.path == "/health" || req.path == "/")
+      return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + options_.api_key)
       return httplib::Server::HandlerResponse::Unhandled;
     send_error(res, {401, "invalid or missing API key (send 'Authorization: Bearer KEY')", "", "invalid_request_error",
@@ -129,6 +132,9 @@ void Server::routes() {
     send_error(res, e);
   });
 
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(kChatPage, "text/html; charset=utf-8");
+  });
   s.Get("/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200,

@@ -1,5 +1,6 @@
 // `tpp serve`: OpenAI's HTTP API over the engine.
 //
+//   GET  /                     a chat page (tpp/serve/chat_page.h)
 //   GET  /health               {"status": "ok"} (never needs the API key)
 //   GET  /v1/models            the one model served
 //   POST /v1/completions       prompt text, token ids, or a list of prompts
@@ -10,7 +11,7 @@
 //
 // Streaming answers are server-sent events; a client that goes away has its
 // sequences dropped at the engine's next step. With an API key every endpoint
-// but /health wants "Authorization: Bearer KEY".
+// but /health and the page wants "Authorization: Bearer KEY".
 #pragma once
 
 #include <atomic>
