@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh release
 scripts/get_tokenizers.sh || true  # real vocabularies for the tokenizer tests (skipped if absent)
-scripts/get_openai_client.sh || true  # OpenAI's Node client for the server test (skipped if absent)
+scripts/get_node_test_deps.sh || true  # the server tests' Node client, puppeteer-core and chromium (skipped if absent)
 ctest --preset release
 if [ "${TPP_NO_SANITIZE:-0}" != 1 ]; then
   scripts/build.sh asan

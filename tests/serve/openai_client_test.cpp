@@ -1,5 +1,5 @@
 // OpenAI's official Node client (npm package openai, installed by
-// scripts/get_openai_client.sh) drives an in-process server: chat and
+// scripts/get_node_test_deps.sh) drives an in-process server: chat and
 // completions, streaming, n = 2, stop strings, logprobs, json_schema and errors, each
 // result checked against `generate` on the same prompt and seed.
 #include <httplib.h>
@@ -25,7 +25,7 @@ std::string shown(const std::string& s) { return json::parse(dump(json(s))).get<
 TEST(OpenAIClientTest, OfficialNodeClientGetsWhatGenerateGives) {
   const std::string modules = test::source_path("data/node/node_modules");
   if (!std::ifstream(modules + "/openai/package.json"))
-    GTEST_SKIP() << "the openai npm package is not installed (scripts/get_openai_client.sh)";
+    GTEST_SKIP() << "the openai npm package is not installed (scripts/get_node_test_deps.sh)";
   if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node is not installed";
   const auto& m = serve_model();
   const TextCodec codec(m.text);

@@ -43,6 +43,7 @@ TEST(ChatPageTest, HeadlessChromiumChatsStreamsAndStops) {
                                                  test::source_path("tests/serve_load/browser.mjs"), server.port(),
                                                  modules, chromium, shot),
                                      &out);
+  std::printf("%s", out.c_str());
   server.stop();
   t.join();
   EXPECT_EQ(code, 0) << out;
