@@ -19,13 +19,14 @@ using test::serve_model;
 
 class ServerTest : public ::testing::Test {
  protected:
-  void start(const std::string& api_key = "", size_t max_body = 1 << 20) {
+  void start(const std::string& api_key = "", size_t max_body = 1 << 20, int parallel = 2, int max_queue = 64) {
     ServerOptions o;
     o.port = 0;
     o.model_id = "test-model";
     o.api_key = api_key;
     o.max_body_bytes = max_body;
-    o.engine.parallel = 2;
+    o.engine.parallel = parallel;
+    o.engine.max_queue = max_queue;
     o.engine.ctx = 512;
     server_ = std::make_unique<Server>(serve_model().model, serve_model().text, o, pool_);
     server_->bind();
@@ -306,6 +307,25 @@ TEST_F(ServerTest, BadRequestsGetOpenAIErrorsNamingTheField) {
   expect("/v1/nothing", "{}", 404, "", "no such endpoint");
   std::vector<int> ids(600, 1);
   expect("/v1/completions", json{{"prompt", ids}}.dump(), 400, "prompt", "context is 512");
+}
+
+TEST_F(ServerTest, FullQueueAnswers503WithRetryAfter) {
+  start("", 1 << 20, /*parallel=*/1, /*max_queue=*/0);
+  // One long reply holds the only slot (the end token banned).
+  std::thread busy([&] {
+    httplib::Client c("127.0.0.1", server_->port());
+    c.set_read_timeout(60);
+    c.Post("/v1/completions", R"({"prompt": "a", "max_tokens": 200, "logit_bias": {"262": -100}, "stream": true})",
+           "application/json");
+  });
+  for (int i = 0; i < 200 && server_->engine().stats().busy_slots == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto res = client_->Post("/v1/completions", R"({"prompt": "b", "max_tokens": 1})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_EQ(res->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(json::parse(res->body)["error"]["type"], "server_error");
+  busy.join();
 }
 
 TEST_F(ServerTest, ApiKeyGuardsEverythingButHealth) {
