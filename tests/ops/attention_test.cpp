@@ -67,6 +67,42 @@ TEST(AttentionTest, FusedEqualsNaive) {
   kernels::set_isa(kernels::supported_isas().back());
 }
 
+// Several sequences' decode rows in one attention_decode pass: each row gets
+// the bits attention_forward gives it alone (cache lengths on both sides of
+// the key-split threshold, a window on one, threads 1 and 3).
+TEST(AttentionTest, DecodeBatchEqualsEachRowAlone) {
+  const int h = 6, g = 2, k = 32;
+  const int64_t lengths[] = {1, 40, 700, 257};
+  std::vector<std::vector<float>> ks, vs, qs;
+  std::vector<std::vector<KvSegment>> segs;
+  for (size_t i = 0; i < std::size(lengths); ++i) {
+    const int64_t T = lengths[i];
+    ks.push_back(random_floats(size_t(g * T * k), 10 + i, 2.0f));
+    vs.push_back(random_floats(size_t(g * T * k), 20 + i, 1.0f));
+    qs.push_back(random_floats(size_t(h * k), 30 + i, 2.0f));
+    // The cached positions, then the row's own.
+    segs.push_back({{ks[i].data(), vs[i].data(), T * k, k, 0, T - 1, 0},
+                    {ks[i].data() + (T - 1) * k, vs[i].data() + (T - 1) * k, T * k, k, T - 1, T, 0}});
+  }
+  for (int threads : {1, 3})
+    for (int64_t window : {int64_t(0), int64_t(300)}) {
+      const AttentionShape shape{h, g, k, 0.2f, 0, false, window};
+      ThreadPool pool(threads);
+      std::vector<std::vector<float>> batched(std::size(lengths), std::vector<float>(size_t(h * k)));
+      std::vector<std::vector<float>> lse(std::size(lengths), std::vector<float>(size_t(h)));
+      std::vector<DecodeRow> rows;
+      for (size_t i = 0; i < std::size(lengths); ++i)
+        rows.push_back({batched[i].data(), qs[i].data(), lengths[i] - 1, segs[i], lse[i].data()});
+      attention_decode(rows, shape, pool);
+      for (size_t i = 0; i < std::size(lengths); ++i) {
+        std::vector<float> alone(static_cast<size_t>(h * k)), alone_lse(static_cast<size_t>(h));
+        attention_forward(alone.data(), qs[i].data(), 1, lengths[i] - 1, segs[i], shape, pool, alone_lse.data());
+        EXPECT_TRUE(all_close(batched[i], alone, {0, 0})) << "row " << i << " threads " << threads;
+        EXPECT_TRUE(all_close(lse[i], alone_lse, {0, 0})) << "row " << i;
+      }
+    }
+}
+
 TEST(AttentionTest, RollingBufferSegmentEqualsLinearStorage) {
   // Positions 0..19 of one head in a ring of 6 rows; queries 20..22, window 6.
   const int k = 8;
