@@ -44,7 +44,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 Run add_generate(CLI::App& app) {
   struct Opts {
     std::string model, prompt, prompt_ids, system, kv_type;
-    int n = 64, threads = 0, ctx = 0;
+    int n = 64, threads = 0, ctx = 0, chunk = 256;
     bool ids = false, stats = false, chat = false;
     SamplingParams sampling;
   };
@@ -64,6 +64,8 @@ Run add_generate(CLI::App& app) {
   app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
   app.add_option("-c,--ctx", o->ctx, "context length; 0 = the prompt and -n tokens, at most max_seq_len")->check(non_negative());
   add_kv_type_option(app, o->kv_type);
+  app.add_option("--chunk", o->chunk, "prompt tokens per prefill step (tpp serve --chunk gives the same tokens)")
+      ->check(positive());
   return [o] {
     if (o->prompt.empty() && o->prompt_ids.empty()) fail("generate: give a prompt with -p TEXT or --prompt-ids 1,2,3");
     const Model model = load_model(o->model);
@@ -87,7 +89,7 @@ Run add_generate(CLI::App& app) {
       if (id >= c.vocab_size) fail("prompt: token id {} is outside the model's vocabulary [0, {})", id, c.vocab_size);
     const int64_t ctx = o->ctx > 0 ? o->ctx : std::min<int64_t>(c.max_seq_len, int64_t(prompt.size()) + o->n);
     ThreadPool pool(o->threads);
-    Transformer transformer(model);
+    Transformer transformer(model, o->chunk);
     KvCache cache(c, ctx, kv_type);
     GenerateOptions options;
     options.max_new_tokens = o->n;

@@ -23,7 +23,7 @@ namespace tpp::cli {
 Run add_serve(CLI::App& app) {
   struct Opts {
     std::string model, host = "127.0.0.1", api_key, alias, kv_type;
-    int port = 8080, parallel = 4, threads = 0, queue = 64;
+    int port = 8080, parallel = 4, threads = 0, queue = 64, chunk = 256;
     int64_t ctx = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -40,6 +40,10 @@ Run add_serve(CLI::App& app) {
   app.add_option("--alias", o->alias, "the model name clients use; default: the model path's file or directory name");
   app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
   add_kv_type_option(app, o->kv_type);
+  app.add_option("--chunk", o->chunk,
+                 "prompt tokens per prefill step, and the prefix cache's unit (tpp generate --chunk gives the same "
+                 "tokens)")
+      ->check(positive());
   return [o] {
     // SIGINT and SIGTERM go to one waiting thread, not to whichever thread
     // the kernel picks: block them before any thread starts.
@@ -60,6 +64,7 @@ Run add_serve(CLI::App& app) {
     so.model_id = o->alias.empty() ? p.filename().string() : o->alias;
     so.engine.parallel = o->parallel;
     so.engine.max_queue = o->queue;
+    so.engine.max_chunk = o->chunk;
     so.engine.ctx = o->ctx > 0 ? o->ctx : std::min<int64_t>(model.config.max_seq_len, 4096);
     so.engine.kv_type = check_kv_type(*parse_dtype(o->kv_type), model.config.head_dim_resolved(), "--kv-type");
     if (so.engine.ctx > model.config.max_seq_len)
