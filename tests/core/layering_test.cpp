@@ -2,7 +2,8 @@
 // with io on core, tokenizer on io and core only, and jinja (the chat-template engine) on core
 // only, used by infer; corpus preparation and run reports on io; convert (checkpoint surgery and
 // quantisation to GGUF) on model and quant; experiment (the seeds' experiments) on train, convert and
-// report; quant (on kernels) by model (the KV cache's q8_0 rows), convert, tests and benchmarks.
+// report; serve (the HTTP server) on infer; quant (on kernels) by model (the KV cache's q8_0 rows), convert,
+// tests and benchmarks.
 // Every #include "tpp/<dir>/..." is checked.
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,7 @@ TEST(LayeringTest, IncludesOnlyPointDown) {
       {"ops", {"core", "kernels", "ops"}},
       {"model", {"core", "kernels", "io", "ops", "quant", "model"}},
       {"infer", {"core", "kernels", "io", "ops", "model", "tokenizer", "jinja", "infer"}},
+      {"serve", {"core", "kernels", "io", "ops", "model", "tokenizer", "jinja", "infer", "serve"}},
       {"train", {"core", "kernels", "io", "ops", "model", "tokenizer", "train"}},
       {"corpus", {"core", "io", "corpus"}},
       {"report", {"core", "io", "report"}},

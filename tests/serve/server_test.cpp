@@ -311,21 +311,19 @@ TEST_F(ServerTest, BadRequestsGetOpenAIErrorsNamingTheField) {
 
 TEST_F(ServerTest, FullQueueAnswers503WithRetryAfter) {
   start("", 1 << 20, /*parallel=*/1, /*max_queue=*/0);
-  // One long reply holds the only slot (the end token banned).
-  std::thread busy([&] {
-    httplib::Client c("127.0.0.1", server_->port());
-    c.set_read_timeout(60);
-    c.Post("/v1/completions", R"({"prompt": "a", "max_tokens": 200, "logit_bias": {"262": -100}, "stream": true})",
-           "application/json");
-  });
-  for (int i = 0; i < 200 && server_->engine().stats().busy_slots == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // A long sequence holds the only slot, or waits for it (the end token banned).
+  SequenceSpec hold;
+  hold.prompt = {1, 2, 3};
+  hold.max_tokens = 480;
+  hold.logit_bias = {{262, -100.0f}};
+  auto job = server_->engine().submit({hold});
+  ASSERT_TRUE(job);
   auto res = client_->Post("/v1/completions", R"({"prompt": "b", "max_tokens": 1})", "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 503) << res->body;
   EXPECT_EQ(res->get_header_value("Retry-After"), "1");
   EXPECT_EQ(json::parse(res->body)["error"]["type"], "server_error");
-  busy.join();
+  job->cancel();
 }
 
 TEST_F(ServerTest, ApiKeyGuardsEverythingButHealth) {

@@ -103,7 +103,9 @@ std::shared_ptr<Job> Engine::submit(std::vector<SequenceSpec> seqs) {
   auto job = std::make_shared<Job>(std::move(seqs));
   {
     std::lock_guard lock(mutex_);
-    // Room: the queue's places and the slots no sequence holds yet.
+    // Room: the queue's places and the slots no sequence holds yet (the
+    // sequences of clients that went away leave the queue first).
+    std::erase_if(queue_, [](const Pending& p) { return p.job->cancelled(); });
     const size_t room = size_t(options_.max_queue) + slots_.size() - size_t(active_);
     if (stopping_ || queue_.size() + job->sequences().size() > room) return nullptr;
     for (int i = 0; i < int(job->sequences().size()); ++i) queue_.push_back({job, i});
