@@ -54,26 +54,10 @@ class Mutator {
 };
 
 TEST(ServerFuzzTest, MutatedBodiesNeverCrashOrFail500) {
-  const auto& m = test::serve_model();
-  ThreadPool pool(2);
-  ServerOptions o;
-  o.port = 0;
-  o.model_id = "test-model";
+  ServerOptions o = test::test_server_options(2, 64);
   o.max_body_bytes = 1 << 16;
-  o.engine.parallel = 2;
-  o.engine.ctx = 64;
   o.engine.max_queue = 8;
-  Server server(m.model, m.text, o, pool);
-  server.bind();
-  std::thread t([&] { server.listen(); });
-  struct Stop {
-    Server& s;
-    std::thread& t;
-    ~Stop() {
-      s.stop();
-      t.join();
-    }
-  } stop{server, t};
+  test::TestServer server(o);
   httplib::Client client("127.0.0.1", server.port());
   client.set_read_timeout(60);
 

@@ -52,22 +52,13 @@ TEST(OpenAIClientTest, OfficialNodeClientGetsWhatGenerateGives) {
   const std::string dir = test::temp_dir("openai_client");
   std::ofstream(dir + "/expected.json") << dump(expected);
 
-  ThreadPool pool(2);
-  ServerOptions o;
-  o.port = 0;
-  o.model_id = "test-model";
+  ServerOptions o = test::test_server_options(3);
   o.api_key = "k3y";
-  o.engine.parallel = 3;
-  o.engine.ctx = 512;
-  Server server(m.model, m.text, o, pool);
-  server.bind();
-  std::thread t([&] { server.listen(); });
+  test::TestServer server(o);
   const std::string cmd = fmt::format("node {} http://127.0.0.1:{}/v1 {} {}/expected.json 2>&1",
                                       test::source_path("tests/serve/openai_client.mjs"), server.port(), modules, dir);
   std::string out;
   const int code = test::run_command(cmd, &out);
-  server.stop();
-  t.join();
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("8 checks passed"), std::string::npos) << out;
 }

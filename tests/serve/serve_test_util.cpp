@@ -47,4 +47,25 @@ std::vector<int32_t> generate_alone(const Model& model, const std::vector<int32_
   return generate(t, cache, prompt, o, pool);
 }
 
+serve::ServerOptions test_server_options(int parallel, int64_t ctx) {
+  serve::ServerOptions o;
+  o.port = 0;
+  o.model_id = "test-model";
+  o.engine.parallel = parallel;
+  o.engine.ctx = ctx;
+  return o;
+}
+
+TestServer::TestServer(serve::ServerOptions options) {
+  const ServeModel& m = serve_model();
+  server_ = std::make_unique<serve::Server>(m.model, m.text, std::move(options), pool_);
+  server_->bind();
+  thread_ = std::thread([this] { server_->listen(); });
+}
+
+TestServer::~TestServer() {
+  server_->stop();
+  thread_.join();
+}
+
 }  // namespace tpp::test

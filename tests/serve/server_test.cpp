@@ -20,24 +20,14 @@ using test::serve_model;
 class ServerTest : public ::testing::Test {
  protected:
   void start(const std::string& api_key = "", size_t max_body = 1 << 20, int parallel = 2, int max_queue = 64) {
-    ServerOptions o;
-    o.port = 0;
-    o.model_id = "test-model";
+    ServerOptions o = test::test_server_options(parallel);
     o.api_key = api_key;
     o.max_body_bytes = max_body;
-    o.engine.parallel = parallel;
     o.engine.max_queue = max_queue;
-    o.engine.ctx = 512;
-    server_ = std::make_unique<Server>(serve_model().model, serve_model().text, o, pool_);
-    server_->bind();
-    thread_ = std::thread([this] { server_->listen(); });
+    server_ = std::make_unique<test::TestServer>(o);
     client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
     client_->set_read_timeout(60);
     for (int i = 0; i < 100 && !client_->Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  void TearDown() override {
-    if (server_) server_->stop();
-    if (thread_.joinable()) thread_.join();
   }
   // POST path with body; returns (status, parsed JSON or the raw text).
   std::pair<int, json> post(const std::string& path, const std::string& body, const httplib::Headers& h = {}) {
@@ -64,10 +54,8 @@ class ServerTest : public ::testing::Test {
     return out;
   }
 
-  ThreadPool pool_{2};
-  std::unique_ptr<Server> server_;
+  std::unique_ptr<test::TestServer> server_;
   std::unique_ptr<httplib::Client> client_;
-  std::thread thread_;
 };
 
 SamplingParams seeded(float temperature, uint64_t seed) {
@@ -316,7 +304,7 @@ TEST_F(ServerTest, FullQueueAnswers503WithRetryAfter) {
   hold.prompt = {1, 2, 3};
   hold.max_tokens = 480;
   hold.logit_bias = {{262, -100.0f}};
-  auto job = server_->engine().submit({hold});
+  auto job = server_->server().engine().submit({hold});
   ASSERT_TRUE(job);
   auto res = client_->Post("/v1/completions", R"({"prompt": "b", "max_tokens": 1})", "application/json");
   ASSERT_TRUE(res);

@@ -21,16 +21,7 @@ TEST(ChatPageTest, HeadlessChromiumChatsStreamsAndStops) {
   if (!std::ifstream(modules + "/puppeteer-core/package.json"))
     GTEST_SKIP() << "puppeteer-core is not installed (scripts/get_node_test_deps.sh)";
   if (!std::ifstream(chromium)) GTEST_SKIP() << "chromium is not installed (scripts/get_node_test_deps.sh)";
-  const auto& m = test::serve_model();
-  ThreadPool pool(2);
-  ServerOptions o;
-  o.port = 0;
-  o.model_id = "test-model";
-  o.engine.parallel = 2;
-  o.engine.ctx = 512;
-  Server server(m.model, m.text, o, pool);
-  server.bind();
-  std::thread t([&] { server.listen(); });
+  test::TestServer server;
   // The page itself: served without the API, self-contained.
   httplib::Client client("127.0.0.1", server.port());
   auto page = client.Get("/");
@@ -44,8 +35,6 @@ TEST(ChatPageTest, HeadlessChromiumChatsStreamsAndStops) {
                                                  modules, chromium, shot),
                                      &out);
   std::printf("%s", out.c_str());
-  server.stop();
-  t.join();
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("stopped a second reply"), std::string::npos) << out;
   std::ifstream png(shot, std::ios::binary);

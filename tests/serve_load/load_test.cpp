@@ -18,33 +18,23 @@ namespace {
 
 TEST(ServerLoadTest, SixtyFourClientsTenRequestsEach) {
   if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node is not installed";
-  const auto& m = test::serve_model();
-  ThreadPool pool(2);
-  ServerOptions o;
-  o.port = 0;
-  o.model_id = "test-model";
-  o.engine.parallel = 8;
-  o.engine.ctx = 512;
+  ServerOptions o = test::test_server_options(8);
   // 64 clients wait at most 64 sequences, but a client that disconnected is
   // only noticed at the server's next write to it: its sequence may still
   // hold a place when the client's next request arrives.
   o.engine.max_queue = 128;
-  Server server(m.model, m.text, o, pool);
-  server.bind();
-  std::thread t([&] { server.listen(); });
+  test::TestServer server(o);
   std::string out;
   const int code = test::run_command(fmt::format("node {} http://127.0.0.1:{} 64 10 2>&1",
                                                  test::source_path("tests/serve_load/load.mjs"), server.port()),
                                      &out);
   std::printf("%s", out.c_str());
   // The disconnected clients' sequences leave at the next step.
-  EngineStats st = server.engine().stats();
+  EngineStats st = server.server().engine().stats();
   for (int i = 0; i < 100 && (st.busy_slots || st.queued); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    st = server.engine().stats();
+    st = server.server().engine().stats();
   }
-  server.stop();
-  t.join();
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("\"mismatched\":0,\"failed\":0"), std::string::npos) << out;
   EXPECT_EQ(st.busy_slots, 0);
