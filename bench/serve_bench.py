@@ -26,7 +26,7 @@ def one(url, prompt, tokens, eos, logprobs, out, i):
     body = json.dumps(req).encode()
     req = urllib.request.Request(url + "/v1/completions", body, {"Content-Type": "application/json"})
     t0 = time.perf_counter()
-    first = None
+    first = first_any = None
     usage = None
     with urllib.request.urlopen(req) as r:
         for line in r:
@@ -34,11 +34,15 @@ def one(url, prompt, tokens, eos, logprobs, out, i):
             if not line.startswith(b"data: ") or line == b"data: [DONE]":
                 continue
             j = json.loads(line[6:])
+            if first_any is None and j["choices"]:
+                first_any = time.perf_counter() - t0
+            if first is None and j["choices"] and (logprobs or j["choices"][0]["text"]):
+                first = time.perf_counter() - t0
             if j.get("usage"):
                 usage = j["usage"]
-            elif first is None and j["choices"] and (logprobs or j["choices"][0]["text"]):
-                first = time.perf_counter() - t0
-    out[i] = (first, time.perf_counter() - t0, usage["completion_tokens"])
+    # A reply whose every chunk is empty (a server holding back bytes that
+    # are not UTF-8): its first chunk.
+    out[i] = (first if first is not None else first_any, time.perf_counter() - t0, usage["completion_tokens"])
 
 
 def main():
