@@ -314,6 +314,23 @@ TEST_F(ServerTest, FullQueueAnswers503WithRetryAfter) {
   job->cancel();
 }
 
+// stop() before, or right as, listening starts: listen() returns (a SIGTERM
+// during start-up must not be lost).
+TEST(ServerStopTest, StopBeforeOrWhileListeningStarts) {
+  ThreadPool pool(1);
+  for (int delay_us : {-1, 0, 50, 500}) {
+    Server server(serve_model().model, serve_model().text, test::test_server_options(), pool);
+    server.bind();
+    if (delay_us < 0) server.stop();
+    std::thread t([&] { server.listen(); });
+    if (delay_us >= 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+      server.stop();
+    }
+    t.join();  // hangs if the stop was lost
+  }
+}
+
 TEST_F(ServerTest, ApiKeyGuardsEverythingButHealth) {
   start("sekret");
   EXPECT_EQ(client_->Get("/health")->status, 200);

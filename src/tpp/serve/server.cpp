@@ -86,16 +86,28 @@ void Server::bind() {
 
 void Server::listen() {
   if (port_ == 0) bind();
-  http_->listen_after_bind();
+  // stop() may come before, during or after the start of listening: each
+  // side announces itself before looking at the other, so one of them sees
+  // the other (a stop before listen() skips it; one after waits for it).
+  listening_.store(true);
+  if (!stop_requested_.load()) http_->listen_after_bind();
+  listening_.store(false);
 }
 
 void Server::stop() {
-  if (!http_->is_running()) return;
+  stop_requested_.store(true);
   // Requests in flight finish first (new ones are refused meanwhile), at
   // most a minute.
   draining_.store(true);
   for (int i = 0; i < 600 && in_flight_.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  http_->stop();
+  bool stopped = false;
+  while (listening_.load()) {
+    if (!stopped && http_->is_running()) {
+      http_->stop();
+      stopped = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 void Server::routes() {

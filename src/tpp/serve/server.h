@@ -55,7 +55,8 @@ class Server {
   int port() const { return port_; }
   // Serves until stop(); returns after the requests in flight have finished.
   void listen();
-  // Stops accepting; safe from another thread or a signal-watching thread.
+  // Lets the requests in flight finish (refusing new ones), then stops
+  // listening; from any thread, before, during or after listen().
   void stop();
 
   Engine& engine() { return *engine_; }
@@ -74,6 +75,7 @@ class Server {
   std::atomic<int64_t> next_id_{0};
   std::atomic<int64_t> http_requests_{0}, http_errors_{0};
   std::atomic<bool> draining_{false};
+  std::atomic<bool> stop_requested_{false}, listening_{false};
   std::atomic<int> in_flight_{0};  // generation requests not yet answered
 };
 
