@@ -1,7 +1,9 @@
 // tpp train / tpp eval.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -44,15 +46,120 @@ constexpr Fixed kFixedOnResume[] = {
     {"--bf16", "the arithmetic is part of the run"},
 };
 
+// -t 0 under mpirun: this machine's cores shared among its ranks.
+int default_threads(int threads, const train::Ranks& ranks) {
+  if (threads > 0 || ranks.local_size() == 1) return threads;
+  return std::max(1, int(std::thread::hardware_concurrency()) / ranks.local_size());
+}
+
+struct TrainCommand {
+  train::TrainOptions t;
+  std::string resume;
+  bool quiet = false;
+};
+
+// One rank's part of `tpp train` (the whole run without mpirun).
+int run_train(const TrainCommand& o, CLI::App& cmd, train::Ranks& ranks) {
+  train::TrainResult r;
+  std::string out = o.t.out;
+  const int threads = default_threads(o.t.threads, ranks);
+  if (!o.resume.empty()) {
+    for (const auto& f : kFixedOnResume)
+      if (cmd.count(f.option) > 0)
+        fail("train --resume: {} cannot change in a resumed run ({}); drop it, or start a new run from the "
+             "run's model with --init",
+             f.option, f.why);
+    TPP_CHECK(out.empty() || out == o.resume, "train: --resume DIR writes to DIR; drop --out");
+    out = o.resume;
+    train::ResumeOptions ro;
+    ro.out = out;
+    ro.steps = o.t.steps;
+    ro.tokens = o.t.tokens;
+    if (cmd.count("--eval-every") > 0) ro.eval_every = o.t.eval_every;
+    if (cmd.count("--eval-tokens") > 0) ro.eval_tokens = o.t.eval_tokens;
+    if (cmd.count("--save-every") > 0) ro.save_every = o.t.save_every;
+    ro.stop_after = o.t.stop_after;
+    ro.threads = threads;
+    ro.progress = !o.quiet;
+    r = train::resume_training(ro, ranks);
+  } else {
+    TPP_CHECK(!o.t.data.empty(), "train: --data FILE is required");
+    train::TrainOptions opts = o.t;
+    opts.threads = threads;
+    opts.progress = !o.quiet;
+    r = train::run_training(opts, ranks);
+  }
+  if (!ranks.root()) return 0;
+  report::write_loss_curve(out);
+  if (!o.quiet) {
+    if (r.val_loss > 0)
+      fmt::print("step {}: train loss {:.4f}, validation loss {:.4f}, {:.4f} bits per byte\n", r.step, r.loss,
+                 r.val_loss, r.val_bpb);
+    fmt::print("throughput {:.0f} tokens/s; activations {:.1f} MB; peak memory {:.1f} MB\n", r.tokens_per_s,
+               double(r.graph_bytes) / 1e6, double(r.peak_rss) / 1e6);
+    fmt::print("wrote {}/ ({}, metrics.jsonl, loss.svg)\n", out,
+               r.step == r.steps ? "model, checkpoint" : fmt::format("checkpoint; {} of {} steps", r.step, r.steps));
+  }
+  return 0;
+}
+
+struct EvalCommand {
+  std::string model;
+  std::vector<std::string> data;
+  int64_t seq = 0, batch = 0, max_tokens = 0;
+  int threads = 0;
+  bool held_out = false, allow_longer = false;
+};
+
+// One rank's part of `tpp eval`.
+int run_eval(const EvalCommand& o, train::Ranks& ranks) {
+  const Model model = load_model(o.model);
+  const ModelConfig& c = model.config;
+  const train::TextTokenizer tokenizer = train::TextTokenizer::for_model(o.model);
+  tokenizer.check_fits(c.vocab_size, "eval");
+  const int64_t seq = o.seq > 0 ? o.seq : c.max_seq_len;
+  if (seq > c.max_seq_len) {
+    TPP_CHECK(c.pos_encoding != PosEncoding::learned,
+              "eval: --seq {} exceeds the model's max_seq_len {}, the positions it has learned embeddings for",
+              seq, c.max_seq_len);
+    TPP_CHECK(o.allow_longer,
+              "eval: --seq {} exceeds the model's max_seq_len {}: it would measure positions the model was not "
+              "trained on; pass --allow-longer to do so",
+              seq, c.max_seq_len);
+    fmt::print(stderr,
+               "warning: windows of {} tokens exceed the model's max_seq_len {}: the figures include positions "
+               "the model was not trained on\n",
+               seq, c.max_seq_len);
+  }
+  const auto layout = train::make_layout(c);
+  const auto params = train::params_from_model(model, layout);
+  train::TextData data = train::load_text_files(o.data, tokenizer);
+  if (o.held_out) {
+    train::TextData kept, held;
+    train::split_train_val(data, kept, held);
+    data = std::move(held);
+  }
+  ThreadPool pool(default_threads(o.threads, ranks));
+  train::Graph<float> graph(c, layout);
+  const int64_t batch = o.batch > 0 ? o.batch : std::max<int64_t>(1, 4096 / seq);
+  const auto r = train::evaluate(graph, params.data(), data, seq, batch,
+                                 o.max_tokens > 0 ? o.max_tokens : int64_t(data.tokens.size()), pool, ranks);
+  if (!ranks.root()) return 0;
+  fmt::print("tokenizer   {}\n", tokenizer.name());
+  fmt::print("window      {} tokens (max_seq_len {})\n", std::min<int64_t>(seq, int64_t(data.tokens.size()) - 1),
+             c.max_seq_len);
+  fmt::print("tokens      {}\n", r.tokens);
+  fmt::print("bytes       {}\n", r.bytes);
+  fmt::print("loss        {:.4f} nats per token\n", r.loss);
+  fmt::print("perplexity  {:.3f}\n", std::exp(r.loss));
+  fmt::print("bpb         {:.4f} bits per byte\n", r.bits_per_byte);
+  return 0;
+}
+
 }  // namespace
 
 Run add_train(CLI::App& app) {
-  struct Opts {
-    train::TrainOptions t;
-    std::string resume;
-    bool quiet = false;
-  };
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<TrainCommand>();
   train::TrainOptions& t = o->t;
   app.add_option("--config", t.config, "model config JSON: train from scratch");
   app.add_option("--init", t.init,
@@ -78,7 +185,7 @@ Run add_train(CLI::App& app) {
   app.add_option("--beta1", t.beta1, "AdamW beta1")->check(number_in(0, false, 1, true));
   app.add_option("--beta2", t.beta2, "AdamW beta2")->check(number_in(0, false, 1, true));
   app.add_option("--clip", t.clip, "global gradient-norm clipping; 0 = off")->check(at_least(0));
-  app.add_option("--grad-accum", t.grad_accum, "micro-batches per step")->check(positive());
+  app.add_option("--grad-accum", t.grad_accum, "micro-batches per step (on each rank under mpirun)")->check(positive());
   app.add_flag("--bf16", t.bf16, "bf16 compute (f32 master weights and optimizer state)");
   app.add_option("--seed", t.seed, "seed of the initialisation and the batch order");
   app.add_option("--eval-every", t.eval_every, "steps between evaluations; 0 = at the end only")
@@ -91,60 +198,25 @@ Run add_train(CLI::App& app) {
   app.add_option("--stop-after", t.stop_after,
                  "end after N steps as if interrupted (the schedule still plans --steps); 0 = off")
       ->check(non_negative());
-  app.add_option("-t,--threads", t.threads, "threads; 0 = all cores")->check(non_negative());
+  app.add_option("-t,--threads", t.threads, "threads; 0 = all cores (under mpirun: shared among a machine's ranks)")
+      ->check(non_negative());
   app.add_flag("-q,--quiet", o->quiet, "no progress output");
   CLI::App* cmd = &app;  // main() keeps the app alive while the command runs
   return [o, cmd] {
-    train::TrainResult r;
-    std::string out = o->t.out;
-    if (!o->resume.empty()) {
-      for (const auto& f : kFixedOnResume)
-        if (cmd->count(f.option) > 0)
-          fail("train --resume: {} cannot change in a resumed run ({}); drop it, or start a new run from the "
-               "run's model with --init",
-               f.option, f.why);
-      TPP_CHECK(out.empty() || out == o->resume, "train: --resume DIR writes to DIR; drop --out");
-      out = o->resume;
-      train::ResumeOptions ro;
-      ro.out = out;
-      ro.steps = o->t.steps;
-      ro.tokens = o->t.tokens;
-      if (cmd->count("--eval-every") > 0) ro.eval_every = o->t.eval_every;
-      if (cmd->count("--eval-tokens") > 0) ro.eval_tokens = o->t.eval_tokens;
-      if (cmd->count("--save-every") > 0) ro.save_every = o->t.save_every;
-      ro.stop_after = o->t.stop_after;
-      ro.threads = o->t.threads;
-      ro.progress = !o->quiet;
-      r = train::resume_training(ro);
-    } else {
-      TPP_CHECK(!o->t.data.empty(), "train: --data FILE is required");
-      train::TrainOptions opts = o->t;
-      opts.progress = !o->quiet;
-      r = train::run_training(opts);
+    // Under mpirun every rank runs this; a rank that fails stops them all
+    // (returning would leave the others waiting in a collective).
+    train::Ranks ranks = train::Ranks::join_environment();
+    try {
+      return run_train(*o, *cmd, ranks);
+    } catch (const std::exception& e) {
+      if (ranks.size() > 1) ranks.abort(e.what());
+      throw;
     }
-    report::write_loss_curve(out);
-    if (!o->quiet) {
-      if (r.val_loss > 0)
-        fmt::print("step {}: train loss {:.4f}, validation loss {:.4f}, {:.4f} bits per byte\n", r.step, r.loss,
-                   r.val_loss, r.val_bpb);
-      fmt::print("throughput {:.0f} tokens/s; activations {:.1f} MB; peak memory {:.1f} MB\n", r.tokens_per_s,
-                 double(r.graph_bytes) / 1e6, double(r.peak_rss) / 1e6);
-      fmt::print("wrote {}/ ({}, metrics.jsonl, loss.svg)\n", out,
-                 r.step == r.steps ? "model, checkpoint" : fmt::format("checkpoint; {} of {} steps", r.step, r.steps));
-    }
-    return 0;
   };
 }
 
 Run add_eval(CLI::App& app) {
-  struct Opts {
-    std::string model;
-    std::vector<std::string> data;
-    int64_t seq = 0, batch = 0, max_tokens = 0;
-    int threads = 0;
-    bool held_out = false, allow_longer = false;
-  };
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<EvalCommand>();
   app.add_option("-m,--model", o->model, "model directory (tpp or Hugging Face) or GGUF file")->required();
   app.add_option("--data", o->data, "text file(s) to evaluate on")->required()->expected(1, -1)->default_str("");
   app.add_option("--seq", o->seq, "tokens per window; beyond max_seq_len only with --allow-longer")
@@ -161,46 +233,14 @@ Run add_eval(CLI::App& app) {
                "evaluate only the part of --data that tpp train holds out for validation when given no --val");
   app.add_option("-t,--threads", o->threads, "threads; 0 = all cores")->check(non_negative());
   return [o] {
-    const Model model = load_model(o->model);
-    const ModelConfig& c = model.config;
-    const train::TextTokenizer tokenizer = train::TextTokenizer::for_model(o->model);
-    tokenizer.check_fits(c.vocab_size, "eval");
-    const int64_t seq = o->seq > 0 ? o->seq : c.max_seq_len;
-    if (seq > c.max_seq_len) {
-      TPP_CHECK(c.pos_encoding != PosEncoding::learned,
-                "eval: --seq {} exceeds the model's max_seq_len {}, the positions it has learned embeddings for",
-                seq, c.max_seq_len);
-      TPP_CHECK(o->allow_longer,
-                "eval: --seq {} exceeds the model's max_seq_len {}: it would measure positions the model was not "
-                "trained on; pass --allow-longer to do so",
-                seq, c.max_seq_len);
-      fmt::print(stderr,
-                 "warning: windows of {} tokens exceed the model's max_seq_len {}: the figures include positions "
-                 "the model was not trained on\n",
-                 seq, c.max_seq_len);
+    // Under mpirun the windows are shared among the ranks; rank 0 prints.
+    train::Ranks ranks = train::Ranks::join_environment();
+    try {
+      return run_eval(*o, ranks);
+    } catch (const std::exception& e) {
+      if (ranks.size() > 1) ranks.abort(e.what());
+      throw;
     }
-    const auto layout = train::make_layout(c);
-    const auto params = train::params_from_model(model, layout);
-    train::TextData data = train::load_text_files(o->data, tokenizer);
-    if (o->held_out) {
-      train::TextData kept, held;
-      train::split_train_val(data, kept, held);
-      data = std::move(held);
-    }
-    ThreadPool pool(o->threads);
-    train::Graph<float> graph(c, layout);
-    const int64_t batch = o->batch > 0 ? o->batch : std::max<int64_t>(1, 4096 / seq);
-    const auto r = train::evaluate(graph, params.data(), data, seq, batch,
-                                   o->max_tokens > 0 ? o->max_tokens : int64_t(data.tokens.size()), pool);
-    fmt::print("tokenizer   {}\n", tokenizer.name());
-    fmt::print("window      {} tokens (max_seq_len {})\n", std::min<int64_t>(seq, int64_t(data.tokens.size()) - 1),
-               c.max_seq_len);
-    fmt::print("tokens      {}\n", r.tokens);
-    fmt::print("bytes       {}\n", r.bytes);
-    fmt::print("loss        {:.4f} nats per token\n", r.loss);
-    fmt::print("perplexity  {:.3f}\n", std::exp(r.loss));
-    fmt::print("bpb         {:.4f} bits per byte\n", r.bits_per_byte);
-    return 0;
   };
 }
 

@@ -18,6 +18,7 @@
 #include "tpp/io/atomic_file.h"
 #include "tpp/model/model.h"
 #include "tpp/train/checkpoint.h"
+#include "tpp/train/data_parallel.h"
 #include "tpp/train/optim.h"
 
 namespace tpp::train {
@@ -209,29 +210,52 @@ int64_t rss_bytes() { return proc_status_bytes("VmRSS:"); }
 
 EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& data, int64_t T, int64_t B,
                     int64_t max_tokens, ThreadPool& pool) {
+  Ranks one;
+  return evaluate(graph, params, data, T, B, max_tokens, pool, one);
+}
+
+EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& data, int64_t T, int64_t B,
+                    int64_t max_tokens, ThreadPool& pool, Ranks& ranks) {
   const int64_t n = int64_t(data.tokens.size());
   TPP_CHECK(n >= 2, "eval: the evaluation text has {} tokens; at least 2 are needed", n);
   TPP_CHECK(data.token_bytes.size() == data.tokens.size(), "eval: {} tokens but {} byte counts", n,
             data.token_bytes.size());
   T = std::min(T, n - 1);
+  // The batches: windows of T + 1 tokens, B to a batch, in the text's order.
+  struct Span {
+    int64_t start, rows;
+  };
+  std::vector<Span> batches;
   EvalResult r;
-  double nats = 0;
   int64_t bytes = 0;
-  std::vector<int32_t> in, tg;
   for (int64_t start = 0; start + T + 1 <= n && r.tokens < max_tokens;) {
-    in.clear();
-    tg.clear();
     int64_t rows = 0;
+    const int64_t first = start;
     for (; rows < B && start + T + 1 <= n && r.tokens + (rows + 1) * T <= std::max(max_tokens, T); ++rows, start += T)
-      for (int64_t t = 0; t < T; ++t) {
-        in.push_back(data.tokens[size_t(start + t)]);
-        tg.push_back(data.tokens[size_t(start + t + 1)]);
-        bytes += data.token_bytes[size_t(start + t + 1)];
-      }
+      for (int64_t t = 0; t < T; ++t) bytes += data.token_bytes[size_t(start + t + 1)];
     if (rows == 0) break;
-    nats += graph.forward(params, {rows, T, in.data(), tg.data()}, pool) * double(rows * T);
+    batches.push_back({first, rows});
     r.tokens += rows * T;
   }
+  // Batch j runs on rank j mod P; the per-batch sums meet on every rank and
+  // are added in batch order, so any P gives one process's bits.
+  std::vector<double> batch_nats(batches.size(), 0.0);
+  std::vector<int32_t> in, tg;
+  for (size_t j = size_t(ranks.rank()); j < batches.size(); j += size_t(ranks.size())) {
+    in.clear();
+    tg.clear();
+    for (int64_t row = 0; row < batches[j].rows; ++row)
+      for (int64_t t = 0; t < T; ++t) {
+        const size_t i = size_t(batches[j].start + row * T + t);
+        in.push_back(data.tokens[i]);
+        tg.push_back(data.tokens[i + 1]);
+      }
+    batch_nats[j] =
+        graph.forward(params, {batches[j].rows, T, in.data(), tg.data()}, pool) * double(batches[j].rows * T);
+  }
+  ranks.sum_disjoint(batch_nats);
+  double nats = 0;
+  for (double v : batch_nats) nats += v;
   r.loss = nats / double(r.tokens);
   r.bytes = bytes;
   r.bits_per_byte = nats / std::log(2.0) / double(std::max<int64_t>(bytes, 1));
@@ -242,11 +266,19 @@ namespace {
 
 // The loop shared by a new and a resumed run: ck holds the model (and, resumed,
 // the optimizer state and step).
-TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const TextTokenizer& tokenizer) {
+// o.grad_accum here is the step's micro-batches over all ranks.
+TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const TextTokenizer& tokenizer,
+                       Ranks& ranks) {
   const ModelConfig& config = ck.config;
   check_options(o, config, tokenizer);
   const ParamLayout layout = make_layout(config);
+  const int P = ranks.size(), rank = ranks.rank();
+  TPP_CHECK(o.grad_accum % P == 0,
+            "train: the run's steps have {} micro-batches, which {} ranks cannot share evenly; run a number of ranks "
+            "that divides {}",
+            o.grad_accum, P, o.grad_accum);
   ThreadPool pool(o.threads);
+  const bool progress = o.progress && ranks.root();
 
   // Data.
   TextData all = load_text_files(o.data, tokenizer), train_data, val_data;
@@ -259,8 +291,8 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
             "train: the training text has {} tokens, fewer than --seq {} + 1", train_data.tokens.size(), o.seq);
   const BatchSampler sampler(train_data.tokens, o.seed);
 
-  // Schedule.
-  const int64_t B = o.batch, T = o.seq, K = o.grad_accum, step_tokens = B * T * K;
+  // Schedule: M micro-batches per step, K of them on each rank.
+  const int64_t B = o.batch, T = o.seq, M = o.grad_accum, K = M / P, step_tokens = B * T * M;
   const int64_t steps = planned_steps(o);
   TPP_CHECK(steps >= ck.step, "train: the run has done {} steps; --steps / --tokens ask for {} in all", ck.step,
             steps);
@@ -285,22 +317,43 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
   const int64_t start = resume ? ck.step : 0;
   double elapsed_before = resume ? ck.state.value("elapsed_s", 0.0) : 0.0;
 
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec) fail("{}: cannot create the output directory: {}", o.out, ec.message());
-  Metrics metrics((fs::path(o.out) / "metrics.jsonl").string(), start);
+  if (P > 1) {
+    // Every rank must run the same steps: the same options, text and state.
+    const std::string options = options_to_json(o).dump();
+    ranks.check_same(hash_bytes(options.data(), options.size()), "options");
+    ranks.check_same(hash_bytes(train_data.tokens.data(), train_data.tokens.size() * sizeof(int32_t)) ^
+                         hash_bytes(val_data.tokens.data(), val_data.tokens.size() * sizeof(int32_t), 1),
+                     "training or validation text (as tokens)");
+    uint64_t state = hash_bytes(params.data(), params.size() * sizeof(float), uint64_t(start));
+    if (resume)
+      state ^= hash_bytes(adam.m().data(), adam.m().size() * sizeof(float), 2) ^
+               hash_bytes(adam.v().data(), adam.v().size() * sizeof(float), 3);
+    ranks.check_same(state, "starting parameters or optimizer state");
+  }
+
+  // Rank 0 alone writes: metrics, checkpoints, the model.
+  std::unique_ptr<Metrics> metrics;
+  if (ranks.root()) {
+    std::error_code ec;
+    fs::create_directories(o.out, ec);
+    if (ec) fail("{}: cannot create the output directory: {}", o.out, ec.message());
+    metrics = std::make_unique<Metrics>((fs::path(o.out) / "metrics.jsonl").string(), start);
+  }
 
   Graph<float> graph(config, layout);
-  std::vector<float> grads(size_t(layout.total)), compute;
+  GradientSum sum(ranks, layout.total, pool);
+  std::vector<float>& grads = sum.grads();
+  std::vector<float> compute;
+  std::vector<double> micro_loss(static_cast<size_t>(M));
   std::unique_ptr<Bf16Weights> bf16;
   if (o.bf16 && Bf16Weights::supported()) bf16 = std::make_unique<Bf16Weights>(layout);
   std::vector<int32_t> inputs, targets;
   const bool tty = ::isatty(2);
-  if (o.progress)
-    std::fprintf(stderr, "training %s parameters for %lld steps of %lld tokens (%lld x %lld x %lld), tokenizer %s%s\n",
+  if (progress)
+    std::fprintf(stderr, "training %s parameters for %lld steps of %lld tokens (%lld x %lld x %lld%s), tokenizer %s%s\n",
                  human(double(layout.total)).c_str(), (long long)steps, (long long)step_tokens, (long long)B,
-                 (long long)T, (long long)K, tokenizer.name().c_str(),
-                 resume ? fmt::format(", resuming at step {}", start).c_str() : "");
+                 (long long)T, (long long)M, P > 1 ? fmt::format(" over {} ranks", P).c_str() : "",
+                 tokenizer.name().c_str(), resume ? fmt::format(", resuming at step {}", start).c_str() : "");
 
   auto save = [&](int64_t done, double elapsed) {
     ck.step = done;
@@ -334,9 +387,10 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
           for (int64_t i = e.offset; i < e.offset + e.size; ++i) compute[size_t(i)] = bf16_to_f32(f32_to_bf16(compute[size_t(i)]));
       p = compute.data();
     }
-    std::fill(grads.begin(), grads.end(), 0.0f);
-    double loss = 0;
-    for (int micro = 0; micro < K; ++micro) {
+    // Round k of this rank is micro-batch k * P + rank of the step.
+    std::fill(micro_loss.begin(), micro_loss.end(), 0.0);
+    for (int64_t k = 0; k < K; ++k) {
+      const int micro = int(k * P + rank);
       sampler.sample(s, micro, B, T, inputs, targets);
       const Batch batch{B, T, inputs.data(), targets.data()};
       const double l = bw ? graph.forward(*bw, batch, pool) : graph.forward(p, batch, pool);
@@ -347,10 +401,16 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
                                        graph.first_non_finite())
                          : fmt::format("parameter '{}' holds a non-finite value", bad));
       }
-      if (bw) graph.backward(*bw, grads.data(), 1.0f / float(K), pool);
-      else graph.backward(p, grads.data(), 1.0f / float(K), pool);
-      loss += l / double(K);
+      float* g = sum.target(k);
+      if (bw) graph.backward(*bw, g, 1.0f / float(M), pool);
+      else graph.backward(p, g, 1.0f / float(M), pool);
+      sum.add(k);
+      micro_loss[size_t(micro)] = l;
     }
+    sum.finish();
+    ranks.sum_disjoint(micro_loss);
+    double loss = 0;
+    for (double l : micro_loss) loss += l / double(M);
     const double gnorm = clip_global_norm(grads, o.clip, pool);
     if (!std::isfinite(gnorm))
       fail("train: step {}: the gradient norm is {}; gradient of '{}' is non-finite", s + 1, gnorm,
@@ -364,22 +424,22 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
     }
     const double tps = timed_steps > 0 ? double(timed_steps * step_tokens) / timed_s : double(step_tokens) / dt;
     const double elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - t0).count();
-    metrics.add({{"step", s + 1}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
+    if (metrics) metrics->add({{"step", s + 1}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
                  {"tokens", (s + 1) * step_tokens}, {"tokens_per_s", tps}, {"elapsed_s", elapsed}});
     result.loss = loss;
     result.tokens_per_s = tps;
 
     const bool last = s + 1 == steps;
     if ((eval_every > 0 && (s + 1) % eval_every == 0) || last) {
-      const EvalResult ev = evaluate(graph, params.data(), val_data, T, B, o.eval_tokens, pool);
-      metrics.add({{"step", s + 1}, {"val_loss", ev.loss}, {"val_bpb", ev.bits_per_byte}, {"val_tokens", ev.tokens}});
+      const EvalResult ev = evaluate(graph, params.data(), val_data, T, B, o.eval_tokens, pool, ranks);
+      if (metrics) metrics->add({{"step", s + 1}, {"val_loss", ev.loss}, {"val_bpb", ev.bits_per_byte}, {"val_tokens", ev.tokens}});
       result.val_loss = ev.loss;
       result.val_bpb = ev.bits_per_byte;
-      if (o.progress)
+      if (progress)
         std::fprintf(stderr, "%sstep %lld: validation loss %.4f, %.4f bits per byte\n", tty ? "\r\033[K" : "",
                      (long long)(s + 1), ev.loss, ev.bits_per_byte);
     }
-    if (o.progress) {
+    if (progress) {
       const int64_t every = std::max<int64_t>(1, steps / 20);
       if (tty || (s + 1) % every == 0 || last) {
         const int width = 24, filled = int(double(width) * double(s + 1) / double(steps));
@@ -391,14 +451,14 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
         std::fflush(stderr);
       }
     }
-    if (save_every > 0 && (s + 1) % save_every == 0 && !last) save(s + 1, elapsed);
+    if (ranks.root() && save_every > 0 && (s + 1) % save_every == 0 && !last) save(s + 1, elapsed);
   }
-  if (o.progress && tty) std::fprintf(stderr, "\n");
+  if (progress && tty) std::fprintf(stderr, "\n");
   result.step = s;
   result.steps = steps;
   result.graph_bytes = graph.bytes();
   result.peak_rss = peak_rss_bytes();
-  if (s == steps) {
+  if (s == steps && ranks.root()) {
     const double elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - t0).count();
     save(s, elapsed);
     save_model(model_from_params(config, layout, params), o.out);
@@ -409,7 +469,12 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
 }  // namespace
 
 TrainResult run_training(const TrainOptions& options) {
-  const TrainOptions& o = options;
+  Ranks one;
+  return run_training(options, one);
+}
+
+TrainResult run_training(const TrainOptions& options, Ranks& ranks) {
+  TrainOptions o = options;
   TPP_CHECK(!o.out.empty(), "train: --out DIR is required");
   TPP_CHECK(o.config.empty() != o.init.empty(), "train: give exactly one of --config FILE or --init DIR");
   Checkpoint ck;
@@ -421,14 +486,23 @@ TrainResult run_training(const TrainOptions& options) {
   }
   const TextTokenizer tokenizer = o.init.empty() ? TextTokenizer() : TextTokenizer::for_model(o.init);
   check_options(o, ck.config, tokenizer);
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec) fail("{}: cannot create the output directory: {}", o.out, ec.message());
-  place_tokenizer_files(o.init, tokenizer, o.out);
-  return train_from(o, ck, false, tokenizer);
+  if (ranks.root()) {
+    std::error_code ec;
+    fs::create_directories(o.out, ec);
+    if (ec) fail("{}: cannot create the output directory: {}", o.out, ec.message());
+    place_tokenizer_files(o.init, tokenizer, o.out);
+  }
+  // The run is defined by its global batch: --grad-accum micro-batches on each rank.
+  o.grad_accum *= ranks.size();
+  return train_from(o, ck, false, tokenizer, ranks);
 }
 
 TrainResult resume_training(const ResumeOptions& r) {
+  Ranks one;
+  return resume_training(r, one);
+}
+
+TrainResult resume_training(const ResumeOptions& r, Ranks& ranks) {
   TPP_CHECK(!r.out.empty(), "train: --resume DIR is required");
   Checkpoint ck = load_checkpoint(r.out);
   const std::string pointer = (fs::path(r.out) / "checkpoint.json").string();
@@ -451,7 +525,7 @@ TrainResult resume_training(const ResumeOptions& r) {
   const std::string saved = ck.state.value("tokenizer", std::string("byte-level"));
   TPP_CHECK(saved == tokenizer.name(), "{}: the run trained with the {} tokenizer, but {} now holds {}", pointer,
             saved, r.out, tokenizer.byte_level() ? "no tokenizer.json" : tokenizer.name());
-  return train_from(o, ck, true, tokenizer);
+  return train_from(o, ck, true, tokenizer, ranks);
 }
 
 }  // namespace tpp::train

@@ -14,6 +14,7 @@
 
 #include "tpp/core/thread_pool.h"
 #include "tpp/train/data.h"
+#include "tpp/train/data_parallel.h"
 #include "tpp/train/graph.h"
 
 namespace tpp::train {
@@ -24,6 +25,10 @@ struct TrainOptions {
   std::vector<std::string> data, val;
   std::string out;
   int64_t steps = 0, tokens = 0;  // the run's length: one of the two
+  // A step is batch x seq x grad_accum tokens on each of the run's ranks
+  // (see data_parallel.h); checkpoints store the step's micro-batches over
+  // all ranks as grad_accum, so a resumed run may use any number of ranks
+  // that divides it.
   int64_t batch = 16, seq = 256, grad_accum = 1;
   double lr = 1e-3, min_lr = -1;  // -1: lr / 10
   int64_t warmup = -1;            // -1: 5 % of the steps
@@ -68,6 +73,10 @@ struct TrainResult {
 TrainResult run_training(const TrainOptions& options);
 // Continues the run whose checkpoints are in options.out.
 TrainResult resume_training(const ResumeOptions& options);
+// The same as one of `ranks` (every rank calls it with the same options):
+// rank 0 alone writes the outputs.
+TrainResult run_training(const TrainOptions& options, Ranks& ranks);
+TrainResult resume_training(const ResumeOptions& options, Ranks& ranks);
 
 struct EvalResult {
   double loss = 0, bits_per_byte = 0;
@@ -78,6 +87,10 @@ struct EvalResult {
 // bits per byte over the bytes of the evaluated targets (TextData::token_bytes).
 EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& data, int64_t T, int64_t B,
                     int64_t max_tokens, ThreadPool& pool);
+// The same with the batches shared among `ranks` (every rank calls it); the
+// result on every rank is one process's, bit for bit.
+EvalResult evaluate(Graph<float>& graph, const float* params, const TextData& data, int64_t T, int64_t B,
+                    int64_t max_tokens, ThreadPool& pool, Ranks& ranks);
 
 // Peak resident set of this process in bytes (VmHWM), 0 if unknown.
 int64_t peak_rss_bytes();

@@ -1,0 +1,236 @@
+#include "tpp/train/data_parallel.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "tpp/core/error.h"
+
+#if TPP_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace tpp::train {
+
+namespace {
+
+// Whether mpirun started this process, and with how many ranks (0: unknown).
+bool started_by_mpirun(int* size) {
+  const char* s = std::getenv("OMPI_COMM_WORLD_SIZE");
+  *size = s ? std::atoi(s) : 0;
+  return s != nullptr || std::getenv("PMIX_RANK") != nullptr;
+}
+
+#if TPP_HAVE_MPI
+void check_mpi(int code, const char* what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(code, text, &len);
+  fail("train: MPI {} failed: {}", what, std::string(text, size_t(len)));
+}
+#endif
+
+}  // namespace
+
+Ranks Ranks::join_environment() {
+  Ranks r;
+  int size = 0;
+  if (!started_by_mpirun(&size)) return r;
+#if TPP_HAVE_MPI
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  TPP_CHECK(!initialized, "train: MPI is already initialised in this process");
+  int provided = 0;
+  // Only the main thread calls MPI; the thread pool's workers never do.
+  check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  // Errors come back as codes (turned into tpp::Error) instead of aborting silently.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  r.mpi_ = true;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r.rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &r.size_);
+  MPI_Comm local;
+  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local), "MPI_Comm_split_type");
+  MPI_Comm_size(local, &r.local_size_);
+  MPI_Comm_free(&local);
+#else
+  if (size > 1)
+    fail("train: mpirun started {} ranks, but this tpp was built without MPI; install libopenmpi-dev and rebuild "
+         "(scripts/setup.sh does), or run one process",
+         size);
+#endif
+  return r;
+}
+
+Ranks::Ranks(Ranks&& other) noexcept
+    : rank_(other.rank_), size_(other.size_), local_size_(other.local_size_), mpi_(other.mpi_) {
+  other.mpi_ = false;
+}
+
+Ranks::~Ranks() {
+#if TPP_HAVE_MPI
+  if (mpi_) MPI_Finalize();
+#endif
+}
+
+void Ranks::sum_disjoint(std::span<double> v) {
+  if (size_ == 1 || v.empty()) return;
+#if TPP_HAVE_MPI
+  TPP_CHECK(v.size() <= size_t(INT_MAX), "train: {} values are too many for one MPI message", v.size());
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
+            "MPI_Allreduce");
+#endif
+}
+
+uint64_t Ranks::broadcast(uint64_t value) {
+#if TPP_HAVE_MPI
+  if (size_ > 1) check_mpi(MPI_Bcast(&value, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "MPI_Bcast");
+#endif
+  return value;
+}
+
+void Ranks::check_same(uint64_t value, const std::string& what) {
+  const uint64_t theirs = broadcast(value);
+  TPP_CHECK(theirs == value,
+            "train: rank {}'s {} differ from rank 0's; every rank must run the same command on the same files", rank_,
+            what);
+}
+
+void Ranks::alltoallv(const float* send, std::span<const int> send_counts, std::span<const int> send_displs,
+                      float* recv, std::span<const int> recv_counts, std::span<const int> recv_displs) {
+#if TPP_HAVE_MPI
+  check_mpi(MPI_Alltoallv(send, send_counts.data(), send_displs.data(), MPI_FLOAT, recv, recv_counts.data(),
+                          recv_displs.data(), MPI_FLOAT, MPI_COMM_WORLD),
+            "MPI_Alltoallv");
+#else
+  (void)send, (void)send_counts, (void)send_displs, (void)recv, (void)recv_counts, (void)recv_displs;
+  fail("train: MPI_Alltoallv without MPI");
+#endif
+}
+
+void Ranks::allgatherv(const float* send, int count, float* recv, std::span<const int> counts,
+                       std::span<const int> displs) {
+#if TPP_HAVE_MPI
+  check_mpi(MPI_Allgatherv(send, count, MPI_FLOAT, recv, counts.data(), displs.data(), MPI_FLOAT, MPI_COMM_WORLD),
+            "MPI_Allgatherv");
+#else
+  (void)send, (void)count, (void)recv, (void)counts, (void)displs;
+  fail("train: MPI_Allgatherv without MPI");
+#endif
+}
+
+void Ranks::abort(const std::string& message) const {
+  if (size_ > 1 && rank_ != 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  if (size_ > 1) std::fprintf(stderr, "error (rank %d of %d): %s\n", rank_, size_, message.c_str());
+  else std::fprintf(stderr, "error: %s\n", message.c_str());
+  std::fflush(stderr);
+#if TPP_HAVE_MPI
+  if (mpi_) MPI_Abort(MPI_COMM_WORLD, 1);
+#endif
+  std::_Exit(1);
+}
+
+uint64_t hash_bytes(const void* data, size_t n, uint64_t seed) {
+  // FNV-1a over 8-byte words with a final mix: enough to tell files apart.
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint64_t h = 0xcbf29ce484222325ull ^ seed;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  return h ^ (h >> 33);
+}
+
+void add_into(float* a, const float* b, int64_t n, ThreadPool& pool) {
+  pool.parallel_for(size_t(n), 4096, [&](size_t begin, size_t end, size_t) {
+    for (size_t i = begin; i < end; ++i) a[i] += b[i];
+  });
+}
+
+GradientSum::GradientSum(Ranks& ranks, int64_t n, ThreadPool& pool, int64_t bucket)
+    : ranks_(ranks), pool_(pool), grads_(size_t(n)) {
+  const int P = ranks.size();
+  if (P == 1) return;
+  TPP_CHECK(bucket > 0 && bucket <= INT_MAX, "train: gradient bucket {} out of range", bucket);
+  int64_t own = 0, largest_own = 0;
+  for (int64_t begin = 0; begin < n; begin += bucket) {
+    Bucket b;
+    b.begin = begin;
+    b.size = std::min(bucket, n - begin);
+    for (int r = 0; r < P; ++r) {
+      const int64_t lo = b.size * r / P, hi = b.size * (r + 1) / P;
+      b.displs.push_back(int(lo));
+      b.counts.push_back(int(hi - lo));
+    }
+    b.own = own;
+    own += b.counts[size_t(ranks.rank())];
+    largest_own = std::max<int64_t>(largest_own, b.counts[size_t(ranks.rank())]);
+    buckets_.push_back(std::move(b));
+  }
+  own_sum_.resize(size_t(own));
+  recv_.resize(size_t(largest_own * P));
+}
+
+float* GradientSum::target(int64_t round) {
+  // One process keeps the running sum in grads_ and adds each later micro-batch
+  // from scratch_; P ranks send every round's gradient away from grads_.
+  const bool into_sum = ranks_.size() > 1 || round == 0;
+  std::vector<float>& buf = into_sum ? grads_ : scratch_;
+  if (buf.empty()) buf.resize(grads_.size());
+  std::fill(buf.begin(), buf.end(), 0.0f);
+  return buf.data();
+}
+
+void GradientSum::add(int64_t round) {
+  const int P = ranks_.size();
+  if (P == 1) {
+    if (round > 0) add_into(grads_.data(), scratch_.data(), int64_t(grads_.size()), pool_);
+    return;
+  }
+  const int me = ranks_.rank();
+  for (const Bucket& b : buckets_) {
+    const int mine = b.counts[size_t(me)];
+    std::vector<int> recv_counts(static_cast<size_t>(P), mine), recv_displs(static_cast<size_t>(P));
+    for (int r = 0; r < P; ++r) recv_displs[size_t(r)] = r * mine;
+    ranks_.alltoallv(grads_.data() + b.begin, b.counts, b.displs, recv_.data(), recv_counts, recv_displs);
+    // Rank r's slice holds micro-batch round*P + r: fold in rank order.
+    float* sum = own_sum_.data() + b.own;
+    int r = 0;
+    if (round == 0) {
+      std::copy(recv_.begin(), recv_.begin() + mine, sum);
+      r = 1;
+    }
+    for (; r < P; ++r) add_into(sum, recv_.data() + int64_t(r) * mine, mine, pool_);
+  }
+}
+
+void GradientSum::finish() {
+  if (ranks_.size() == 1) return;
+  const int me = ranks_.rank();
+  for (const Bucket& b : buckets_)
+    ranks_.allgatherv(own_sum_.data() + b.own, b.counts[size_t(me)], grads_.data() + b.begin, b.counts, b.displs);
+}
+
+int64_t GradientSum::bytes_sent_per_round() const {
+  const int P = ranks_.size();
+  if (P == 1) return 0;
+  int64_t sent = 0;
+  for (const Bucket& b : buckets_) sent += b.size - b.counts[size_t(ranks_.rank())];
+  return sent * int64_t(sizeof(float));
+}
+
+}  // namespace tpp::train

@@ -1,0 +1,117 @@
+// Data-parallel training over MPI (Debian's OpenMPI): `mpirun -np P tpp train`.
+//
+// Every rank holds the whole model and optimizer. A step's global batch is
+// M = grad_accum x P micro-batches of `batch` sequences; micro-batch m is
+// drawn as a pure function of (seed, step, m), and rank r computes the
+// micro-batches m = k*P + r (k = 0 .. grad_accum-1, its "rounds").
+//
+// The step's gradient is one fixed expression whatever P is: the left fold
+// g_0 + g_1 + ... + g_{M-1} in f32, element by element, where g_m is micro-
+// batch m's gradient written by the backward into a zeroed buffer. One
+// process computes exactly that; P ranks compute it as a reduce-scatter with
+// a fixed order (MPI_Alltoallv sends each rank's slice of a bucket to the
+// slice's owner, which folds the P slices in rank order, which is micro-batch
+// order) followed by MPI_Allgatherv of the folded slices. So P ranks give one
+// process's loss curve and model bytes bit for bit, for the same thread count
+// per process (see docs/training.md for the cost of this choice).
+//
+// Without mpirun (or with P = 1) everything here is a no-op on one rank and
+// tpp needs no MPI at run time beyond the shared library.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tpp/core/thread_pool.h"
+
+namespace tpp::train {
+
+// The processes of one run.
+class Ranks {
+ public:
+  // One rank: no MPI.
+  Ranks() = default;
+  // The MPI job this process was started in by mpirun (it sets
+  // OMPI_COMM_WORLD_SIZE or PMIX_RANK), or one rank when there is none. Fails
+  // with a clear message when mpirun started several ranks but this tpp was
+  // built without MPI. Finalizes MPI when destroyed.
+  static Ranks join_environment();
+  ~Ranks();
+  Ranks(Ranks&& other) noexcept;
+  Ranks& operator=(Ranks&&) = delete;
+  Ranks(const Ranks&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool root() const { return rank_ == 0; }
+  // Ranks on this machine (for the default thread count).
+  int local_size() const { return local_size_; }
+
+  // v summed over the ranks where each element is non-zero on at most one
+  // rank: exact (x + 0 = x), so the order MPI adds in does not matter.
+  void sum_disjoint(std::span<double> v);
+  // Rank 0's value on every rank.
+  uint64_t broadcast(uint64_t value);
+  // Fails on every rank whose `value` differs from rank 0's, naming `what`.
+  void check_same(uint64_t value, const std::string& what);
+
+  // The world's collectives on float buffers (counts and displacements in
+  // floats, each at most INT32_MAX).
+  void alltoallv(const float* send, std::span<const int> send_counts, std::span<const int> send_displs, float* recv,
+                 std::span<const int> recv_counts, std::span<const int> recv_displs);
+  void allgatherv(const float* send, int count, float* recv, std::span<const int> counts, std::span<const int> displs);
+
+  // Stops every rank of the job: prints "error (rank R of P): message" and
+  // aborts the MPI job (mpirun then ends the other ranks). For one rank it
+  // only prints. A failure every rank meets at once is reported by rank 0:
+  // the other ranks wait a moment before printing.
+  [[noreturn]] void abort(const std::string& message) const;
+
+ private:
+  int rank_ = 0, size_ = 1, local_size_ = 1;
+  bool mpi_ = false;  // this object initialised MPI and finalizes it
+};
+
+// 64-bit hash of bytes (for check_same: the ranks' options, data and
+// parameters must agree).
+uint64_t hash_bytes(const void* data, size_t n, uint64_t seed = 0);
+
+// The step's gradient: see the comment at the top. Usage per step:
+//   for k in 0 .. K-1:  backward(... target(k) ...);  add(k);
+//   finish();            // grads() now holds the sum on every rank
+class GradientSum {
+ public:
+  // n: parameters; bucket: floats per reduce-scatter message (the last bucket
+  // may be shorter).
+  GradientSum(Ranks& ranks, int64_t n, ThreadPool& pool, int64_t bucket = int64_t(1) << 22);
+
+  // The zeroed buffer round k's backward adds its gradient into.
+  float* target(int64_t round);
+  // Takes round k's gradient (micro-batch k*P + rank) into the sum.
+  void add(int64_t round);
+  // Completes the sum on every rank.
+  void finish();
+  std::vector<float>& grads() { return grads_; }
+
+  // Bytes this rank sends per round and in finish() (for the docs' cost model).
+  int64_t bytes_sent_per_round() const;
+
+ private:
+  struct Bucket {
+    int64_t begin = 0, size = 0;
+    std::vector<int> counts, displs;  // slice r of the bucket: [begin + displs[r], + counts[r])
+    int64_t own = 0;                  // where this rank's slice starts in own_sum_
+  };
+  Ranks& ranks_;
+  ThreadPool& pool_;
+  std::vector<float> grads_, scratch_, own_sum_, recv_;
+  std::vector<Bucket> buckets_;
+};
+
+// a[i] += b[i] for i < n, in f32 (exact IEEE adds; the split over threads
+// does not change any element).
+void add_into(float* a, const float* b, int64_t n, ThreadPool& pool);
+
+}  // namespace tpp::train
