@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
+#include "tpp/train/data_parallel.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"tpp - Transformer++ in C++: train and run decoder-only transformers"};
@@ -50,7 +51,9 @@ int main(int argc, char** argv) {
   }
   try {
     if (version) {
-      fmt::print("tpp 0.1.0 (SIMD: {})\n", tpp::kernels::isa_name(tpp::kernels::kernels().isa));
+      const std::string mpi = tpp::train::mpi_library();
+      fmt::print("tpp 0.1.0 (SIMD: {}; MPI: {})\n", tpp::kernels::isa_name(tpp::kernels::kernels().isa),
+                 mpi.empty() ? "none, training runs in one process" : mpi);
       return 0;
     }
     for (auto& [sub, run] : runs)

@@ -138,6 +138,18 @@ void Ranks::abort(const std::string& message) const {
   std::_Exit(1);
 }
 
+std::string mpi_library() {
+#if TPP_HAVE_MPI
+  char text[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(text, &len);
+  const std::string s(text, size_t(len));
+  return s.substr(0, s.find_first_of(",\n"));
+#else
+  return "";
+#endif
+}
+
 uint64_t hash_bytes(const void* data, size_t n, uint64_t seed) {
   // FNV-1a over 8-byte words with a final mix: enough to tell files apart.
   const auto* p = static_cast<const unsigned char*>(data);

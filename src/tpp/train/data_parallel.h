@@ -74,6 +74,9 @@ class Ranks {
   bool mpi_ = false;  // this object initialised MPI and finalizes it
 };
 
+// The MPI library tpp was built with ("Open MPI v4.1.4"), or "" for none.
+std::string mpi_library();
+
 // 64-bit hash of bytes (for check_same: the ranks' options, data and
 // parameters must agree).
 uint64_t hash_bytes(const void* data, size_t n, uint64_t seed = 0);
