@@ -2,6 +2,7 @@
 // resumption that reproduces the uninterrupted loss curve, checkpoints that
 // survive interrupted writes, and a clear stop on a non-finite loss.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "tpp/core/error.h"
 #include "tpp/model/model.h"
 #include "tpp/train/checkpoint.h"
+#include "tpp/train/data_parallel.h"
 #include "tpp/train/optim.h"
 #include "tpp/train/trainer.h"
 
@@ -203,6 +205,30 @@ TEST(GradAccumTest, MicroBatchesSumToTheFullBatch) {
   g.forward(p.data(), {2, 6, tok.data() + 12, tgt.data() + 12}, pool);
   g.backward(p.data(), acc.data(), 0.5, pool);
   EXPECT_TRUE(all_close(acc, full, {1e-12, 1e-9}));
+}
+
+// The step's gradient is one expression whatever the number of ranks: the
+// left fold g_0 + g_1 + ... of the micro-batch gradients, each written into a
+// zeroed buffer (tests/train_mpi checks that two ranks give the same bits).
+TEST(GradientSumTest, OneRankFoldsTheMicroBatchesInOrder) {
+  Ranks one;
+  ThreadPool pool(2);
+  const int64_t n = 10001;
+  GradientSum sum(one, n, 3, pool);
+  std::vector<std::vector<float>> g;
+  for (int k = 0; k < 3; ++k) g.push_back(random_floats(size_t(n), uint64_t(k + 1), float(1 << (4 * k))));
+  for (int k = 0; k < 3; ++k) {
+    float* t = sum.target(k);
+    ASSERT_TRUE(std::all_of(t, t + n, [](float v) { return v == 0.0f && !std::signbit(v); }));
+    for (int64_t i = 0; i < n; ++i) t[i] += g[size_t(k)][size_t(i)];  // what a backward does
+    sum.add(k);
+  }
+  sum.finish();
+  for (int64_t i = 0; i < n; ++i) {
+    const float expected = (g[0][size_t(i)] + g[1][size_t(i)]) + g[2][size_t(i)];
+    ASSERT_EQ(std::bit_cast<uint32_t>(sum.grads()[size_t(i)]), std::bit_cast<uint32_t>(expected)) << i;
+  }
+  EXPECT_EQ(sum.bytes_sent_per_round(), 0);
 }
 
 TEST(TrainerTest, LossFallsAndTheRunWritesItsOutputs) {

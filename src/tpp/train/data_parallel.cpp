@@ -119,7 +119,8 @@ void Ranks::alltoallv(const float* send, std::span<const int> send_counts, std::
 void Ranks::allgatherv(const float* send, int count, float* recv, std::span<const int> counts,
                        std::span<const int> displs) {
 #if TPP_HAVE_MPI
-  check_mpi(MPI_Allgatherv(send, count, MPI_FLOAT, recv, counts.data(), displs.data(), MPI_FLOAT, MPI_COMM_WORLD),
+  check_mpi(MPI_Allgatherv(send ? send : MPI_IN_PLACE, count, MPI_FLOAT, recv, counts.data(), displs.data(), MPI_FLOAT,
+                           MPI_COMM_WORLD),
             "MPI_Allgatherv");
 #else
   (void)send, (void)count, (void)recv, (void)counts, (void)displs;
@@ -173,11 +174,14 @@ void add_into(float* a, const float* b, int64_t n, ThreadPool& pool) {
   });
 }
 
-GradientSum::GradientSum(Ranks& ranks, int64_t n, ThreadPool& pool, int64_t bucket)
-    : ranks_(ranks), pool_(pool), grads_(size_t(n)) {
+GradientSum::GradientSum(Ranks& ranks, int64_t n, int64_t rounds, ThreadPool& pool, int64_t bucket)
+    : ranks_(ranks), pool_(pool), rounds_(rounds), grads_(size_t(n)) {
+  TPP_CHECK(rounds > 0, "train: {} rounds of micro-batches per step; at least 1 is needed", rounds);
   const int P = ranks.size();
   if (P == 1) return;
+  if (bucket == 0) bucket = std::max<int64_t>(int64_t(1) << 22, int64_t(P) << 18);
   TPP_CHECK(bucket > 0 && bucket <= INT_MAX, "train: gradient bucket {} out of range", bucket);
+  const int me = ranks.rank();
   int64_t own = 0, largest_own = 0;
   for (int64_t begin = 0; begin < n; begin += bucket) {
     Bucket b;
@@ -189,15 +193,18 @@ GradientSum::GradientSum(Ranks& ranks, int64_t n, ThreadPool& pool, int64_t buck
       b.counts.push_back(int(hi - lo));
     }
     b.own = own;
-    own += b.counts[size_t(ranks.rank())];
-    largest_own = std::max<int64_t>(largest_own, b.counts[size_t(ranks.rank())]);
+    own += b.counts[size_t(me)];
+    largest_own = std::max<int64_t>(largest_own, b.counts[size_t(me)]);
     buckets_.push_back(std::move(b));
   }
-  own_sum_.resize(size_t(own));
+  // The running sum of the owned slices lives in own_sum_ between rounds; the
+  // last round writes it straight into grads_ for the allgather.
+  if (rounds > 1) own_sum_.resize(size_t(own));
   recv_.resize(size_t(largest_own * P));
 }
 
 float* GradientSum::target(int64_t round) {
+  TPP_CHECK(round >= 0 && round < rounds_, "train: round {} of a step of {} rounds", round, rounds_);
   // One process keeps the running sum in grads_ and adds each later micro-batch
   // from scratch_; P ranks send every round's gradient away from grads_.
   const bool into_sum = ranks_.size() > 1 || round == 0;
@@ -213,28 +220,54 @@ void GradientSum::add(int64_t round) {
     if (round > 0) add_into(grads_.data(), scratch_.data(), int64_t(grads_.size()), pool_);
     return;
   }
+  const auto t0 = std::chrono::steady_clock::now();
   const int me = ranks_.rank();
+  const bool last = round == rounds_ - 1;
+  std::vector<int> send_counts(static_cast<size_t>(P)), recv_counts(static_cast<size_t>(P)),
+      recv_displs(static_cast<size_t>(P));
+  std::vector<const float*> slice(static_cast<size_t>(P));
   for (const Bucket& b : buckets_) {
+    // Each rank's slice r goes to rank r; a rank's own slice stays where it is.
     const int mine = b.counts[size_t(me)];
-    std::vector<int> recv_counts(static_cast<size_t>(P), mine), recv_displs(static_cast<size_t>(P));
-    for (int r = 0; r < P; ++r) recv_displs[size_t(r)] = r * mine;
-    ranks_.alltoallv(grads_.data() + b.begin, b.counts, b.displs, recv_.data(), recv_counts, recv_displs);
-    // Rank r's slice holds micro-batch round*P + r: fold in rank order.
-    float* sum = own_sum_.data() + b.own;
-    int r = 0;
-    if (round == 0) {
-      std::copy(recv_.begin(), recv_.begin() + mine, sum);
-      r = 1;
+    for (int r = 0; r < P; ++r) {
+      send_counts[size_t(r)] = r == me ? 0 : b.counts[size_t(r)];
+      recv_counts[size_t(r)] = r == me ? 0 : mine;
+      recv_displs[size_t(r)] = r * mine;
+      slice[size_t(r)] = r == me ? grads_.data() + b.begin + b.displs[size_t(me)] : recv_.data() + int64_t(r) * mine;
     }
-    for (; r < P; ++r) add_into(sum, recv_.data() + int64_t(r) * mine, mine, pool_);
+    ranks_.alltoallv(grads_.data() + b.begin, send_counts, b.displs, recv_.data(), recv_counts, recv_displs);
+    // Slice r holds micro-batch round * P + r: fold in rank order, element by
+    // element, onto the running sum (none before micro-batch 0).
+    const float* running = round == 0 ? nullptr : own_sum_.data() + b.own;
+    float* dst = last ? grads_.data() + b.begin + b.displs[size_t(me)] : own_sum_.data() + b.own;
+    constexpr size_t kChunk = 2048;
+    pool_.parallel_for(size_t(mine), kChunk, [&](size_t begin, size_t end, size_t) {
+      float v[kChunk];  // dst may be this rank's own slice: read every input before writing
+      for (size_t c = begin; c < end; c += kChunk) {
+        const size_t len = std::min(kChunk, end - c);
+        int r = 0;
+        if (running) std::copy(running + c, running + c + len, v);
+        else std::copy(slice[0] + c, slice[0] + c + len, v), r = 1;
+        for (; r < P; ++r)
+          for (size_t i = 0; i < len; ++i) v[i] += slice[size_t(r)][c + i];
+        std::copy(v, v + len, dst + c);
+      }
+    });
   }
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void GradientSum::finish() {
   if (ranks_.size() == 1) return;
-  const int me = ranks_.rank();
-  for (const Bucket& b : buckets_)
-    ranks_.allgatherv(own_sum_.data() + b.own, b.counts[size_t(me)], grads_.data() + b.begin, b.counts, b.displs);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const Bucket& b : buckets_) ranks_.allgatherv(nullptr, 0, grads_.data() + b.begin, b.counts, b.displs);
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double GradientSum::take_seconds() {
+  const double s = seconds_;
+  seconds_ = 0;
+  return s;
 }
 
 int64_t GradientSum::bytes_sent_per_round() const {

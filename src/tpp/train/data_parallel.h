@@ -61,6 +61,7 @@ class Ranks {
   // floats, each at most INT32_MAX).
   void alltoallv(const float* send, std::span<const int> send_counts, std::span<const int> send_displs, float* recv,
                  std::span<const int> recv_counts, std::span<const int> recv_displs);
+  // send null: in place (this rank's part is already in recv).
   void allgatherv(const float* send, int count, float* recv, std::span<const int> counts, std::span<const int> displs);
 
   // Stops every rank of the job: prints "error (rank R of P): message" and
@@ -86,9 +87,12 @@ uint64_t hash_bytes(const void* data, size_t n, uint64_t seed = 0);
 //   finish();            // grads() now holds the sum on every rank
 class GradientSum {
  public:
-  // n: parameters; bucket: floats per reduce-scatter message (the last bucket
-  // may be shorter).
-  GradientSum(Ranks& ranks, int64_t n, ThreadPool& pool, int64_t bucket = int64_t(1) << 22);
+  // n: parameters; rounds: micro-batches per rank per step; bucket: floats
+  // exchanged per collective call (the last bucket may be shorter); 0 picks
+  // 4M floats (16 MB), or more with many ranks so that each rank-to-rank
+  // message stays at least 1 MB (a network's latency then costs little
+  // against its bandwidth).
+  GradientSum(Ranks& ranks, int64_t n, int64_t rounds, ThreadPool& pool, int64_t bucket = 0);
 
   // The zeroed buffer round k's backward adds its gradient into.
   float* target(int64_t round);
@@ -100,6 +104,8 @@ class GradientSum {
 
   // Bytes this rank sends per round and in finish() (for the docs' cost model).
   int64_t bytes_sent_per_round() const;
+  // Seconds spent in the collectives and the folding since the last call.
+  double take_seconds();
 
  private:
   struct Bucket {
@@ -109,8 +115,10 @@ class GradientSum {
   };
   Ranks& ranks_;
   ThreadPool& pool_;
+  int64_t rounds_;
   std::vector<float> grads_, scratch_, own_sum_, recv_;
   std::vector<Bucket> buckets_;
+  double seconds_ = 0;
 };
 
 // a[i] += b[i] for i < n, in f32 (exact IEEE adds; the split over threads

@@ -341,7 +341,7 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
   }
 
   Graph<float> graph(config, layout);
-  GradientSum sum(ranks, layout.total, pool);
+  GradientSum sum(ranks, layout.total, K, pool);
   std::vector<float>& grads = sum.grads();
   std::vector<float> compute;
   std::vector<double> micro_loss(static_cast<size_t>(M));
@@ -424,15 +424,21 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
     }
     const double tps = timed_steps > 0 ? double(timed_steps * step_tokens) / timed_s : double(step_tokens) / dt;
     const double elapsed = elapsed_before + std::chrono::duration<double>(Clock::now() - t0).count();
-    if (metrics) metrics->add({{"step", s + 1}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
-                 {"tokens", (s + 1) * step_tokens}, {"tokens_per_s", tps}, {"elapsed_s", elapsed}});
+    nlohmann::json record = {{"step", s + 1}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
+                             {"tokens", (s + 1) * step_tokens}, {"tokens_per_s", tps}, {"elapsed_s", elapsed}};
+    // Over ranks: the part of the step rank 0 spent exchanging gradients.
+    const double reduce_s = sum.take_seconds();
+    if (P > 1) record["reduce_s"] = reduce_s;
+    if (metrics) metrics->add(std::move(record));
     result.loss = loss;
     result.tokens_per_s = tps;
 
     const bool last = s + 1 == steps;
     if ((eval_every > 0 && (s + 1) % eval_every == 0) || last) {
       const EvalResult ev = evaluate(graph, params.data(), val_data, T, B, o.eval_tokens, pool, ranks);
-      if (metrics) metrics->add({{"step", s + 1}, {"val_loss", ev.loss}, {"val_bpb", ev.bits_per_byte}, {"val_tokens", ev.tokens}});
+      if (metrics)
+        metrics->add(
+            {{"step", s + 1}, {"val_loss", ev.loss}, {"val_bpb", ev.bits_per_byte}, {"val_tokens", ev.tokens}});
       result.val_loss = ev.loss;
       result.val_bpb = ev.bits_per_byte;
       if (progress)
