@@ -1,5 +1,6 @@
 // tpp: train and run Transformer++ models from the command line.
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -57,7 +58,15 @@ int main(int argc, char** argv) {
       return 0;
     }
     for (auto& [sub, run] : runs)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) {
+        // Under mpirun with several ranks only train and eval share the work;
+        // anything else would run P times over (P servers on one port).
+        const char* ranks = std::getenv("OMPI_COMM_WORLD_SIZE");
+        if (ranks && std::atoi(ranks) > 1 && sub->get_name() != "train" && sub->get_name() != "eval")
+          tpp::fail("tpp {} does not run over MPI ranks (mpirun started {}); only train and eval do", sub->get_name(),
+                    ranks);
+        return run();
+      }
     fmt::print("{}", app.help());
     return 0;
   } catch (const tpp::Error& e) {

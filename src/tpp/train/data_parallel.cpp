@@ -174,9 +174,13 @@ void add_into(float* a, const float* b, int64_t n, ThreadPool& pool) {
   });
 }
 
-GradientSum::GradientSum(Ranks& ranks, int64_t n, int64_t rounds, ThreadPool& pool, int64_t bucket)
-    : ranks_(ranks), pool_(pool), rounds_(rounds), grads_(size_t(n)) {
-  TPP_CHECK(rounds > 0, "train: {} rounds of micro-batches per step; at least 1 is needed", rounds);
+GradientSum::GradientSum(Ranks& ranks, int64_t n, int64_t micro_batches, ThreadPool& pool, int64_t bucket)
+    : ranks_(ranks),
+      pool_(pool),
+      micro_batches_(micro_batches),
+      rounds_((micro_batches + ranks.size() - 1) / ranks.size()),
+      grads_(size_t(n)) {
+  TPP_CHECK(micro_batches > 0, "train: {} micro-batches per step; at least 1 is needed", micro_batches);
   const int P = ranks.size();
   if (P == 1) return;
   if (bucket == 0) bucket = std::max<int64_t>(int64_t(1) << 22, int64_t(P) << 18);
@@ -199,12 +203,17 @@ GradientSum::GradientSum(Ranks& ranks, int64_t n, int64_t rounds, ThreadPool& po
   }
   // The running sum of the owned slices lives in own_sum_ between rounds; the
   // last round writes it straight into grads_ for the allgather.
-  if (rounds > 1) own_sum_.resize(size_t(own));
+  if (rounds_ > 1) own_sum_.resize(size_t(own));
   recv_.resize(size_t(largest_own * P));
 }
 
+int64_t GradientSum::micro_batch(int64_t round) const {
+  const int64_t m = round * ranks_.size() + ranks_.rank();
+  return round >= 0 && round < rounds_ && m < micro_batches_ ? m : -1;
+}
+
 float* GradientSum::target(int64_t round) {
-  TPP_CHECK(round >= 0 && round < rounds_, "train: round {} of a step of {} rounds", round, rounds_);
+  TPP_CHECK(micro_batch(round) >= 0, "train: rank {} has no micro-batch in round {}", ranks_.rank(), round);
   // One process keeps the running sum in grads_ and adds each later micro-batch
   // from scratch_; P ranks send every round's gradient away from grads_.
   const bool into_sum = ranks_.size() > 1 || round == 0;
@@ -216,6 +225,7 @@ float* GradientSum::target(int64_t round) {
 
 void GradientSum::add(int64_t round) {
   const int P = ranks_.size();
+  TPP_CHECK(round >= 0 && round < rounds_, "train: round {} of a step of {} rounds", round, rounds_);
   if (P == 1) {
     if (round > 0) add_into(grads_.data(), scratch_.data(), int64_t(grads_.size()), pool_);
     return;
@@ -223,6 +233,9 @@ void GradientSum::add(int64_t round) {
   const auto t0 = std::chrono::steady_clock::now();
   const int me = ranks_.rank();
   const bool last = round == rounds_ - 1;
+  // The ranks with a micro-batch this round: 0 .. active-1.
+  const int active = int(std::min<int64_t>(P, micro_batches_ - round * P));
+  const bool mine_active = me < active;
   std::vector<int> send_counts(static_cast<size_t>(P)), recv_counts(static_cast<size_t>(P)),
       recv_displs(static_cast<size_t>(P));
   std::vector<const float*> slice(static_cast<size_t>(P));
@@ -230,14 +243,14 @@ void GradientSum::add(int64_t round) {
     // Each rank's slice r goes to rank r; a rank's own slice stays where it is.
     const int mine = b.counts[size_t(me)];
     for (int r = 0; r < P; ++r) {
-      send_counts[size_t(r)] = r == me ? 0 : b.counts[size_t(r)];
-      recv_counts[size_t(r)] = r == me ? 0 : mine;
+      send_counts[size_t(r)] = r == me || !mine_active ? 0 : b.counts[size_t(r)];
+      recv_counts[size_t(r)] = r == me || r >= active ? 0 : mine;
       recv_displs[size_t(r)] = r * mine;
       slice[size_t(r)] = r == me ? grads_.data() + b.begin + b.displs[size_t(me)] : recv_.data() + int64_t(r) * mine;
     }
     ranks_.alltoallv(grads_.data() + b.begin, send_counts, b.displs, recv_.data(), recv_counts, recv_displs);
-    // Slice r holds micro-batch round * P + r: fold in rank order, element by
-    // element, onto the running sum (none before micro-batch 0).
+    // Slice r holds micro-batch round * P + r: fold the active ranks' in rank
+    // order, element by element, onto the running sum (none before micro-batch 0).
     const float* running = round == 0 ? nullptr : own_sum_.data() + b.own;
     float* dst = last ? grads_.data() + b.begin + b.displs[size_t(me)] : own_sum_.data() + b.own;
     constexpr size_t kChunk = 2048;
@@ -248,7 +261,7 @@ void GradientSum::add(int64_t round) {
         int r = 0;
         if (running) std::copy(running + c, running + c + len, v);
         else std::copy(slice[0] + c, slice[0] + c + len, v), r = 1;
-        for (; r < P; ++r)
+        for (; r < active; ++r)
           for (size_t i = 0; i < len; ++i) v[i] += slice[size_t(r)][c + i];
         std::copy(v, v + len, dst + c);
       }

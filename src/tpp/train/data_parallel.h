@@ -1,9 +1,11 @@
 // Data-parallel training over MPI (Debian's OpenMPI): `mpirun -np P tpp train`.
 //
 // Every rank holds the whole model and optimizer. A step's global batch is
-// M = grad_accum x P micro-batches of `batch` sequences; micro-batch m is
-// drawn as a pure function of (seed, step, m), and rank r computes the
-// micro-batches m = k*P + r (k = 0 .. grad_accum-1, its "rounds").
+// M micro-batches of `batch` sequences (grad_accum x P for a new run);
+// micro-batch m is drawn as a pure function of (seed, step, m), and rank r
+// computes the micro-batches m = k*P + r < M (k = 0, 1, ...: its "rounds").
+// When P does not divide M (a run resumed with another number of ranks) the
+// last round leaves some ranks without a micro-batch.
 //
 // The step's gradient is one fixed expression whatever P is: the left fold
 // g_0 + g_1 + ... + g_{M-1} in f32, element by element, where g_m is micro-
@@ -83,20 +85,28 @@ std::string mpi_library();
 uint64_t hash_bytes(const void* data, size_t n, uint64_t seed = 0);
 
 // The step's gradient: see the comment at the top. Usage per step:
-//   for k in 0 .. K-1:  backward(... target(k) ...);  add(k);
+//   for k in 0 .. rounds()-1:
+//     if (micro_batch(k) >= 0) backward(... target(k) ...);
+//     add(k);
 //   finish();            // grads() now holds the sum on every rank
 class GradientSum {
  public:
-  // n: parameters; rounds: micro-batches per rank per step; bucket: floats
+  // n: parameters; micro_batches: M, the step's micro-batches over all
+  // ranks (rounds(): ceil(M / P) per step, the same on every rank); bucket: floats
   // exchanged per collective call (the last bucket may be shorter); 0 picks
   // 4M floats (16 MB), or more with many ranks so that each rank-to-rank
   // message stays at least 1 MB (a network's latency then costs little
   // against its bandwidth).
-  GradientSum(Ranks& ranks, int64_t n, int64_t rounds, ThreadPool& pool, int64_t bucket = 0);
+  GradientSum(Ranks& ranks, int64_t n, int64_t micro_batches, ThreadPool& pool, int64_t bucket = 0);
 
-  // The zeroed buffer round k's backward adds its gradient into.
+  int64_t rounds() const { return rounds_; }
+  // This rank's micro-batch of round k, or -1 when it has none.
+  int64_t micro_batch(int64_t round) const;
+  // The zeroed buffer round k's backward adds its gradient into (only for a
+  // round where this rank has a micro-batch).
   float* target(int64_t round);
-  // Takes round k's gradient (micro-batch k*P + rank) into the sum.
+  // Takes round k's gradient into the sum; every rank calls it every round
+  // (with no micro-batch, it only helps the others' exchange).
   void add(int64_t round);
   // Completes the sum on every rank.
   void finish();
@@ -115,7 +125,7 @@ class GradientSum {
   };
   Ranks& ranks_;
   ThreadPool& pool_;
-  int64_t rounds_;
+  int64_t micro_batches_, rounds_;
   std::vector<float> grads_, scratch_, own_sum_, recv_;
   std::vector<Bucket> buckets_;
   double seconds_ = 0;

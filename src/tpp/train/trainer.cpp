@@ -272,11 +272,7 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
   const ModelConfig& config = ck.config;
   check_options(o, config, tokenizer);
   const ParamLayout layout = make_layout(config);
-  const int P = ranks.size(), rank = ranks.rank();
-  TPP_CHECK(o.grad_accum % P == 0,
-            "train: the run's steps have {} micro-batches, which {} ranks cannot share evenly; run a number of ranks "
-            "that divides {}",
-            o.grad_accum, P, o.grad_accum);
+  const int P = ranks.size();
   ThreadPool pool(o.threads);
   const bool progress = o.progress && ranks.root();
 
@@ -291,8 +287,8 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
             "train: the training text has {} tokens, fewer than --seq {} + 1", train_data.tokens.size(), o.seq);
   const BatchSampler sampler(train_data.tokens, o.seed);
 
-  // Schedule: M micro-batches per step, K of them on each rank.
-  const int64_t B = o.batch, T = o.seq, M = o.grad_accum, K = M / P, step_tokens = B * T * M;
+  // Schedule: M micro-batches per step, shared among the ranks.
+  const int64_t B = o.batch, T = o.seq, M = o.grad_accum, step_tokens = B * T * M;
   const int64_t steps = planned_steps(o);
   TPP_CHECK(steps >= ck.step, "train: the run has done {} steps; --steps / --tokens ask for {} in all", ck.step,
             steps);
@@ -341,7 +337,7 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
   }
 
   Graph<float> graph(config, layout);
-  GradientSum sum(ranks, layout.total, K, pool);
+  GradientSum sum(ranks, layout.total, M, pool);
   std::vector<float>& grads = sum.grads();
   std::vector<float> compute;
   std::vector<double> micro_loss(static_cast<size_t>(M));
@@ -387,10 +383,14 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
           for (int64_t i = e.offset; i < e.offset + e.size; ++i) compute[size_t(i)] = bf16_to_f32(f32_to_bf16(compute[size_t(i)]));
       p = compute.data();
     }
-    // Round k of this rank is micro-batch k * P + rank of the step.
+    // Round k of this rank is micro-batch k * P + rank of the step, if any.
     std::fill(micro_loss.begin(), micro_loss.end(), 0.0);
-    for (int64_t k = 0; k < K; ++k) {
-      const int micro = int(k * P + rank);
+    for (int64_t k = 0; k < sum.rounds(); ++k) {
+      const int micro = int(sum.micro_batch(k));
+      if (micro < 0) {
+        sum.add(k);
+        continue;
+      }
       sampler.sample(s, micro, B, T, inputs, targets);
       const Batch batch{B, T, inputs.data(), targets.data()};
       const double l = bw ? graph.forward(*bw, batch, pool) : graph.forward(p, batch, pool);

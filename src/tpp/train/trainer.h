@@ -27,8 +27,7 @@ struct TrainOptions {
   int64_t steps = 0, tokens = 0;  // the run's length: one of the two
   // A step is batch x seq x grad_accum tokens on each of the run's ranks
   // (see data_parallel.h); checkpoints store the step's micro-batches over
-  // all ranks as grad_accum, so a resumed run may use any number of ranks
-  // that divides it.
+  // all ranks as grad_accum, so a resumed run may use any number of ranks.
   int64_t batch = 16, seq = 256, grad_accum = 1;
   double lr = 1e-3, min_lr = -1;  // -1: lr / 10
   int64_t warmup = -1;            // -1: 5 % of the steps
