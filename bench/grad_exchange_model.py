@@ -3,11 +3,12 @@
 
 Per step each rank sends, with --grad-accum K micro-batches per rank and P ranks,
 (K + 1) (P - 1) / P x 4 N bytes: K fixed-order reduce-scatters (MPI_Alltoallv) and one
-MPI_Allgatherv of N f32 gradients; a ring all-reduce sends 2 (P - 1) / P x 4 N. Time =
+MPI_Allgatherv of N f32 gradients (--grad-sum local: one reduce-scatter whatever K); a ring
+all-reduce sends 2 (P - 1) / P x 4 N. Time =
 bytes / link bandwidth + a latency per rank-to-rank message. The step's compute comes from
 a measured training throughput (tokens/s of one rank), scaled by parameters for other shapes.
 
-    bench/grad_exchange_model.py [--gbit 25] [--latency-us 25] [--tokens 4096] [--tps 274]
+    bench/grad_exchange_model.py [--gbit 25] [--latency-us 25] [--tokens 4096] [--tps 274] [--accum K] [--local]
 """
 import argparse
 
@@ -24,6 +25,7 @@ def main():
     ap.add_argument("--cores", type=int, nargs="+", default=[2, 16],
                     help="cores per rank; compute scales linearly from the measured 2")
     ap.add_argument("--accum", type=int, default=1, help="--grad-accum per rank")
+    ap.add_argument("--local", action="store_true", help="--grad-sum local: one exchange per step whatever K")
     args = ap.parse_args()
     bw = args.gbit * 1e9 / 8
     print(f"| shape | ranks | MB sent per rank per step | ring all-reduce MB | exchange s | "
@@ -31,11 +33,12 @@ def main():
     print("|---|---:|---:|---:|---:|" + "---:|---:|" * len(args.cores))
     for name, n in SHAPES.items():
         for p in (8, 64):
-            sent = (args.accum + 1) * (p - 1) / p * 4 * n
+            exchanges = 2 if args.local else args.accum + 1
+            sent = exchanges * (p - 1) / p * 4 * n
             ring = 2 * (p - 1) / p * 4 * n
             bucket = max(1 << 22, p << 18)
             buckets = -(-n // bucket)
-            messages = (args.accum + 1) * (p - 1) * buckets
+            messages = exchanges * (p - 1) * buckets
             t = sent / bw + messages * args.latency_us * 1e-6
             cells = []
             for c in args.cores:

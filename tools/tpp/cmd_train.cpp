@@ -44,6 +44,7 @@ constexpr Fixed kFixedOnResume[] = {
     {"--beta2", "the optimizer is part of the run"},
     {"--clip", "the optimizer is part of the run"},
     {"--bf16", "the arithmetic is part of the run"},
+    {"--grad-sum", "the arithmetic is part of the run"},
 };
 
 // -t 0 under mpirun: this machine's cores shared among its ranks.
@@ -187,6 +188,10 @@ Run add_train(CLI::App& app) {
   app.add_option("--clip", t.clip, "global gradient-norm clipping; 0 = off")->check(at_least(0));
   app.add_option("--grad-accum", t.grad_accum, "micro-batches per step (on each rank under mpirun)")->check(positive());
   app.add_flag("--bf16", t.bf16, "bf16 compute (f32 master weights and optimizer state)");
+  app.add_option("--grad-sum", t.grad_sum,
+                 "under mpirun: ordered = one process's bits for any number of ranks; local = each rank sums its "
+                 "micro-batches first (fewer bytes with --grad-accum > 1, bits depend on the ranks)")
+      ->check(CLI::IsMember({"ordered", "local"}));
   app.add_option("--seed", t.seed, "seed of the initialisation and the batch order");
   app.add_option("--eval-every", t.eval_every, "steps between evaluations; 0 = at the end only")
       ->check(non_negative())

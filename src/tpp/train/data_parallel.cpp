@@ -174,9 +174,11 @@ void add_into(float* a, const float* b, int64_t n, ThreadPool& pool) {
   });
 }
 
-GradientSum::GradientSum(Ranks& ranks, int64_t n, int64_t micro_batches, ThreadPool& pool, int64_t bucket)
+GradientSum::GradientSum(Ranks& ranks, int64_t n, int64_t micro_batches, ThreadPool& pool, GradSum order,
+                         int64_t bucket)
     : ranks_(ranks),
       pool_(pool),
+      local_(order == GradSum::local),
       micro_batches_(micro_batches),
       rounds_((micro_batches + ranks.size() - 1) / ranks.size()),
       grads_(size_t(n)) {
@@ -203,7 +205,7 @@ GradientSum::GradientSum(Ranks& ranks, int64_t n, int64_t micro_batches, ThreadP
   }
   // The running sum of the owned slices lives in own_sum_ between rounds; the
   // last round writes it straight into grads_ for the allgather.
-  if (rounds_ > 1) own_sum_.resize(size_t(own));
+  if (rounds_ > 1 && !local_) own_sum_.resize(size_t(own));
   recv_.resize(size_t(largest_own * P));
 }
 
@@ -214,9 +216,10 @@ int64_t GradientSum::micro_batch(int64_t round) const {
 
 float* GradientSum::target(int64_t round) {
   TPP_CHECK(micro_batch(round) >= 0, "train: rank {} has no micro-batch in round {}", ranks_.rank(), round);
-  // One process keeps the running sum in grads_ and adds each later micro-batch
-  // from scratch_; P ranks send every round's gradient away from grads_.
-  const bool into_sum = ranks_.size() > 1 || round == 0;
+  // One process (and a rank summing locally first) keeps the running sum in
+  // grads_ and adds each later micro-batch from scratch_; ranks in the
+  // ordered sum send every round's gradient away from grads_.
+  const bool into_sum = (ranks_.size() > 1 && !local_) || round == 0;
   std::vector<float>& buf = into_sum ? grads_ : scratch_;
   if (buf.empty()) buf.resize(grads_.size());
   std::fill(buf.begin(), buf.end(), 0.0f);
@@ -226,15 +229,22 @@ float* GradientSum::target(int64_t round) {
 void GradientSum::add(int64_t round) {
   const int P = ranks_.size();
   TPP_CHECK(round >= 0 && round < rounds_, "train: round {} of a step of {} rounds", round, rounds_);
-  if (P == 1) {
-    if (round > 0) add_into(grads_.data(), scratch_.data(), int64_t(grads_.size()), pool_);
+  const bool last = round == rounds_ - 1;
+  if (P == 1 || local_) {
+    // This rank's micro-batches summed here first (in round order).
+    if (round > 0 && micro_batch(round) >= 0)
+      add_into(grads_.data(), scratch_.data(), int64_t(grads_.size()), pool_);
+    // Then one exchange of each rank's sum (ranks without a micro-batch in the step send none).
+    if (P > 1 && last) reduce_scatter(int(std::min<int64_t>(P, micro_batches_)), false, true);
     return;
   }
+  // The ranks with a micro-batch this round are 0 .. active-1.
+  reduce_scatter(int(std::min<int64_t>(P, micro_batches_ - round * P)), round > 0, last);
+}
+
+void GradientSum::reduce_scatter(int active, bool onto_running_sum, bool into_grads) {
   const auto t0 = std::chrono::steady_clock::now();
-  const int me = ranks_.rank();
-  const bool last = round == rounds_ - 1;
-  // The ranks with a micro-batch this round: 0 .. active-1.
-  const int active = int(std::min<int64_t>(P, micro_batches_ - round * P));
+  const int P = ranks_.size(), me = ranks_.rank();
   const bool mine_active = me < active;
   std::vector<int> send_counts(static_cast<size_t>(P)), recv_counts(static_cast<size_t>(P)),
       recv_displs(static_cast<size_t>(P));
@@ -249,10 +259,11 @@ void GradientSum::add(int64_t round) {
       slice[size_t(r)] = r == me ? grads_.data() + b.begin + b.displs[size_t(me)] : recv_.data() + int64_t(r) * mine;
     }
     ranks_.alltoallv(grads_.data() + b.begin, send_counts, b.displs, recv_.data(), recv_counts, recv_displs);
-    // Slice r holds micro-batch round * P + r: fold the active ranks' in rank
-    // order, element by element, onto the running sum (none before micro-batch 0).
-    const float* running = round == 0 ? nullptr : own_sum_.data() + b.own;
-    float* dst = last ? grads_.data() + b.begin + b.displs[size_t(me)] : own_sum_.data() + b.own;
+    // Slice r holds rank r's part (ordered: micro-batch round * P + r): fold
+    // the active ranks' in rank order, element by element, onto the running
+    // sum (none before micro-batch 0).
+    const float* running = onto_running_sum ? own_sum_.data() + b.own : nullptr;
+    float* dst = into_grads ? grads_.data() + b.begin + b.displs[size_t(me)] : own_sum_.data() + b.own;
     constexpr size_t kChunk = 2048;
     pool_.parallel_for(size_t(mine), kChunk, [&](size_t begin, size_t end, size_t) {
       float v[kChunk];  // dst may be this rank's own slice: read every input before writing

@@ -80,6 +80,19 @@ class Ranks {
 // The MPI library tpp was built with ("Open MPI v4.1.4"), or "" for none.
 std::string mpi_library();
 
+// How the step's micro-batch gradients are summed over ranks.
+enum class GradSum {
+  // The left fold over all micro-batches in index order (see the top): any P
+  // gives one process's bits. Each micro-batch's gradient reaches its slice's
+  // owner on its own: a rank sends (K + 1)(P - 1)/P x 4N bytes per step for K
+  // micro-batches per rank (a ring all-reduce's bytes for K = 1).
+  ordered,
+  // Each rank first sums its own micro-batches, then the P sums are folded in
+  // rank order: 2(P - 1)/P x 4N bytes whatever K, bits that depend on P (the
+  // same for the same P; for K = 1 the same as ordered).
+  local,
+};
+
 // 64-bit hash of bytes (for check_same: the ranks' options, data and
 // parameters must agree).
 uint64_t hash_bytes(const void* data, size_t n, uint64_t seed = 0);
@@ -97,7 +110,8 @@ class GradientSum {
   // 4M floats (16 MB), or more with many ranks so that each rank-to-rank
   // message stays at least 1 MB (a network's latency then costs little
   // against its bandwidth).
-  GradientSum(Ranks& ranks, int64_t n, int64_t micro_batches, ThreadPool& pool, int64_t bucket = 0);
+  GradientSum(Ranks& ranks, int64_t n, int64_t micro_batches, ThreadPool& pool, GradSum order = GradSum::ordered,
+              int64_t bucket = 0);
 
   int64_t rounds() const { return rounds_; }
   // This rank's micro-batch of round k, or -1 when it has none.
@@ -123,8 +137,14 @@ class GradientSum {
     std::vector<int> counts, displs;  // slice r of the bucket: [begin + displs[r], + counts[r])
     int64_t own = 0;                  // where this rank's slice starts in own_sum_
   };
+  // The ranks 0 .. active-1 send their slices of grads_ to the slices' owners,
+  // which fold them in rank order, onto own_sum_ or not, into own_sum_ or
+  // into their own slice of grads_.
+  void reduce_scatter(int active, bool onto_running_sum, bool into_grads);
+
   Ranks& ranks_;
   ThreadPool& pool_;
+  bool local_;
   int64_t micro_batches_, rounds_;
   std::vector<float> grads_, scratch_, own_sum_, recv_;
   std::vector<Bucket> buckets_;

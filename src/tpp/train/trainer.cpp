@@ -38,7 +38,7 @@ nlohmann::json options_to_json(const TrainOptions& o) {
           {"min_lr", o.min_lr},         {"warmup", o.warmup},
           {"weight_decay", o.weight_decay}, {"clip", o.clip},
           {"beta1", o.beta1},           {"beta2", o.beta2},
-          {"decay_embeddings", o.decay_embeddings}, {"bf16", o.bf16},
+          {"decay_embeddings", o.decay_embeddings}, {"bf16", o.bf16}, {"grad_sum", o.grad_sum},
           {"seed", o.seed},             {"eval_every", o.eval_every},
           {"eval_tokens", o.eval_tokens}, {"save_every", o.save_every}};
 }
@@ -64,6 +64,7 @@ TrainOptions options_from_json(const nlohmann::json& j, const std::string& sourc
     o.beta2 = j.at("beta2").get<double>();
     o.decay_embeddings = j.at("decay_embeddings").get<bool>();
     o.bf16 = j.at("bf16").get<bool>();
+    o.grad_sum = j.value("grad_sum", std::string("ordered"));  // runs from before the option: ordered
     o.seed = j.at("seed").get<uint64_t>();
     o.eval_every = j.at("eval_every").get<int64_t>();
     o.eval_tokens = j.at("eval_tokens").get<int64_t>();
@@ -95,6 +96,8 @@ void check_options(const TrainOptions& o, const ModelConfig& c, const TextTokeni
   TPP_CHECK(o.save_every >= -1, "train: --save-every {} must be >= 0", o.save_every);
   TPP_CHECK(o.stop_after >= 0, "train: --stop-after {} must be >= 0", o.stop_after);
   TPP_CHECK(o.threads >= 0, "train: --threads {} must be >= 0", o.threads);
+  TPP_CHECK(o.grad_sum == "ordered" || o.grad_sum == "local", "train: --grad-sum {} must be ordered or local",
+            o.grad_sum);
   if (c.pos_encoding == PosEncoding::learned)
     TPP_CHECK(o.seq <= c.max_seq_len, "train: --seq {} exceeds the model's max_seq_len {} (learned positions)",
               o.seq, c.max_seq_len);
@@ -337,7 +340,7 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
   }
 
   Graph<float> graph(config, layout);
-  GradientSum sum(ranks, layout.total, M, pool);
+  GradientSum sum(ranks, layout.total, M, pool, o.grad_sum == "local" ? GradSum::local : GradSum::ordered);
   std::vector<float>& grads = sum.grads();
   std::vector<float> compute;
   std::vector<double> micro_loss(static_cast<size_t>(M));
@@ -348,7 +351,9 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
   if (progress)
     std::fprintf(stderr, "training %s parameters for %lld steps of %lld tokens (%lld x %lld x %lld%s), tokenizer %s%s\n",
                  human(double(layout.total)).c_str(), (long long)steps, (long long)step_tokens, (long long)B,
-                 (long long)T, (long long)M, P > 1 ? fmt::format(" over {} ranks", P).c_str() : "",
+                 (long long)T, (long long)M,
+                 P > 1 ? fmt::format(" over {} ranks{}", P, o.grad_sum == "local" ? ", summed locally first" : "").c_str()
+                       : "",
                  tokenizer.name().c_str(), resume ? fmt::format(", resuming at step {}", start).c_str() : "");
 
   auto save = [&](int64_t done, double elapsed) {

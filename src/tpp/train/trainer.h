@@ -34,6 +34,10 @@ struct TrainOptions {
   double weight_decay = 0.1, clip = 1.0, beta1 = 0.9, beta2 = 0.95;
   bool decay_embeddings = false;
   bool bf16 = false;
+  // "ordered": over MPI ranks the gradient is one process's, bit for bit;
+  // "local": each rank sums its micro-batches first (fewer bytes for
+  // grad_accum > 1; bits depend on the number of ranks). See data_parallel.h.
+  std::string grad_sum = "ordered";
   uint64_t seed = 0;
   int64_t eval_every = -1;  // -1: ten evaluations per run; 0: only at the end
   int64_t eval_tokens = 1 << 15;
