@@ -1,6 +1,5 @@
 #include "tpp/train/data_parallel.h"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
