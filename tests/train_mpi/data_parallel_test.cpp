@@ -61,11 +61,13 @@ class DataParallelTest : public ::testing::Test {
     std::ofstream(dir + "/corpus.txt") << text;
   }
 
-  // `tpp train` from scratch into dir_/out with `ranks` processes (0: no
-  // mpirun); the output; *code the exit status. A run that hangs fails.
+  // `tpp train` from scratch (dir_/config.json unless args name a --config)
+  // into dir_/out with `ranks` processes (0: no mpirun); the output; *code
+  // the exit status. A run that hangs fails.
   std::string train(int ranks, const std::string& out, const std::string& args, int* code) const {
-    const std::string run = "--config " + dir_ + "/config.json --data " + dir_ + "/corpus.txt --out " + dir_ + "/" +
-                            out + " --batch 3 --seq 24 --lr 3e-3 --eval-tokens 256 -t 1 -q " + args;
+    const std::string config = args.find("--config ") == std::string::npos ? "--config " + dir_ + "/config.json " : "";
+    const std::string run = config + "--data " + dir_ + "/corpus.txt --out " + dir_ + "/" + out +
+                            " --batch 3 --seq 24 --lr 3e-3 --eval-tokens 256 -t 1 -q " + args;
     return tpp(ranks, "train " + run, code);
   }
   std::string tpp(int ranks, const std::string& args, int* code) const {
@@ -104,9 +106,18 @@ TEST_F(DataParallelTest, TwoRanksGiveOneProcesssBits) {
     int per_rank;  // --grad-accum on each of the 2 ranks
     const char* extra;
   };
-  for (const Case c : {Case{1, ""}, Case{2, ""}, Case{2, "--bf16"}, Case{3, "--clip 0.5"}}) {
+  // Small buckets start exchanging during the backward, several at a time;
+  // the second config shares KV across layers and unties the output matrix.
+  std::ofstream(dir_ + "/cla.json")
+      << R"({"d_model": 32, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2, "d_ff": 64, "cla_share": 2,
+             "vocab_size": 260, "max_seq_len": 64, "rope_theta": 10000.0, "tie_embeddings": false})";
+  const std::string cla = "--config " + dir_ + "/cla.json --grad-bucket-mb 0.004";
+  for (const Case c : {Case{1, ""}, Case{2, ""}, Case{2, "--bf16"}, Case{3, "--clip 0.5"},
+                       Case{1, "--grad-bucket-mb 0.01"}, Case{2, "--grad-bucket-mb 0.002 --bf16"}, Case{1, cla.c_str()},
+                       Case{3, cla.c_str()}}) {
     SCOPED_TRACE(std::to_string(c.per_rank) + " micro-batches per rank " + c.extra);
-    const std::string tag = std::to_string(c.per_rank) + (c.extra[0] ? "x" : "");
+    static int n = 0;
+    const std::string tag = std::to_string(++n);
     const std::string common = std::string(" --steps 8 --eval-every 3 --save-every 3 ") + c.extra;
     int code1, code2;
     const std::string one = train(0, "one" + tag, "--grad-accum " + std::to_string(2 * c.per_rank) + common, &code1);

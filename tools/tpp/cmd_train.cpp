@@ -81,6 +81,7 @@ int run_train(const TrainCommand& o, CLI::App& cmd, train::Ranks& ranks) {
     if (cmd.count("--save-every") > 0) ro.save_every = o.t.save_every;
     ro.stop_after = o.t.stop_after;
     ro.threads = threads;
+    ro.grad_bucket_mb = o.t.grad_bucket_mb;
     ro.progress = !o.quiet;
     r = train::resume_training(ro, ranks);
   } else {
@@ -167,7 +168,7 @@ Run add_train(CLI::App& app) {
                  "model directory to start from (fine-tuning, uptraining); its tokenizer files are copied to --out");
   app.add_option("--resume", o->resume,
                  "continue the run whose checkpoints are in DIR; may change --steps/--tokens, --eval-every, "
-                 "--eval-tokens, --save-every, --stop-after, -t, -q and refuses the other options");
+                 "--eval-tokens, --save-every, --stop-after, --grad-bucket-mb, -t, -q and refuses the other options");
   app.add_option("--data", t.data, "training text file(s)")->expected(1, -1)->default_str("");
   app.add_option("--val", t.val, "validation text file(s)")->expected(1, -1)->default_str("every 10th block of --data");
   app.add_option("--out", t.out, "output directory: model, checkpoints, metrics.jsonl, loss.svg");
@@ -192,6 +193,10 @@ Run add_train(CLI::App& app) {
                  "under mpirun: ordered = one process's bits for any number of ranks; local = each rank sums its "
                  "micro-batches first (fewer bytes with --grad-accum > 1, bits depend on the ranks)")
       ->check(CLI::IsMember({"ordered", "local"}));
+  app.add_option("--grad-bucket-mb", t.grad_bucket_mb,
+                 "under mpirun: MB of gradients per exchange message; smaller ones start earlier in the backward "
+                 "(0 = 16, more with many ranks; the bits do not depend on it)")
+      ->check(at_least(0));
   app.add_option("--seed", t.seed, "seed of the initialisation and the batch order");
   app.add_option("--eval-every", t.eval_every, "steps between evaluations; 0 = at the end only")
       ->check(non_negative())

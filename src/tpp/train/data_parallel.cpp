@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <limits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,8 +70,22 @@ Ranks Ranks::join_environment() {
   return r;
 }
 
+#if TPP_HAVE_MPI
+struct Ranks::Requests {
+  std::vector<MPI_Request> slots;  // MPI_REQUEST_NULL: free
+};
+#else
+struct Ranks::Requests {};
+#endif
+
+Ranks::Ranks() = default;
+
 Ranks::Ranks(Ranks&& other) noexcept
-    : rank_(other.rank_), size_(other.size_), local_size_(other.local_size_), mpi_(other.mpi_) {
+    : rank_(other.rank_),
+      size_(other.size_),
+      local_size_(other.local_size_),
+      mpi_(other.mpi_),
+      requests_(std::move(other.requests_)) {
   other.mpi_ = false;
 }
 
@@ -124,6 +139,43 @@ void Ranks::allgatherv(const float* send, int count, float* recv, std::span<cons
 #else
   (void)send, (void)count, (void)recv, (void)counts, (void)displs;
   fail("train: MPI_Allgatherv without MPI");
+#endif
+}
+
+int Ranks::start_alltoallv(const float* send, std::span<const int> send_counts, std::span<const int> send_displs,
+                           float* recv, std::span<const int> recv_counts, std::span<const int> recv_displs) {
+#if TPP_HAVE_MPI
+  if (!requests_) requests_ = std::make_unique<Requests>();
+  auto& slots = requests_->slots;
+  size_t h = 0;
+  while (h < slots.size() && slots[h] != MPI_REQUEST_NULL) ++h;
+  if (h == slots.size()) slots.push_back(MPI_REQUEST_NULL);
+  check_mpi(MPI_Ialltoallv(send, send_counts.data(), send_displs.data(), MPI_FLOAT, recv, recv_counts.data(),
+                           recv_displs.data(), MPI_FLOAT, MPI_COMM_WORLD, &slots[h]),
+            "MPI_Ialltoallv");
+  return int(h);
+#else
+  (void)send, (void)send_counts, (void)send_displs, (void)recv, (void)recv_counts, (void)recv_displs;
+  fail("train: MPI_Ialltoallv without MPI");
+#endif
+}
+
+bool Ranks::test(int handle) {
+#if TPP_HAVE_MPI
+  int done = 0;
+  check_mpi(MPI_Test(&requests_->slots[size_t(handle)], &done, MPI_STATUS_IGNORE), "MPI_Test");
+  return done != 0;
+#else
+  (void)handle;
+  return true;
+#endif
+}
+
+void Ranks::wait(int handle) {
+#if TPP_HAVE_MPI
+  check_mpi(MPI_Wait(&requests_->slots[size_t(handle)], MPI_STATUS_IGNORE), "MPI_Wait");
+#else
+  (void)handle;
 #endif
 }
 
@@ -204,8 +256,11 @@ GradientSum::GradientSum(Ranks& ranks, int64_t n, int64_t micro_batches, ThreadP
   }
   // The running sum of the owned slices lives in own_sum_ between rounds; the
   // last round writes it straight into grads_ for the allgather.
+  for (size_t b = buckets_.size(); b-- > 0;) order_.push_back(b);
   if (rounds_ > 1 && !local_) own_sum_.resize(size_t(own));
-  recv_.resize(size_t(largest_own * P));
+  // Up to kInFlight buckets are exchanged at once, each into its own buffer.
+  constexpr size_t kInFlight = 4;
+  recv_.assign(std::min(kInFlight, buckets_.size()), std::vector<float>(size_t(largest_own * P)));
 }
 
 int64_t GradientSum::micro_batch(int64_t round) const {
@@ -215,6 +270,7 @@ int64_t GradientSum::micro_batch(int64_t round) const {
 
 float* GradientSum::target(int64_t round) {
   TPP_CHECK(micro_batch(round) >= 0, "train: rank {} has no micro-batch in round {}", ranks_.rank(), round);
+  begin_round(round);
   // One process (and a rank summing locally first) keeps the running sum in
   // grads_ and adds each later micro-batch from scratch_; ranks in the
   // ordered sum send every round's gradient away from grads_.
@@ -225,59 +281,119 @@ float* GradientSum::target(int64_t round) {
   return buf.data();
 }
 
-void GradientSum::add(int64_t round) {
-  const int P = ranks_.size();
+void GradientSum::begin_round(int64_t round) {
   TPP_CHECK(round >= 0 && round < rounds_, "train: round {} of a step of {} rounds", round, rounds_);
+  if (round == round_) return;
+  round_ = round;
+  const int P = ranks_.size();
   const bool last = round == rounds_ - 1;
-  if (P == 1 || local_) {
-    // This rank's micro-batches summed here first (in round order).
-    if (round > 0 && micro_batch(round) >= 0)
-      add_into(grads_.data(), scratch_.data(), int64_t(grads_.size()), pool_);
-    // Then one exchange of each rank's sum (ranks without a micro-batch in the step send none).
-    if (P > 1 && last) reduce_scatter(int(std::min<int64_t>(P, micro_batches_)), false, true);
+  next_ = 0;
+  if (P == 1 || (local_ && !last)) {
+    exchanging_ = false;
     return;
   }
-  // The ranks with a micro-batch this round are 0 .. active-1.
-  reduce_scatter(int(std::min<int64_t>(P, micro_batches_ - round * P)), round > 0, last);
+  exchanging_ = true;
+  if (local_) {
+    // One exchange of each rank's sum; ranks without a micro-batch in the step send none.
+    active_ = int(std::min<int64_t>(P, micro_batches_));
+    onto_running_sum_ = false;
+  } else {
+    // The ranks with a micro-batch this round are 0 .. active-1.
+    active_ = int(std::min<int64_t>(P, micro_batches_ - round * P));
+    onto_running_sum_ = round > 0;
+  }
+  into_grads_ = last;
 }
 
-void GradientSum::reduce_scatter(int active, bool onto_running_sum, bool into_grads) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const int P = ranks_.size(), me = ranks_.rank();
-  const bool mine_active = me < active;
-  std::vector<int> send_counts(static_cast<size_t>(P)), recv_counts(static_cast<size_t>(P)),
-      recv_displs(static_cast<size_t>(P));
-  std::vector<const float*> slice(static_cast<size_t>(P));
-  for (const Bucket& b : buckets_) {
-    // Each rank's slice r goes to rank r; a rank's own slice stays where it is.
-    const int mine = b.counts[size_t(me)];
-    for (int r = 0; r < P; ++r) {
-      send_counts[size_t(r)] = r == me || !mine_active ? 0 : b.counts[size_t(r)];
-      recv_counts[size_t(r)] = r == me || r >= active ? 0 : mine;
-      recv_displs[size_t(r)] = r * mine;
-      slice[size_t(r)] = r == me ? grads_.data() + b.begin + b.displs[size_t(me)] : recv_.data() + int64_t(r) * mine;
-    }
-    ranks_.alltoallv(grads_.data() + b.begin, send_counts, b.displs, recv_.data(), recv_counts, recv_displs);
-    // Slice r holds rank r's part (ordered: micro-batch round * P + r): fold
-    // the active ranks' in rank order, element by element, onto the running
-    // sum (none before micro-batch 0).
-    const float* running = onto_running_sum ? own_sum_.data() + b.own : nullptr;
-    float* dst = into_grads ? grads_.data() + b.begin + b.displs[size_t(me)] : own_sum_.data() + b.own;
-    constexpr size_t kChunk = 2048;
-    pool_.parallel_for(size_t(mine), kChunk, [&](size_t begin, size_t end, size_t) {
-      float v[kChunk];  // dst may be this rank's own slice: read every input before writing
-      for (size_t c = begin; c < end; c += kChunk) {
-        const size_t len = std::min(kChunk, end - c);
-        int r = 0;
-        if (running) std::copy(running + c, running + c + len, v);
-        else std::copy(slice[0] + c, slice[0] + c + len, v), r = 1;
-        for (; r < active; ++r)
-          for (size_t i = 0; i < len; ++i) v[i] += slice[size_t(r)][c + i];
-        std::copy(v, v + len, dst + c);
-      }
-    });
+void GradientSum::set_levels(std::span<const Range> ranges) {
+  for (Bucket& b : buckets_) {
+    b.level = std::numeric_limits<int>::max();
+    for (const Range& r : ranges)
+      if (r.offset < b.begin + b.size && b.begin < r.offset + r.size) b.level = std::min(b.level, r.level);
   }
+  std::stable_sort(order_.begin(), order_.end(),
+                   [&](size_t a, size_t b) { return buckets_[a].level > buckets_[b].level; });
+}
+
+void GradientSum::ready(int level) {
+  if (!exchanging_) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (next_ < order_.size() && buckets_[order_[next_]].level >= level) start(order_[next_++]);
+  // MPI moves data only inside MPI calls: let the oldest exchanges finish.
+  while (!inflight_.empty() && ranks_.test(inflight_.front().handle)) complete_oldest(false);
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void GradientSum::add(int64_t round) {
+  begin_round(round);
+  const bool mine = micro_batch(round) >= 0;
+  if (!exchanging_) {
+    if (round > 0 && mine) add_into(grads_.data(), scratch_.data(), int64_t(grads_.size()), pool_);
+    round_ = -1;
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  while (next_ < order_.size()) start(order_[next_++]);
+  while (!inflight_.empty()) complete_oldest(true);
+  round_ = -1;
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void GradientSum::start(size_t bucket) {
+  if (inflight_.size() == recv_.size()) complete_oldest(true);
+  const Bucket& b = buckets_[bucket];
+  if (local_ && round_ > 0 && micro_batch(round_) >= 0)  // this round's micro-batch joins the rank's sum
+    add_into(grads_.data() + b.begin, scratch_.data() + b.begin, b.size, pool_);
+  const int P = ranks_.size(), me = ranks_.rank(), mine = b.counts[size_t(me)];
+  std::vector<bool> used(recv_.size(), false);
+  for (const Exchange& e : inflight_) used[e.slot] = true;
+  Exchange x;
+  x.bucket = bucket;
+  x.slot = size_t(std::find(used.begin(), used.end(), false) - used.begin());
+  x.send_counts.resize(size_t(P));
+  x.recv_counts.resize(size_t(P));
+  x.recv_displs.resize(size_t(P));
+  // Each rank's slice r goes to rank r; a rank's own slice stays where it is.
+  for (int r = 0; r < P; ++r) {
+    x.send_counts[size_t(r)] = r == me || me >= active_ ? 0 : b.counts[size_t(r)];
+    x.recv_counts[size_t(r)] = r == me || r >= active_ ? 0 : mine;
+    x.recv_displs[size_t(r)] = r * mine;
+  }
+  inflight_.push_back(std::move(x));
+  Exchange& e = inflight_.back();
+  e.handle = ranks_.start_alltoallv(grads_.data() + b.begin, e.send_counts, b.displs, recv_[e.slot].data(),
+                                    e.recv_counts, e.recv_displs);
+}
+
+void GradientSum::complete_oldest(bool wait) {
+  Exchange e = std::move(inflight_.front());
+  inflight_.pop_front();
+  if (wait) ranks_.wait(e.handle);
+  const Bucket& b = buckets_[e.bucket];
+  const int P = ranks_.size(), me = ranks_.rank(), mine = b.counts[size_t(me)];
+  std::vector<const float*> slice(static_cast<size_t>(P));
+  for (int r = 0; r < P; ++r)
+    slice[size_t(r)] =
+        r == me ? grads_.data() + b.begin + b.displs[size_t(me)] : recv_[e.slot].data() + int64_t(r) * mine;
+  // Slice r holds rank r's part (ordered: micro-batch round * P + r): fold
+  // the active ranks' in rank order, element by element, onto the running
+  // sum (none before micro-batch 0).
+  const float* running = onto_running_sum_ ? own_sum_.data() + b.own : nullptr;
+  float* dst = into_grads_ ? grads_.data() + b.begin + b.displs[size_t(me)] : own_sum_.data() + b.own;
+  const int active = active_;
+  constexpr size_t kChunk = 2048;
+  pool_.parallel_for(size_t(mine), kChunk, [&](size_t begin, size_t end, size_t) {
+    float v[kChunk];  // dst may be this rank's own slice: read every input before writing
+    for (size_t c = begin; c < end; c += kChunk) {
+      const size_t len = std::min(kChunk, end - c);
+      int r = 0;
+      if (running) std::copy(running + c, running + c + len, v);
+      else std::copy(slice[0] + c, slice[0] + c + len, v), r = 1;
+      for (; r < active; ++r)
+        for (size_t i = 0; i < len; ++i) v[i] += slice[size_t(r)][c + i];
+      std::copy(v, v + len, dst + c);
+    }
+  });
 }
 
 void GradientSum::finish() {

@@ -22,6 +22,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -34,7 +36,7 @@ namespace tpp::train {
 class Ranks {
  public:
   // One rank: no MPI.
-  Ranks() = default;
+  Ranks();
   // The MPI job this process was started in by mpirun (it sets
   // OMPI_COMM_WORLD_SIZE or PMIX_RANK), or one rank when there is none. Fails
   // with a clear message when mpirun started several ranks but this tpp was
@@ -65,6 +67,13 @@ class Ranks {
                  std::span<const int> recv_counts, std::span<const int> recv_displs);
   // send null: in place (this rank's part is already in recv).
   void allgatherv(const float* send, int count, float* recv, std::span<const int> counts, std::span<const int> displs);
+  // MPI_Ialltoallv: returns a handle; the buffers and count arrays must stay
+  // alive and unchanged until test() says done or wait() returns.
+  int start_alltoallv(const float* send, std::span<const int> send_counts, std::span<const int> send_displs,
+                      float* recv, std::span<const int> recv_counts, std::span<const int> recv_displs);
+  // Lets MPI progress the request; true (and the handle freed) once it is done.
+  bool test(int handle);
+  void wait(int handle);
 
   // Stops every rank of the job: prints "error (rank R of P): message" and
   // aborts the MPI job (mpirun then ends the other ranks). For one rank it
@@ -75,6 +84,8 @@ class Ranks {
  private:
   int rank_ = 0, size_ = 1, local_size_ = 1;
   bool mpi_ = false;  // this object initialised MPI and finalizes it
+  struct Requests;    // MPI_Request slots of the nonblocking calls
+  std::unique_ptr<Requests> requests_;
 };
 
 // The MPI library tpp was built with ("Open MPI v4.1.4"), or "" for none.
@@ -119,6 +130,21 @@ class GradientSum {
   // The zeroed buffer round k's backward adds its gradient into (only for a
   // round where this rank has a micro-batch).
   float* target(int64_t round);
+  // When each gradient becomes final in the backward: parameter ranges and
+  // their level (Graph::set_on_ready: n_layers for the head, l for layer l,
+  // -1 for the embeddings). Without it every bucket waits for add().
+  struct Range {
+    int64_t offset, size;
+    int level;
+  };
+  void set_levels(std::span<const Range> ranges);
+  // During a round's backward: the gradients of level >= `level` are final.
+  // The buckets made of them start their exchange (MPI_Ialltoallv),
+  // overlapping the rest of the backward, and the oldest exchanges progress.
+  // Optional: add() does whatever is left. Every rank starts the buckets in
+  // one order (by level, then from the last bucket down), whether the
+  // backward announced them or add() did.
+  void ready(int level);
   // Takes round k's gradient into the sum; every rank calls it every round
   // (with no micro-batch, it only helps the others' exchange).
   void add(int64_t round);
@@ -136,18 +162,34 @@ class GradientSum {
     int64_t begin = 0, size = 0;
     std::vector<int> counts, displs;  // slice r of the bucket: [begin + displs[r], + counts[r])
     int64_t own = 0;                  // where this rank's slice starts in own_sum_
+    int level = -1;                   // final once the backward reaches this level
   };
-  // The ranks 0 .. active-1 send their slices of grads_ to the slices' owners,
-  // which fold them in rank order, onto own_sum_ or not, into own_sum_ or
-  // into their own slice of grads_.
-  void reduce_scatter(int active, bool onto_running_sum, bool into_grads);
+  // One bucket's reduce-scatter in flight: the ranks 0 .. active_-1 send
+  // their slices of grads_ to the slices' owners, which fold them in rank
+  // order, onto own_sum_ or not, into own_sum_ or into their own slice of grads_.
+  struct Exchange {
+    size_t bucket = 0, slot = 0;  // slot: which recv_ buffer
+    int handle = -1;
+    std::vector<int> send_counts, recv_counts, recv_displs;  // alive until done
+  };
+  void begin_round(int64_t round);
+  void start(size_t bucket);
+  void complete_oldest(bool wait);
 
   Ranks& ranks_;
   ThreadPool& pool_;
   bool local_;
   int64_t micro_batches_, rounds_;
-  std::vector<float> grads_, scratch_, own_sum_, recv_;
+  std::vector<float> grads_, scratch_, own_sum_;
+  std::vector<std::vector<float>> recv_;
   std::vector<Bucket> buckets_;
+  // The round being summed (-1: none) and how.
+  int64_t round_ = -1;
+  bool exchanging_ = false, onto_running_sum_ = false, into_grads_ = false;
+  int active_ = 0;
+  std::vector<size_t> order_;  // buckets in their start order
+  size_t next_ = 0;            // order_[0 .. next_) have started this round
+  std::deque<Exchange> inflight_;
   double seconds_ = 0;
 };
 

@@ -29,11 +29,16 @@ struct Graph<R>::Impl {
   // f32 on a CPU with the packed f32 kernel: the forward multiplies packed
   // copies, as inference does.
   std::unique_ptr<PackedF32Weights> packed;
+  std::function<void(int)> on_ready;
 
   Impl(const ModelConfig& config, const ParamLayout& layout)
       : c(config), L(layout), block(config), acts(size_t(config.n_layers)) {
     if constexpr (std::is_same_v<R, float>)
       if (PackedF32Weights::supported()) packed = std::make_unique<PackedF32Weights>(layout);
+  }
+
+  void ready(int level) const {
+    if (on_ready) on_ready(level);
   }
 
   TensorGrads<R> grads_of(R* grads, int layer) const {
@@ -116,12 +121,21 @@ void Graph<R>::backward(const ModelWeights& w, R* grads, R scale, ThreadPool& po
                      {gg[TensorId::output_norm], gg[TensorId::output_norm_b]}, p, pool);
     m.dx.swap(m.dtmp);
   }
-  for (int l = c.n_layers - 1; l >= 0; --l)
+  m.ready(c.n_layers);
+  for (int l = c.n_layers - 1; l >= 0; --l) {
     m.block.backward(l, m.dx.data(), m.plan, w.layers[size_t(l)], m.grads_of(grads, l), m.acts[size_t(l)],
                      m.acts[size_t(c.kv_source(l))], pool);
+    m.ready(l);
+  }
   embed_backward(gg[TensorId::tok_embd], gg[TensorId::pos_embd], m.dx.data(), m.tokens.data(), m.plan.pos.data(), N,
                  d, EmbedParams{c.embed_scale, c.pos_encoding});
+  m.ready(-1);
   m.N = 0;  // the logits now hold gradients: a second backward needs a new forward
+}
+
+template <class R>
+void Graph<R>::set_on_ready(std::function<void(int)> on_ready) {
+  impl_->on_ready = std::move(on_ready);
 }
 
 template <class R>

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,14 @@ class Graph {
 
   // Bytes held for activations and scratch (after the first step).
   int64_t bytes() const;
+
+  // Called during backward() as gradients become final: on_ready(level)
+  // says the gradients of the head (final norm, untied output matrix) and of
+  // every layer >= level are complete for this backward; level n_layers
+  // after the head, l after layer l, -1 at the end (the embeddings).
+  // Data-parallel training starts exchanging them while the backward goes
+  // on. Empty: no calls.
+  void set_on_ready(std::function<void(int level)> on_ready);
 
  private:
   struct Impl;

@@ -96,6 +96,8 @@ void check_options(const TrainOptions& o, const ModelConfig& c, const TextTokeni
   TPP_CHECK(o.save_every >= -1, "train: --save-every {} must be >= 0", o.save_every);
   TPP_CHECK(o.stop_after >= 0, "train: --stop-after {} must be >= 0", o.stop_after);
   TPP_CHECK(o.threads >= 0, "train: --threads {} must be >= 0", o.threads);
+  TPP_CHECK(o.grad_bucket_mb == 0 || (o.grad_bucket_mb >= 1e-3 && o.grad_bucket_mb <= 8192),
+            "train: --grad-bucket-mb {} must be 0 (automatic) or in [0.001, 8192]", o.grad_bucket_mb);
   TPP_CHECK(o.grad_sum == "ordered" || o.grad_sum == "local", "train: --grad-sum {} must be ordered or local",
             o.grad_sum);
   if (c.pos_encoding == PosEncoding::learned)
@@ -340,7 +342,16 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
   }
 
   Graph<float> graph(config, layout);
-  GradientSum sum(ranks, layout.total, M, pool, o.grad_sum == "local" ? GradSum::local : GradSum::ordered);
+  GradientSum sum(ranks, layout.total, M, pool, o.grad_sum == "local" ? GradSum::local : GradSum::ordered,
+                  int64_t(o.grad_bucket_mb * double(1 << 20)) / int64_t(sizeof(float)));
+  if (P > 1) {
+    // Layer l's gradients are final after its backward, the head's first, the embeddings' last.
+    std::vector<GradientSum::Range> levels;
+    for (const auto& e : layout.entries)
+      levels.push_back({e.offset, e.size, e.layer >= 0 ? e.layer : e.embedding ? -1 : int(config.n_layers)});
+    sum.set_levels(levels);
+    graph.set_on_ready([&sum](int level) { sum.ready(level); });
+  }
   std::vector<float>& grads = sum.grads();
   std::vector<float> compute;
   std::vector<double> micro_loss(static_cast<size_t>(M));
@@ -520,6 +531,7 @@ TrainResult resume_training(const ResumeOptions& r, Ranks& ranks) {
   TrainOptions o = options_from_json(ck.state.value("options", nlohmann::json::object()), pointer);
   o.out = r.out;
   o.threads = r.threads;
+  o.grad_bucket_mb = r.grad_bucket_mb;
   o.stop_after = r.stop_after;
   o.progress = r.progress;
   if (r.steps > 0 || r.tokens > 0) {

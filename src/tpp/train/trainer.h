@@ -44,6 +44,10 @@ struct TrainOptions {
   int64_t save_every = -1;  // -1: ten checkpoints per run; 0: only at the end
   int64_t stop_after = 0;   // end after this many steps of this invocation, as if interrupted
   int threads = 0;
+  // Over MPI ranks: MB of gradients per exchange message (0: 16 MB, more with
+  // many ranks); smaller buckets start exchanging earlier in the backward.
+  // The bits do not depend on it.
+  double grad_bucket_mb = 0;
   bool progress = true;
 };
 
@@ -59,6 +63,7 @@ struct ResumeOptions {
   std::optional<int64_t> eval_every, eval_tokens, save_every;
   int64_t stop_after = 0;
   int threads = 0;
+  double grad_bucket_mb = 0;
   bool progress = true;
 };
 
