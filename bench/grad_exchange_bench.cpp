@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     std::printf("%d ranks; seconds per step (median of %d)\n%14s %12s %12s %12s %10s\n", ranks.size(), reps,
                 "parameters", "MB sent", "tpp ordered", "Allreduce", "ratio");
   for (const int64_t n : params) {
-    tpp::train::GradientSum sum(ranks, n, 1, pool);
+    tpp::train::GradientSum sum(ranks, n, ranks.size(), pool);  // one micro-batch per rank
     std::vector<float> plain(static_cast<size_t>(n));
     std::vector<double> ordered, allreduce;
     for (int r = 0; r < reps + 1; ++r) {
