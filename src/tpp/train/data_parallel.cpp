@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "tpp/core/error.h"
+#include "tpp/core/rng.h"
 
 #if TPP_HAVE_MPI
 #include <mpi.h>
@@ -203,20 +204,16 @@ std::string mpi_library() {
 }
 
 uint64_t hash_bytes(const void* data, size_t n, uint64_t seed) {
-  // FNV-1a over 8-byte words with a final mix: enough to tell files apart.
+  // The RNG's splitmix64 over 8-byte words, the last one zero-padded, and
+  // the length: enough to tell files apart.
   const auto* p = static_cast<const unsigned char*>(data);
-  uint64_t h = 0xcbf29ce484222325ull ^ seed;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h = (h ^ w) * 0x100000001b3ull;
-    h ^= h >> 29;
+  uint64_t h = splitmix64(seed);
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, p + i, std::min<size_t>(8, n - i));
+    h = splitmix64(h ^ w);
   }
-  for (; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  return h ^ (h >> 33);
+  return splitmix64(h ^ n);
 }
 
 void add_into(float* a, const float* b, int64_t n, ThreadPool& pool) {
