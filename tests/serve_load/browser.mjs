@@ -31,6 +31,9 @@ try {
   await page.emulateNetworkConditions({ offline: false, download: 16 * 1024, upload: 1 << 20, latency: 5 });
   await page.type('#system', 'Answer briefly.');
   await page.$eval('#max_tokens', (e) => { e.value = '300'; });
+  // Greedy: a sampled reply of the random test model may end after a few
+  // tokens, too soon to watch it stream; the greedy one runs to max_tokens.
+  await page.$eval('#temperature', (e) => { e.value = '0'; });
   await page.type('#input', 'Hello there');
   const updates = await page.evaluate(() => {
     window.__updates = 0;
