@@ -254,7 +254,7 @@ void linear_forward(float* y, const float* x, int64_t N, const MatrixRef& W,
   // Decode (N < 4) is memory-bound and sensitive to one slow core: chunks
   // are handed out dynamically (every row is computed the same way whichever
   // worker takes it). Larger N keeps static ranges for repeatable results.
-  if (N < 4) pool.parallel_for_dynamic(size_t(M), 64, rows);
+  if (N < 4) pool.parallel_for(size_t(M), 16, rows);
   else pool.parallel_for(size_t(M), 16, rows);
 }
 
@@ -278,7 +278,7 @@ void linear_forward_multi(const float* x, int64_t N, std::span<const LinearOut> 
       base += o.w->rows;
     }
   };
-  if (N < 4) pool.parallel_for_dynamic(size_t(total), 64, rows);
+  if (N < 4) pool.parallel_for(size_t(total), 16, rows);
   else pool.parallel_for(size_t(total), 16, rows);
 }
 

@@ -63,7 +63,8 @@ inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const
 #pragma GCC unroll 4
     for (int g = 0; g < G; ++g) {
       blk[g] = group + g * group_bytes + b * L::kBlockBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(blk[g] + 8 * L::kBlockBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk[g] + (NR <= 2 ? G * group_bytes : 8 * L::kBlockBytes)),
+                   _MM_HINT_T0);
       dw[g] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[g])));
 #pragma GCC unroll 4
       for (int i = 0; i < NR; ++i) dot[g][i] = _mm512_setzero_si512();
