@@ -42,9 +42,11 @@ struct Layout {
 // Rows n .. n+NR of y for G neighbouring groups of 16 weight rows (lanes in
 // mask[g]). Each broadcast of four activation bytes feeds G vpdpbusd: with
 // G = 2 and 4 tokens, 0.75 loads per dot product (q8_0) instead of 1.25.
-// Decode and small batches take G = 4: four weight streams in flight. Every
-// tile prefetches its streams 8 blocks ahead (measured +10-20 % for 2-16
-// rows on the 135M shape).
+// Decode and small batches take G = 4: four weight streams in flight. Tiles
+// of one or two rows prefetch the same block of the next tile's groups (the
+// next bytes of a worker's contiguous range: with K = 576 a group is only 18
+// blocks, so a prefetch within the group would leave its start cold); larger
+// tiles, which reread their groups for every rows of x, 8 blocks ahead.
 template <bool kQ8, int G, int NR>
 inline __attribute__((always_inline)) void tile(float* y, const int8_t* q, const float* d, const float* s,
                                                 const uint8_t* group, int64_t nb, int64_t K, int64_t ldy,
