@@ -141,6 +141,15 @@ using PackF32GroupFn = void (*)(float* dst, const float* src, int64_t rows, int6
 using MaxF32Fn = float (*)(const float* x, int64_t n);
 using ExpSumF32Fn = float (*)(float* dst, const float* x, float shift, int64_t n);
 
+// SwiGLU (the levels with a vector exp; nullptr elsewhere): with
+// s = sigmoid(g) = 1 / (1 + exp(-g)),
+//   forward:  h[i] = g s u                      (g = gate[i], u = up[i])
+//   backward: dgate[i] = dh[i] u s (1 + g (1 - s)),  dup[i] = dh[i] g s
+// within 1e-6 relative of float64 (exp's error); dup may be dh.
+using SwigluF32Fn = void (*)(float* h, const float* gate, const float* up, int64_t n);
+using SwigluBackwardF32Fn = void (*)(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                                     int64_t n);
+
 struct Kernels {
   Isa isa;
   MatmulF32Fn matmul_f32;
@@ -163,6 +172,8 @@ struct Kernels {
   PackF32GroupFn pack_f32_group = nullptr;
   MaxF32Fn max_f32 = nullptr;
   ExpSumF32Fn exp_sum_f32 = nullptr;
+  SwigluF32Fn swiglu_f32 = nullptr;
+  SwigluBackwardF32Fn swiglu_backward_f32 = nullptr;
   QuantizeQ8Fn quantize_q8 = nullptr;
   MatmulPackedFn matmul_q8_0_packed = nullptr;
   MatmulPackedFn matmul_q4_0_packed = nullptr;

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <type_traits>
 
+#include "tpp/kernels/api.h"
+
 namespace tpp {
 namespace {
 
@@ -61,6 +63,9 @@ void with_kind(Ffn kind, Fn&& fn) {
 
 template <class R>
 void ffn_act_forward(R* h, const R* gate, const R* up, int64_t n, const ActParams& p) {
+  if constexpr (std::is_same_v<R, float>) {
+    if (const auto fn = kernels::kernels().swiglu_f32; fn && p.kind == Ffn::swiglu) return fn(h, gate, up, n);
+  }
   with_kind(p.kind, [&](auto kind) {
     constexpr Ffn K = decltype(kind)::value;
     if constexpr (ffn_is_gated(K))
@@ -72,6 +77,10 @@ void ffn_act_forward(R* h, const R* gate, const R* up, int64_t n, const ActParam
 
 template <class R>
 void ffn_act_backward(R* dgate, R* dup, const R* dh, const R* gate, const R* up, int64_t n, const ActParams& p) {
+  if constexpr (std::is_same_v<R, float>) {
+    if (const auto fn = kernels::kernels().swiglu_backward_f32; fn && p.kind == Ffn::swiglu)
+      return fn(dgate, dup, dh, gate, up, n);
+  }
   with_kind(p.kind, [&](auto kind) {
     constexpr Ffn K = decltype(kind)::value;
     R da = 0;

@@ -967,6 +967,38 @@ float exp_sum_f32(float* dst, const float* x, float shift, int64_t n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
+namespace {
+
+// sigmoid(g) = 1 / (1 + exp(-g)); exp_ps clamps its input, so g below -88
+// gives about 1e-38 and above 87 exactly 1, never NaN.
+inline __m512 sigmoid_ps(__m512 g) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+}
+
+}  // namespace
+
+void swiglu_f32(float* h, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : tail_mask(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
+    _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(g, sigmoid_ps(g)), u));
+  }
+}
+
+void swiglu_backward_f32(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : tail_mask(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i), u = _mm512_maskz_loadu_ps(m, up + i);
+    const __m512 d = _mm512_maskz_loadu_ps(m, dh + i), s = sigmoid_ps(g);
+    // act'(g) = s (1 + g (1 - s))
+    const __m512 da = _mm512_mul_ps(s, _mm512_fmadd_ps(g, _mm512_sub_ps(one, s), one));
+    _mm512_mask_storeu_ps(dgate + i, m, _mm512_mul_ps(_mm512_mul_ps(d, u), da));
+    _mm512_mask_storeu_ps(dup + i, m, _mm512_mul_ps(d, _mm512_mul_ps(g, s)));
+  }
+}
+
 extern const char compiled_features[] =
 #include "tpp/kernels/compiled_features.inc"
     ;

@@ -42,6 +42,8 @@ void scale_f32(float* y, float alpha, int64_t n);
 void pack_f32_group(float* dst, const float* src, int64_t rows, int64_t K);
 float max_f32(const float* x, int64_t n);
 float exp_sum_f32(float* dst, const float* x, float shift, int64_t n);
+void swiglu_f32(float* h, const float* gate, const float* up, int64_t n);
+void swiglu_backward_f32(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int64_t n);
 void bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void f16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
