@@ -284,7 +284,18 @@ TEST_P(KernelsTest, Bf16DotKernelsMatchTheRoundedOperandsInFloat64) {
     EXPECT_EQ(packed.size(), size_t((s.M + 15) / 16 * 16 * s.K * 2));
     kernels::pack_rows(DType::bf16, packed.data(), wb.data(), s.M, s.K);
     std::vector<float> y(static_cast<size_t>(s.N * s.ldy), -7.0f);
-    matmul(y.data(), xb.data(), packed.data(), s.N, s.K, s.m0, s.m1, s.ldy);
+    matmul(y.data(), xb.data(), packed.data(), s.N, s.K, s.m0, s.m1, s.ldy, false);
+    // accumulate: y + the same sum (one block of k: exactly 2y; blocks of a
+    // long row are added to y one by one), columns outside [m0, m1) untouched.
+    auto y2 = y;
+    matmul(y2.data(), xb.data(), packed.data(), s.N, s.K, s.m0, s.m1, s.ldy, true);
+    for (int64_t n = 0; n < s.N; ++n)
+      for (int64_t m = 0; m < s.ldy; ++m) {
+        const size_t at = size_t(n * s.ldy + m);
+        if (m < s.m0 || m >= s.m1) EXPECT_EQ(y2[at], -7.0f) << n << ", " << m;
+        else if (s.K <= 16384) EXPECT_EQ(y2[at], 2 * y[at]) << n << ", " << m;
+        else EXPECT_NEAR(y2[at], 2 * y[at], 1e-5 * std::abs(y[at]) + 1e-3) << n << ", " << m;
+      }
     if (s.K <= 16384) {
       expect_close(y, reference(rx, rw, s), 3 * s.K, "bf16 dot");
       continue;

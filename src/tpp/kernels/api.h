@@ -112,11 +112,12 @@ using MatmulKQ8Fn = void (*)(float* y, const int8_t* q, const float* d, const in
 // elsewhere). Activations are rounded to bf16 once per matmul (to_bf16: the
 // nearest-even rounding of tpp::f32_to_bf16, bit for bit); products of two
 // bf16 values are exact in f32, sums are f32:
-//   y[n*ldy + m] = sum_k xb[n*K + k] * w[m, k]   for n < N, m_begin <= m < m_end
-// over bf16 weights packed by pack_rows (tpp/kernels/packed.h; K even).
+//   y[n*ldy + m] (+)= sum_k xb[n*K + k] * w[m, k]   for n < N, m_begin <= m < m_end
+// over bf16 weights packed by pack_rows (tpp/kernels/packed.h; K even);
+// accumulate adds the sum to y (the kernel's partial sums in its own order).
 using ToBf16Fn = void (*)(uint16_t* dst, const float* src, int64_t n);
 using MatmulBf16PackedFn = void (*)(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K,
-                                    int64_t m_begin, int64_t m_end, int64_t ldy);
+                                    int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate);
 
 // f32 weights packed by pack_rows (tpp/kernels/packed.h; nullptr at the
 // levels without it, which keep matmul_f32):

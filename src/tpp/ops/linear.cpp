@@ -206,7 +206,7 @@ void run_rows(float* y, const float* x, const PreparedX& px, int64_t N, const Ma
     else
       k_quant_int8(W.dtype, k)(y, px.qk.data(), px.dk.data(), px.bsum.data(), W.data, N, K, m0, m1, ldy);
   } else if (px.b_ready && uses_bf16_dot(W, k)) {
-    k.matmul_bf16_packed(y, px.b.data(), W.packed, N, K, m0, m1, ldy);
+    k.matmul_bf16_packed(y, px.b.data(), W.packed, N, K, m0, m1, ldy, false);
   } else {
     switch (W.dtype) {
       case DType::f32:
@@ -313,25 +313,15 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
   // This thread's buffers, bound here: a thread_local named inside a lambda
   // would be the worker's own.
   thread_local std::vector<uint16_t> dyb_tls, dyt_tls, xb_tls;
-  thread_local std::vector<float> acc_tls;
   thread_local std::vector<std::byte> xt_tls;
   auto &dyb = dyb_tls, &dyt = dyt_tls, &xb = xb_tls;
-  auto& acc = acc_tls;
   auto& xt = xt_tls;
   dyb.resize(size_t(N * M));
   for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(dyb.data() + n0 * M, dy + n0 * M, (n1 - n0) * M); });
   if (dx) {
-    // dx[n, k] = sum_m dy[n, m] W[m, k]: the packed W^T has K rows of M.
-    float* out = dx;
-    if (dx_accumulate) {
-      acc.resize(size_t(N * K));
-      out = acc.data();
-    }
+    // dx[n, k] (+)= sum_m dy[n, m] W[m, k]: the packed W^T has K rows of M.
     pool.parallel_for(size_t(K), 16, [&](size_t k0, size_t k1, size_t) {
-      k.matmul_bf16_packed(out, dyb.data(), W.packed_t, N, M, int64_t(k0), int64_t(k1), K);
-      if (dx_accumulate)
-        for (int64_t n = 0; n < N; ++n)
-          for (auto c = int64_t(k0); c < int64_t(k1); ++c) dx[n * K + c] += out[n * K + c];
+      k.matmul_bf16_packed(dx, dyb.data(), W.packed_t, N, M, int64_t(k0), int64_t(k1), K, dx_accumulate);
     });
   }
   // dw[m, k] += sum_n dy[n, m] x[n, k]: dy^T (M rows of N) against the packed
@@ -349,20 +339,13 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
     if (Np != N)
       for (auto m = int64_t(m0); m < int64_t(m1); ++m) dyt[size_t(m * Np + N)] = 0;
   });
-  constexpr int64_t kRows = 64;  // rows of dw per kernel call, through a per-worker buffer
+  // Rows of dw per kernel call, summed straight into dw: their dy^T rows
+  // stay in L1 while the packed x^T passes.
+  constexpr int64_t kRows = 64;
   pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    // Declared here, where each worker passes, so each has its own and frees it.
-    thread_local std::vector<float> tile;
-    tile.resize(size_t(kRows * K));
-    for (auto m = int64_t(m0); m < int64_t(m1); m += kRows) {
-      const int64_t rows = std::min(kRows, int64_t(m1) - m);
-      k.matmul_bf16_packed(tile.data(), dyt.data() + m * Np, xt.data(), rows, Np, 0, K, K);
-      for (int64_t r = 0; r < rows; ++r) {
-        float* dst = g.dw + (m + r) * K;
-        const float* src = tile.data() + r * K;
-        for (int64_t c = 0; c < K; ++c) dst[c] += src[c];
-      }
-    }
+    for (auto m = int64_t(m0); m < int64_t(m1); m += kRows)
+      k.matmul_bf16_packed(g.dw + m * K, dyt.data() + m * Np, xt.data(), std::min(kRows, int64_t(m1) - m), Np, 0, K,
+                           K, true);
     if (g.db)
       for (int64_t n = 0; n < N; ++n) {
         const float* row = dy + n * M;

@@ -50,9 +50,18 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr_max, double 
 double global_norm(std::span<const float> g, ThreadPool& pool) {
   std::vector<double> part(pool.size(), 0.0);
   pool.parallel_for(g.size(), 4096, [&](size_t i0, size_t i1, size_t w) {
-    double acc = 0;
-    for (size_t i = i0; i < i1; ++i) acc += double(g[i]) * double(g[i]);
-    part[w] = acc;
+    // Eight interleaved sums (element i into sum i mod 8, added in a fixed
+    // order at the end): one chain of dependent double adds ran at a quarter
+    // of the memory's pace.
+    constexpr size_t kLanes = 8;
+    double acc[kLanes] = {};
+    size_t i = i0;
+    for (; i + kLanes <= i1; i += kLanes)
+      for (size_t j = 0; j < kLanes; ++j) acc[j] += double(g[i + j]) * double(g[i + j]);
+    for (; i < i1; ++i) acc[0] += double(g[i]) * double(g[i]);
+    double sum = 0;
+    for (double a : acc) sum += a;
+    part[w] = sum;
   });
   double total = 0;
   for (double p : part) total += p;

@@ -218,7 +218,7 @@ void matmul_f32_packed_xt(float* y, const float* x, int64_t ldx, const void* w, 
 }
 
 void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K, int64_t m_begin,
-                        int64_t m_end, int64_t ldy) {
+                        int64_t m_end, int64_t ldy, bool accumulate) {
   const auto* packed = static_cast<const uint16_t*>(w);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t m = m_begin; m < m_end; ++m) {
@@ -227,7 +227,7 @@ void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, 
       for (int64_t j = 0; j < K / 2; ++j)
         for (int t = 0; t < 2; ++t)
           acc += tpp::bf16_to_f32(xb[n * K + 2 * j + t]) * tpp::bf16_to_f32(pairs[32 * j + t]);
-      y[n * ldy + m] = acc;
+      y[n * ldy + m] = accumulate ? y[n * ldy + m] + acc : acc;
     }
 }
 

@@ -54,7 +54,7 @@ void matmul_f32_packed_xt(float* y, const float* x, int64_t ldx, const void* w, 
 // The bf16 dot kernels' definition (the tests' reference, as above).
 void to_bf16(uint16_t* dst, const float* src, int64_t n);
 void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K, int64_t m_begin,
-                        int64_t m_end, int64_t ldy);
+                        int64_t m_end, int64_t ldy, bool accumulate);
 
 // The instruction-set features this unit was compiled with (compiled_features.inc):
 // data, not code, so reading it is safe on any CPU.

@@ -117,7 +117,7 @@ __mmask16 lanes(int64_t g, int64_t m_begin, int64_t m_end) {
 }  // namespace
 
 void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K, int64_t m_begin,
-                        int64_t m_end, int64_t ldy) {
+                        int64_t m_end, int64_t ldy, bool accumulate) {
   const auto* base = static_cast<const uint8_t*>(w);
   const int64_t g_end = (m_end + 15) / 16;
   // Long rows (training's input gradient through the output head: K is the
@@ -127,7 +127,7 @@ void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, 
   const int64_t pairs = K / 2, block = pairs > kLongPairs ? kBlockPairs : pairs;
   for (int64_t j0 = 0; j0 < pairs; j0 += block) {
     const int64_t j1 = j0 + block < pairs ? j0 + block : pairs;
-    const bool add = j0 > 0;
+    const bool add = accumulate || j0 > 0;
     int64_t g = m_begin / 16;
     // Four groups at a time when decoding (more streams in flight).
     if (N == 1)

@@ -8,7 +8,7 @@ namespace tpp::kernels::avx512bf16 {
 
 void to_bf16(uint16_t* dst, const float* src, int64_t n);
 void matmul_bf16_packed(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K, int64_t m_begin,
-                        int64_t m_end, int64_t ldy);
+                        int64_t m_end, int64_t ldy, bool accumulate);
 
 // The instruction-set features this unit was compiled with (compiled_features.inc).
 extern const char compiled_features[];
