@@ -310,6 +310,9 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
   const int64_t M = W.rows, K = W.cols;
   TPP_CHECK(W.packed && W.packed_t && M % 2 == 0 && k.to_bf16 && k.matmul_bf16_packed,
             "linear backward: bf16 weights need an even row count, both packed forms and a CPU with bf16 dot kernels");
+  // The products below hand out row chunks dynamically (a worker slowed by
+  // the host does fewer): each output is one chain of sums in k order
+  // whichever tile computes it, so the bits do not depend on the split.
   // This thread's buffers, bound here: a thread_local named inside a lambda
   // would be the worker's own.
   thread_local std::vector<uint16_t> dyb_tls, dyt_tls, xb_tls;
@@ -320,7 +323,7 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
   for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(dyb.data() + n0 * M, dy + n0 * M, (n1 - n0) * M); });
   if (dx) {
     // dx[n, k] (+)= sum_m dy[n, m] W[m, k]: the packed W^T has K rows of M.
-    pool.parallel_for(size_t(K), 16, [&](size_t k0, size_t k1, size_t) {
+    pool.parallel_for_dynamic(size_t(K), 64, [&](size_t k0, size_t k1, size_t) {
       k.matmul_bf16_packed(dx, dyb.data(), W.packed_t, N, M, int64_t(k0), int64_t(k1), K, dx_accumulate);
     });
   }
@@ -342,7 +345,7 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
   // Rows of dw per kernel call, summed straight into dw: their dy^T rows
   // stay in L1 while the packed x^T passes.
   constexpr int64_t kRows = 64;
-  pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
+  pool.parallel_for_dynamic(size_t(M), kRows, [&](size_t m0, size_t m1, size_t) {
     for (auto m = int64_t(m0); m < int64_t(m1); m += kRows)
       k.matmul_bf16_packed(g.dw + m * K, dyt.data() + m * Np, xt.data(), std::min(kRows, int64_t(m1) - m), Np, 0, K,
                            K, true);
@@ -356,7 +359,8 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
 
 // linear_backward for f32 W on a CPU with the packed f32 kernel: both
 // products run on it, over W^T and x^T packed for the call (strided copies),
-// adding straight into dx (when asked) and dw.
+// adding straight into dx (when asked) and dw; chunks handed out dynamically
+// as in linear_backward_bf16.
 void linear_backward_f32_packed(float* dx, bool dx_accumulate, LinearGrads<float> g, const float* dy,
                                 const float* x, int64_t N, const MatrixRef& W, ThreadPool& pool) {
   const auto& k = kernels::kernels();
@@ -371,7 +375,7 @@ void linear_backward_f32_packed(float* dx, bool dx_accumulate, LinearGrads<float
     pool.parallel_for(size_t(groups), 1, [&](size_t g0, size_t g1, size_t) {
       kernels::pack_f32_transposed(wt.data(), w, K, M, K, int64_t(g0), int64_t(g1));
     });
-    pool.parallel_for(size_t(K), 16, [&](size_t k0, size_t k1, size_t) {
+    pool.parallel_for_dynamic(size_t(K), 64, [&](size_t k0, size_t k1, size_t) {
       k.matmul_f32_packed(dx, dy, wt.data(), N, M, int64_t(k0), int64_t(k1), K, dx_accumulate);
     });
   }
@@ -384,7 +388,7 @@ void linear_backward_f32_packed(float* dx, bool dx_accumulate, LinearGrads<float
   // Rows of dw per kernel call: their columns of dy stay in L2 while the
   // packed x^T passes.
   constexpr int64_t kRows = 64;
-  pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
+  pool.parallel_for_dynamic(size_t(M), kRows, [&](size_t m0, size_t m1, size_t) {
     for (auto m = int64_t(m0); m < int64_t(m1); m += kRows)
       k.matmul_f32_packed_xt(g.dw + m * K, dy + m, M, xt.data(), std::min(kRows, int64_t(m1) - m), N, 0, K, K, true);
     if (g.db)
