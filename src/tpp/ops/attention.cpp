@@ -401,6 +401,17 @@ struct BackwardScratch {
 // First key (relative row) that query row t may see.
 inline int64_t key_lo(int64_t t, int64_t window) { return window > 0 ? std::max<int64_t>(0, t - window + 1) : 0; }
 
+// row[c] = exp(row[c] - shift) for c < n; returns sum + their sum. Float rows
+// take the level's vector exp (relative error below 1e-6, its own order of
+// sums) where it has one; otherwise (and for double) element by element.
+template <class R>
+R exp_in_place(R* row, int64_t n, R shift, R sum) {
+  if constexpr (std::is_same_v<R, float>)
+    if (const auto exp_sum = kernels::kernels().exp_sum_f32) return sum + exp_sum(row, row, shift, n);
+  for (int64_t c = 0; c < n; ++c) sum += (row[c] = std::exp(row[c] - shift));
+  return sum;
+}
+
 // One sequence and one KV head: its G query heads, query rows in blocks of
 // kRowBlock, keys [key_lo(t0), t1) of each block. For a block:
 //   S = cap(Q K^T * scale), P = exp(S - lse) on visible keys (0 elsewhere)
@@ -440,12 +451,18 @@ void backward_pair(const AttentionBackward<R>& a, const AttnSeq& seq, int j, con
         R* Pr = s.P.data() + r * T;
         R* dSr = s.dS.data() + r * T;
         const R l = lse[t * h], Dt = s.D[size_t(t)];
-        for (int64_t c = 0; c < W; ++c) {
-          if (c < lo || c > hi) {
-            Pr[c] = 0;
-            dSr[c] = 0;
-            continue;
-          }
+        std::fill(Pr, Pr + lo, R(0));
+        std::fill(dSr, dSr + lo, R(0));
+        std::fill(Pr + hi + 1, Pr + W, R(0));
+        std::fill(dSr + hi + 1, dSr + W, R(0));
+        if (!sh.alibi && cap <= 0) {
+          // Plain scores: P's exps in one pass (a vector one for float).
+          for (int64_t c = lo; c <= hi; ++c) Pr[c] = Sr[c] * scale;
+          exp_in_place(Pr + lo, hi - lo + 1, l, R(0));
+          for (int64_t c = lo; c <= hi; ++c) dSr[c] = Pr[c] * (dSr[c] - Dt) * scale;
+          continue;
+        }
+        for (int64_t c = lo; c <= hi; ++c) {
           R v = Sr[c] * scale;
           if (sh.alibi) v -= R(slopes[size_t(i)]) * R(t - (c0 + c));
           R dcap = R(1);
@@ -522,14 +539,9 @@ void forward_self(R* out, const R* q, const R* kk, const R* vv, std::span<const 
             Sr[c] = v;
             mx = std::max(mx, v);
           }
-          R sum = sh.plus_one ? std::exp(-mx) : R(0);
-          for (int64_t c = 0; c < W; ++c) {
-            if (c < lo || c > hi) {
-              Sr[c] = 0;
-              continue;
-            }
-            sum += (Sr[c] = std::exp(Sr[c] - mx));
-          }
+          std::fill(Sr, Sr + lo, R(0));
+          std::fill(Sr + hi + 1, Sr + W, R(0));
+          const R sum = exp_in_place(Sr + lo, hi - lo + 1, mx, sh.plus_one ? std::exp(-mx) : R(0));
           const R inv = R(1) / sum;
           for (int64_t c = lo; c <= hi; ++c) Sr[c] *= inv;
           if (lse) lse[(seq.row0 + t) * h + i] = mx + std::log(sum);
