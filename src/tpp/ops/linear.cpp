@@ -343,7 +343,7 @@ void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, c
       for (auto m = int64_t(m0); m < int64_t(m1); ++m) dyt[size_t(m * Np + N)] = 0;
   });
   // Rows of dw per kernel call, summed straight into dw: their dy^T rows
-  // stay in L1 while the packed x^T passes.
+  // stay in L2 while the packed x^T passes.
   constexpr int64_t kRows = 64;
   pool.parallel_for_dynamic(size_t(M), kRows, [&](size_t m0, size_t m1, size_t) {
     for (auto m = int64_t(m0); m < int64_t(m1); m += kRows)
