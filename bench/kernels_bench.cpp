@@ -4,6 +4,9 @@
 // run; the counters report GFLOP/s, weight GB/s, and the ratio to scalar is
 // printed at the end.
 //
+// linear_backward_*: one layer's training backward, bf16 against f32
+// weights; adamw: one optimizer step at the 135M shape.
+//
 // linear_*: the whole linear layer (ops/linear.cpp, two threads) with bf16,
 // q8_0 and q4_0 weights at Llama-3.2-1B shapes, on every level from avx512
 // up: avx512 widens weights to f32 and keeps f32 activations; avx512vnni
@@ -26,6 +29,7 @@
 #include "tpp/ops/attention.h"
 #include "tpp/ops/linear.h"
 #include "tpp/quant/quant.h"
+#include "tpp/train/optim.h"
 
 namespace {
 
@@ -184,6 +188,54 @@ void BM_AttentionDecode(benchmark::State& state, tpp::DType t) {
       benchmark::Counter(double(2 * kq.size()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The training backward of one linear layer (dx and dW; ops/linear.cpp, two
+// threads) at the SmolLM2-135M FFN shape, 1,024 tokens: bf16 weights (both
+// packed forms, as bf16 training keeps them) against f32 weights.
+void BM_LinearBackward(benchmark::State& state, tpp::DType wt) {
+  const int64_t N = state.range(0), K = state.range(1), M = state.range(2);
+  const auto x = random(size_t(N * K), 1), dy = random(size_t(N * M), 3);
+  auto wf = random(size_t(M * K), 2);
+  std::vector<uint16_t> wb;
+  std::vector<std::byte> fwd, bwd;
+  tpp::MatrixRef w{tpp::DType::f32, wf.data(), M, K};
+  if (wt == tpp::DType::bf16) {
+    if (!tpp::kernels::kernels().matmul_bf16_packed) {
+      state.SkipWithError("this CPU has no bf16 dot kernels");
+      return;
+    }
+    wb.resize(wf.size());
+    for (size_t i = 0; i < wf.size(); ++i) wb[i] = tpp::f32_to_bf16(wf[i]);
+    fwd.resize(size_t(tpp::kernels::packed_bytes(wt, M, K)));
+    bwd.resize(size_t(tpp::kernels::packed_bytes(wt, K, M)));
+    tpp::kernels::pack_rows(wt, fwd.data(), wb.data(), M, K);
+    tpp::kernels::pack_bf16_transposed(bwd.data(), wb.data(), K, M, K, 0, (K + tpp::kernels::kPackRows - 1) / tpp::kernels::kPackRows);
+    w = tpp::MatrixRef{wt, wb.data(), M, K};
+    w.packed = fwd.data();
+    w.packed_t = bwd.data();
+  }
+  tpp::ThreadPool pool(2);
+  std::vector<float> dx(size_t(N * K)), dw(size_t(M * K));
+  for (auto _ : state) {
+    tpp::linear_backward<float>(dx.data(), false, {dw.data()}, dy.data(), x.data(), N, w, pool);
+    benchmark::DoNotOptimize(dw.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(4e-9 * double(N * K * M), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// One AdamW step over 134.5 M parameters (the SmolLM2-135M shape), two
+// threads: GB/s of parameters, gradients and moments read and written.
+void BM_AdamW(benchmark::State& state) {
+  const int64_t n = 134515008;
+  std::vector<float> p(size_t(n), 0.5f), g(size_t(n), 0.01f);
+  tpp::train::AdamW adam(n, {{0, n}}, {0.9, 0.95, 1e-8, 0.1});
+  tpp::ThreadPool pool(2);
+  for (auto _ : state) {
+    adam.step(p.data(), g.data(), 1e-3, pool);
+    benchmark::DoNotOptimize(p.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(28e-9 * double(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all() {
   for (Isa isa : tpp::kernels::supported_isas()) {
     const std::string name(tpp::kernels::isa_name(isa));
@@ -209,6 +261,15 @@ void register_all() {
           ->UseRealTime();
     }
   }
+  for (tpp::DType wt : {tpp::DType::f32, tpp::DType::bf16}) {
+    const std::string label = "linear_backward_" + std::string(tpp::dtype_name(wt));
+    benchmark::RegisterBenchmark(label.c_str(), BM_LinearBackward, wt)
+        ->Args({1024, 576, 1536})
+        ->Args({1024, 1536, 576})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  benchmark::RegisterBenchmark("adamw", BM_AdamW)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
   benchmark::RegisterBenchmark("attention/fused", BM_Attention, false)->Arg(512)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("attention/naive", BM_Attention, true)->Arg(512)->Unit(benchmark::kMillisecond);
   for (tpp::DType t : {tpp::DType::f32, tpp::DType::f16, tpp::DType::bf16, tpp::DType::q8_0}) {
@@ -250,6 +311,13 @@ class RatioReporter : public benchmark::ConsoleReporter {
       if (name.rfind("linear_", 0) != 0 || at == std::string::npos || name.find("/avx512/") != std::string::npos) continue;
       const auto level_end = name.find('/', at + 1);
       const std::string base = name.substr(0, at) + "/avx512" + name.substr(level_end);
+      if (auto it = seconds_per_iter().find(base); it != seconds_per_iter().end())
+        std::printf("  %-40s %8.2fx  (vs %s)\n", name.c_str(), it->second / t, base.c_str());
+    }
+    std::printf("\nlinear backward, bf16 weights over f32 weights:\n");
+    for (const auto& [name, t] : seconds_per_iter()) {
+      if (name.rfind("linear_backward_bf16", 0) != 0) continue;
+      const std::string base = "linear_backward_f32" + name.substr(name.find('/'));
       if (auto it = seconds_per_iter().find(base); it != seconds_per_iter().end())
         std::printf("  %-40s %8.2fx  (vs %s)\n", name.c_str(), it->second / t, base.c_str());
     }

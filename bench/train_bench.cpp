@@ -102,8 +102,7 @@ int main(int argc, char** argv) {
   // moments, activations and scratch.
   auto params = tpp::train::params_from_model(tpp::init_model(c, 1), layout);
   std::vector<float> grads(params.size());
-  std::vector<uint8_t> decay(params.size(), 1);
-  tpp::train::AdamW adam(layout.total, decay, {0.9, 0.95, 1e-8, 0.1});
+  tpp::train::AdamW adam(layout.total, {{0, layout.total}}, {0.9, 0.95, 1e-8, 0.1});
   tpp::ThreadPool pool(threads);
   tpp::train::Graph<float> graph(c, layout);
   if (bf16 && !tpp::train::Bf16Weights::supported()) {

@@ -248,6 +248,42 @@ TEST_P(KernelsTest, SwigluMatchesFloat64) {
   }
 }
 
+// The AdamW update within 1e-6 relative of float64 (the same operations on
+// the same float inputs), on lengths with tails, decayed and not, with
+// zero gradients and moments (v = 0: the step is m / eps), and with
+// gradients of 1e4 (v near 1e7).
+TEST_P(KernelsTest, AdamWMatchesFloat64) {
+  if (!k().adamw_f32) GTEST_SKIP() << kernels::isa_name(GetParam()) << " has no vector AdamW";
+  for (int64_t n : {1, 15, 16, 33, 1000}) {
+    for (const float decay : {1.0f, 0.9999f}) {
+      const auto len = static_cast<size_t>(n);
+      auto p = random_floats(len, uint64_t(n) + 1, 1.0f), g = random_floats(len, uint64_t(n) + 2, 0.5f);
+      auto m = random_floats(len, uint64_t(n) + 3, 0.1f), v = random_floats(len, uint64_t(n) + 4, 0.01f);
+      for (auto& x : v) x = std::abs(x);
+      g[0] = 0.0f;
+      m[0] = 0.0f;
+      v[0] = 0.0f;
+      if (n > 1) g[1] = 1e4f;
+      const kernels::AdamWCoeffs c{0.9f, 0.95f, 1e-3f / 0.271f, 1.0f / std::sqrt(0.1426f), 1e-8f, decay};
+      const auto p0 = p, g0 = g, m0 = m, v0 = v;
+      k().adamw_f32(p.data(), g.data(), m.data(), v.data(), n, c);
+      EXPECT_EQ(g, g0);
+      for (size_t i = 0; i < len; ++i) {
+        const double gi = g0[i], mi = double(c.b1) * m0[i] + (1.0 - double(c.b1)) * gi;
+        const double vi = double(c.b2) * v0[i] + (1.0 - double(c.b2)) * gi * gi;
+        const double pi = double(p0[i]) * c.decay - double(c.step) * mi / (std::sqrt(vi) * c.inv_sqrt_bc2 + c.eps);
+        // m's two terms may cancel: slack relative to them.
+        EXPECT_NEAR(m[i], mi, 1e-6 * (std::abs(m0[i]) + std::abs(gi) * (1.0 - double(c.b1))) + 1e-30)
+            << n << " at " << i;
+        EXPECT_NEAR(v[i], vi, 1e-6 * std::abs(vi) + 1e-30) << n << " at " << i;
+        // p - update: slack relative to both terms (they may cancel).
+        EXPECT_NEAR(p[i], pi, 1e-6 * (std::abs(p0[i]) + std::abs(pi - p0[i] * double(c.decay))) + 1e-30)
+            << n << " at " << i;
+      }
+    }
+  }
+}
+
 // The bf16 dot kernels: activations rounded to bf16 bit for bit as
 // f32_to_bf16 rounds them (NaN, infinities, halfway cases, subnormals), and
 // the packed matmul against float64 over the rounded operands (the scalar

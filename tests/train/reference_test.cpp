@@ -80,12 +80,7 @@ TEST_P(TrainReferenceTest, LossGradientsAndTenAdamWStepsMatchPyTorch) {
 
   // Ten steps: the loss before each update.
   const auto& meta = st.metadata();
-  std::vector<uint8_t> decay(size_t(layout.total), 0);
-  const auto mask = decay_mask(layout, false);
-  for (size_t i = 0; i < layout.entries.size(); ++i)
-    if (mask[i])
-      std::fill_n(decay.begin() + layout.entries[i].offset, layout.entries[i].size, uint8_t(1));
-  AdamW adam(layout.total, decay,
+  AdamW adam(layout.total, decay_ranges(layout, false),
              {std::stod(meta.at("beta1")), std::stod(meta.at("beta2")), std::stod(meta.at("eps")),
               std::stod(meta.at("weight_decay"))});
   const auto losses = read_f32(st, "losses");

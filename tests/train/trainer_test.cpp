@@ -87,6 +87,33 @@ TEST(ScheduleTest, WarmupThenCosineToTheFloor) {
   for (int s = 11; s < 100; ++s) EXPECT_LE(lr_at(s, 100, 10, 1.0, 0.1), lr_at(s - 1, 100, 10, 1.0, 0.1));
 }
 
+// Weight decay reaches the decayed ranges alone, across the pool's chunk
+// boundaries (a 10,000-element vector in ranges that straddle them), and the
+// rest of the update matches torch.optim.AdamW's first step: m = (1 - b1) g,
+// v = (1 - b2) g^2, so p moves by lr g / (|g| + eps / sqrt(1 - b2)) = lr sign(g).
+TEST(AdamWTest, DecaysOnlyTheDecayedRanges) {
+  ThreadPool pool(2);
+  const int64_t n = 10000;
+  const std::vector<ParamRange> decayed = {{0, 3}, {4095, 4097}, {5000, 9000}};
+  AdamW adam(n, decayed, {0.9, 0.95, 1e-8, 0.1});
+  std::vector<float> p(size_t(n), 2.0f), g(size_t(n), 0.0f);
+  for (int64_t i = 0; i < n; i += 7) g[size_t(i)] = i % 2 ? 0.5f : -0.25f;
+  adam.step(p.data(), g.data(), 0.01, pool);
+  for (int64_t i = 0; i < n; ++i) {
+    const bool in = std::any_of(decayed.begin(), decayed.end(), [&](const ParamRange& r) { return i >= r.begin && i < r.end; });
+    const float gi = g[size_t(i)];
+    const double want = 2.0 * (in ? 1.0 - 0.01 * 0.1 : 1.0) - (gi == 0 ? 0.0 : 0.01 * (gi > 0 ? 1 : -1));
+    ASSERT_NEAR(p[size_t(i)], want, 1e-6) << i;
+  }
+}
+
+TEST(AdamWTest, RejectsRangesOutOfOrderOrOutside) {
+  EXPECT_THROW(AdamW(10, {{5, 8}, {2, 4}}, {}), Error);
+  EXPECT_THROW(AdamW(10, {{5, 11}}, {}), Error);
+  EXPECT_THROW(AdamW(10, {{5, 4}}, {}), Error);
+  EXPECT_NO_THROW(AdamW(10, {{0, 10}}, {}));
+}
+
 TEST(ClipTest, ScalesToTheMaximumNormOnlyWhenAbove) {
   ThreadPool pool(2);
   std::vector<float> g = {3, 4};

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "tpp/kernels/kquants.h"
+#include "tpp/kernels/optim.h"
 
 namespace tpp::kernels {
 
@@ -151,6 +152,15 @@ using SwigluF32Fn = void (*)(float* h, const float* gate, const float* up, int64
 using SwigluBackwardF32Fn = void (*)(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                                      int64_t n);
 
+// One AdamW update of n parameters, torch.optim.AdamW's operations in its
+// order, per element (g = grad[i]):
+//   w = p * decay;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g;
+//   p = w - step m / (sqrt(v) inv_sqrt_bc2 + eps)
+// (decay = 1 - lr wd for decayed tensors, 1 for the rest; step = lr / (1 -
+// b1^t), inv_sqrt_bc2 = 1 / sqrt(1 - b2^t)). nullptr at the levels without
+// a vector form, whose caller keeps the scalar loop.
+using AdamWF32Fn = void (*)(float* p, const float* grad, float* m, float* v, int64_t n, const AdamWCoeffs& c);
+
 struct Kernels {
   Isa isa;
   MatmulF32Fn matmul_f32;
@@ -175,6 +185,7 @@ struct Kernels {
   ExpSumF32Fn exp_sum_f32 = nullptr;
   SwigluF32Fn swiglu_f32 = nullptr;
   SwigluBackwardF32Fn swiglu_backward_f32 = nullptr;
+  AdamWF32Fn adamw_f32 = nullptr;
   QuantizeQ8Fn quantize_q8 = nullptr;
   MatmulPackedFn matmul_q8_0_packed = nullptr;
   MatmulPackedFn matmul_q4_0_packed = nullptr;

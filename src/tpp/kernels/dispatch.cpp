@@ -45,6 +45,7 @@ constexpr Kernels kAvx512 = [] {
   k.exp_sum_f32 = avx512::exp_sum_f32;
   k.swiglu_f32 = avx512::swiglu_f32;
   k.swiglu_backward_f32 = avx512::swiglu_backward_f32;
+  k.adamw_f32 = avx512::adamw_f32;
   k.dequant_q4_k = avx512::dequant_q4_k;
   k.dequant_q5_k = avx512::dequant_q5_k;
   k.dequant_q6_k = avx512::dequant_q6_k;

@@ -1,14 +1,24 @@
 #include "tpp/train/optim.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "tpp/core/error.h"
+#include "tpp/kernels/api.h"
 
 namespace tpp::train {
 
-AdamW::AdamW(int64_t n, std::vector<uint8_t> decay, AdamWOptions options)
-    : o_(options), decay_(std::move(decay)), m_(size_t(n), 0.0f), v_(size_t(n), 0.0f) {
-  TPP_CHECK(int64_t(decay_.size()) == n, "adamw: decay mask has {} entries, expected {}", decay_.size(), n);
+AdamW::AdamW(int64_t n, std::vector<ParamRange> decayed, AdamWOptions options)
+    : o_(options), m_(size_t(n), 0.0f), v_(size_t(n), 0.0f) {
+  int64_t at = 0;
+  for (const ParamRange& r : decayed) {
+    TPP_CHECK(r.begin >= at && r.end >= r.begin && r.end <= n,
+              "adamw: decayed range [{}, {}) is out of order or outside [{}, {})", r.begin, r.end, at, n);
+    if (r.begin > at) runs_.push_back({at, r.begin, false});
+    if (r.end > r.begin) runs_.push_back({r.begin, r.end, true});
+    at = r.end;
+  }
+  if (at < n) runs_.push_back({at, n, false});
 }
 
 void AdamW::step(float* params, const float* grads, double lr, ThreadPool& pool) {
@@ -16,25 +26,39 @@ void AdamW::step(float* params, const float* grads, double lr, ThreadPool& pool)
   const double bc1 = 1.0 - std::pow(o_.beta1, double(t_));
   const double bc2 = 1.0 - std::pow(o_.beta2, double(t_));
   // torch.optim.AdamW: step = lr / bc1; denom = sqrt(v) / sqrt(bc2) + eps.
-  const float step = float(lr / bc1), inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
+  const kernels::AdamWCoeffs base{float(o_.beta1), float(o_.beta2),         float(lr / bc1),
+                                  float(1.0 / std::sqrt(bc2)), float(o_.eps), 1.0f};
   const float decay = float(1.0 - lr * o_.weight_decay);
-  const float b1 = float(o_.beta1), b2 = float(o_.beta2), eps = float(o_.eps);
-  // Restrict-qualified and branch-free, so that the loop vectorises (the
-  // same operations in the same order per element as the scalar form).
-  float* __restrict p = params;
-  const float* __restrict gr = grads;
-  float* __restrict m = m_.data();
-  float* __restrict v = v_.data();
-  const uint8_t* __restrict dm = decay_.data();
-  pool.parallel_for(m_.size(), 1024, [=](size_t i0, size_t i1, size_t) {
-    for (size_t i = i0; i < i1; ++i) {
-      const float g = gr[i];
-      const float w = dm[i] ? p[i] * decay : p[i];
-      const float mi = b1 * m[i] + (1 - b1) * g;
-      const float vi = b2 * v[i] + (1 - b2) * g * g;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = w - step * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+  const kernels::AdamWF32Fn vec = kernels::kernels().adamw_f32;
+  float* p = params;
+  float* m = m_.data();
+  float* v = v_.data();
+  // Elements [i0, i1) of one run, on the vector kernel when the CPU has one.
+  auto update = [&](int64_t i0, int64_t i1, const kernels::AdamWCoeffs& c) {
+    if (vec) return vec(p + i0, grads + i0, m + i0, v + i0, i1 - i0, c);
+    // The scalar form, restrict-qualified so that it vectorises.
+    float* __restrict pp = p;
+    const float* __restrict gr = grads;
+    float* __restrict mm = m;
+    float* __restrict vv = v;
+    for (int64_t i = i0; i < i1; ++i) {
+      const float g = gr[i], w = pp[i] * c.decay;
+      const float mi = c.b1 * mm[i] + (1 - c.b1) * g;
+      const float vi = c.b2 * vv[i] + (1 - c.b2) * g * g;
+      mm[i] = mi;
+      vv[i] = vi;
+      pp[i] = w - c.step * mi / (std::sqrt(vi) * c.inv_sqrt_bc2 + c.eps);
+    }
+  };
+  const std::vector<Run>& runs = runs_;
+  pool.parallel_for(m_.size(), 4096, [&](size_t i0, size_t i1, size_t) {
+    // The runs that meet [i0, i1), from the first that ends after i0.
+    auto r = std::upper_bound(runs.begin(), runs.end(), int64_t(i0),
+                              [](int64_t i, const Run& run) { return i < run.end; });
+    for (; r != runs.end() && r->begin < int64_t(i1); ++r) {
+      kernels::AdamWCoeffs c = base;
+      if (r->decayed) c.decay = decay;
+      update(std::max(r->begin, int64_t(i0)), std::min(r->end, int64_t(i1)), c);
     }
   });
 }

@@ -16,10 +16,16 @@ struct AdamWOptions {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
 };
 
+// Elements [begin, end) of the flat vector (a tensor, or a run of them).
+struct ParamRange {
+  int64_t begin = 0, end = 0;
+};
+
 class AdamW {
  public:
-  // decay[i]: whether element i is decayed (expanded from the per-tensor mask).
-  AdamW(int64_t n, std::vector<uint8_t> decay, AdamWOptions options);
+  // decayed: the ranges of the n parameters that weight decay applies to,
+  // in order and disjoint (params.h's decay_ranges).
+  AdamW(int64_t n, std::vector<ParamRange> decayed, AdamWOptions options);
 
   // One update with learning rate lr: p -= lr*wd*p (decayed entries), then the
   // bias-corrected Adam step.
@@ -31,8 +37,13 @@ class AdamW {
   void set_steps(int64_t t) { t_ = t; }
 
  private:
+  // [0, n) as runs of one kind: (begin, end, decayed), in order.
+  struct Run {
+    int64_t begin, end;
+    bool decayed;
+  };
   AdamWOptions o_;
-  std::vector<uint8_t> decay_;
+  std::vector<Run> runs_;
   std::vector<float> m_, v_;
   int64_t t_ = 0;
 };

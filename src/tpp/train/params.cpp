@@ -43,10 +43,14 @@ ParamLayout make_layout(const ModelConfig& config) {
   return L;
 }
 
-std::vector<bool> decay_mask(const ParamLayout& layout, bool decay_embeddings) {
-  std::vector<bool> mask;
-  for (const auto& e : layout.entries) mask.push_back(e.matrix && (decay_embeddings || !e.embedding));
-  return mask;
+std::vector<ParamRange> decay_ranges(const ParamLayout& layout, bool decay_embeddings) {
+  std::vector<ParamRange> out;
+  for (const auto& e : layout.entries) {
+    if (!e.matrix || (e.embedding && !decay_embeddings)) continue;
+    if (!out.empty() && out.back().end == e.offset) out.back().end = e.offset + e.size;
+    else out.push_back({e.offset, e.offset + e.size});
+  }
+  return out;
 }
 
 template <class R>

@@ -14,6 +14,7 @@
 
 #include "tpp/core/thread_pool.h"
 #include "tpp/model/model.h"
+#include "tpp/train/optim.h"
 
 namespace tpp::train {
 
@@ -43,9 +44,10 @@ struct ParamLayout {
 
 ParamLayout make_layout(const ModelConfig& config);
 
-// Which entries AdamW decays: matrices, and embeddings only when asked
-// (norm weights and biases never).
-std::vector<bool> decay_mask(const ParamLayout& layout, bool decay_embeddings);
+// The parameters AdamW decays: matrices, and embeddings only when asked
+// (norm weights and biases never), as ranges of the flat vector, adjacent
+// tensors merged.
+std::vector<ParamRange> decay_ranges(const ParamLayout& layout, bool decay_embeddings);
 
 // A model's weights (any storage dtype) widened into the flat layout.
 std::vector<float> params_from_model(const Model& model, const ParamLayout& layout);

@@ -302,13 +302,7 @@ TrainResult train_from(const TrainOptions& o, Checkpoint& ck, bool resume, const
   const int64_t eval_every = o.eval_every >= 0 ? o.eval_every : std::max<int64_t>(1, steps / 10);
   const int64_t save_every = o.save_every >= 0 ? o.save_every : std::max<int64_t>(1, steps / 10);
 
-  std::vector<uint8_t> decay(size_t(layout.total), 0);
-  const auto mask = decay_mask(layout, o.decay_embeddings);
-  for (size_t i = 0; i < layout.entries.size(); ++i)
-    if (mask[i])
-      std::fill(decay.begin() + layout.entries[i].offset,
-                decay.begin() + layout.entries[i].offset + layout.entries[i].size, uint8_t(1));
-  AdamW adam(layout.total, std::move(decay), {o.beta1, o.beta2, 1e-8, o.weight_decay});
+  AdamW adam(layout.total, decay_ranges(layout, o.decay_embeddings), {o.beta1, o.beta2, 1e-8, o.weight_decay});
   std::vector<float>& params = ck.params;
   if (resume) {
     adam.m() = ck.m;

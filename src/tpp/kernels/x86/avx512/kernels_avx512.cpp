@@ -999,6 +999,24 @@ void swiglu_backward_f32(float* dgate, float* dup, const float* dh, const float*
   }
 }
 
+void adamw_f32(float* p, const float* grad, float* m, float* v, int64_t n, const AdamWCoeffs& c) {
+  const __m512 b1 = _mm512_set1_ps(c.b1), b2 = _mm512_set1_ps(c.b2), one_b1 = _mm512_set1_ps(1 - c.b1),
+               one_b2 = _mm512_set1_ps(1 - c.b2), step = _mm512_set1_ps(c.step),
+               inv_sqrt_bc2 = _mm512_set1_ps(c.inv_sqrt_bc2), eps = _mm512_set1_ps(c.eps),
+               decay = _mm512_set1_ps(c.decay);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? __mmask16(0xffff) : tail_mask(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(k, grad + i);
+    const __m512 w = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), decay);
+    const __m512 mi = _mm512_fmadd_ps(b1, _mm512_maskz_loadu_ps(k, m + i), _mm512_mul_ps(one_b1, g));
+    const __m512 vi = _mm512_fmadd_ps(b2, _mm512_maskz_loadu_ps(k, v + i), _mm512_mul_ps(_mm512_mul_ps(one_b2, g), g));
+    const __m512 denom = _mm512_fmadd_ps(_mm512_sqrt_ps(vi), inv_sqrt_bc2, eps);
+    _mm512_mask_storeu_ps(m + i, k, mi);
+    _mm512_mask_storeu_ps(v + i, k, vi);
+    _mm512_mask_storeu_ps(p + i, k, _mm512_sub_ps(w, _mm512_div_ps(_mm512_mul_ps(step, mi), denom)));
+  }
+}
+
 extern const char compiled_features[] =
 #include "tpp/kernels/compiled_features.inc"
     ;

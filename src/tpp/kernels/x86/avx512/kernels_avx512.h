@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "tpp/kernels/optim.h"
+
 namespace tpp::kernels::avx512 {
 
 void matmul_f32(float* y, const float* x, const float* w, int64_t N, int64_t K, int64_t m_begin,
@@ -44,6 +46,7 @@ float max_f32(const float* x, int64_t n);
 float exp_sum_f32(float* dst, const float* x, float shift, int64_t n);
 void swiglu_f32(float* h, const float* gate, const float* up, int64_t n);
 void swiglu_backward_f32(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int64_t n);
+void adamw_f32(float* p, const float* grad, float* m, float* v, int64_t n, const AdamWCoeffs& c);
 void bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void f16_to_f32(float* dst, const uint16_t* src, int64_t n);
 void attn_step_f32(float* acc, float* m, float* l, const float* q, int G, int k, const void* K, const void* V,
