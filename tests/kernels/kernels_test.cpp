@@ -1,9 +1,11 @@
 // Every SIMD path against the scalar reference and against float64, on odd
 // shapes (K tails, N and M remainders, offset column ranges, ldy > M).
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 #include <string>
 #include <string_view>
@@ -245,6 +247,48 @@ TEST_P(KernelsTest, SwigluMatchesFloat64) {
       EXPECT_NEAR(dgate[size_t(i)], want_dg, 1e-6 * std::abs(d * u * sg) * (1.0 + std::abs(g)) + 1e-30) << n << " at " << i;
       EXPECT_NEAR(dup[size_t(i)], want_du, 1e-6 * std::abs(want_du) + 1e-30) << n << " at " << i;
     }
+  }
+}
+
+// The bf16 backward's operand layouts from f32 in one pass, bit for bit the
+// rounding of f32_to_bf16 followed by the scalar layout: odd row counts (the
+// last pair's high half zero), partial groups and tiles, ld past the width,
+// and special values (NaN, infinity, subnormal, a halfway case).
+TEST_P(KernelsTest, Bf16OperandLayoutsMatchRoundThenPack) {
+  if (!k().pack_bf16_transposed_f32 || !k().transpose_bf16_pairs)
+    GTEST_SKIP() << kernels::isa_name(GetParam()) << " has no bf16 operand layouts";
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {2, 16}, {7, 33}, {33, 40}, {64, 48}}) {
+    const int64_t ld = cols + 3;
+    auto src = random_floats(size_t(rows * ld), uint64_t(rows * 100 + cols), 4.0f);
+    src[0] = std::nanf("");
+    if (src.size() > 3) {
+      src[1] = -INFINITY;
+      src[2] = 1e-40f;
+      src[3] = std::bit_cast<float>(0x3f808000u);  // halfway between two bf16: rounds to even
+    }
+    std::vector<uint16_t> rounded(src.size());
+    for (size_t i = 0; i < src.size(); ++i) rounded[i] = f32_to_bf16(src[i]);
+    // pack_bf16_transposed: the groups of 16 columns, each as its own call.
+    const int64_t groups = (cols + kernels::kPackRows - 1) / kernels::kPackRows;
+    // (packed_bytes wants an even row length; an odd one gets a zero pair half.)
+    const auto bytes = static_cast<size_t>(groups * kernels::kPackRows * ((rows + 1) / 2) * 4);
+    std::vector<std::byte> want(bytes, std::byte{0x5a}), got(bytes);
+    kernels::pack_bf16_transposed(want.data(), rounded.data(), cols, rows, ld, 0, groups);
+    for (int64_t g = 0; g < groups; ++g) k().pack_bf16_transposed_f32(got.data(), src.data(), cols, rows, ld, g, g + 1);
+    EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size()), 0) << rows << " x " << cols;
+    // transpose_bf16_pairs: columns [3, cols) into rows 5 apart wider than the pairs.
+    const int64_t pairs = (rows + 1) / 2, ldd = pairs + 5, m0 = cols > 3 ? 3 : 0;
+    std::vector<uint32_t> pt(size_t((cols - m0) * ldd), 0xdeadbeefu);
+    k().transpose_bf16_pairs(pt.data(), ldd, src.data(), ld, rows, m0, cols);
+    for (int64_t m = m0; m < cols; ++m)
+      for (int64_t j = 0; j < ldd; ++j) {
+        uint32_t expect = 0xdeadbeefu;  // past the pairs: untouched
+        if (j < pairs) {
+          expect = rounded[size_t(2 * j * ld + m)];
+          if (2 * j + 1 < rows) expect |= uint32_t(rounded[size_t((2 * j + 1) * ld + m)]) << 16;
+        }
+        ASSERT_EQ(pt[size_t((m - m0) * ldd + j)], expect) << rows << " x " << cols << " at " << m << ", " << j;
+      }
   }
 }
 

@@ -117,6 +117,18 @@ using MatmulKQ8Fn = void (*)(float* y, const int8_t* q, const float* d, const in
 // over bf16 weights packed by pack_rows (tpp/kernels/packed.h; K even);
 // accumulate adds the sum to y (the kernel's partial sums in its own order).
 using ToBf16Fn = void (*)(uint16_t* dst, const float* src, int64_t n);
+// The backward's operands, rounded as to_bf16 rounds them, in one pass over
+// f32 (nullptr where to_bf16 is; the caller rounds, then packs):
+//   pack_bf16_transposed_f32: pack_bf16_transposed (tpp/kernels/packed.h)
+//     of src rounded, groups [g_begin, g_end) of its M columns, K rows ld apart;
+//   transpose_bf16_pairs: rows [m_begin, m_end) of src's transpose with
+//     consecutive rows of src paired in 32-bit units, for j < ceil(N / 2):
+//       dst[(m - m_begin) * ldd + j] = bf16(src[2j, m]) | bf16(src[2j + 1, m]) << 16
+//     (the high half 0 when 2j + 1 = N).
+using PackBf16TransposedF32Fn = void (*)(void* dst, const float* src, int64_t M, int64_t K, int64_t ld,
+                                         int64_t g_begin, int64_t g_end);
+using TransposeBf16PairsFn = void (*)(uint32_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t N,
+                                      int64_t m_begin, int64_t m_end);
 using MatmulBf16PackedFn = void (*)(float* y, const uint16_t* xb, const void* w, int64_t N, int64_t K,
                                     int64_t m_begin, int64_t m_end, int64_t ldy, bool accumulate);
 
@@ -190,6 +202,8 @@ struct Kernels {
   MatmulPackedFn matmul_q8_0_packed = nullptr;
   MatmulPackedFn matmul_q4_0_packed = nullptr;
   ToBf16Fn to_bf16 = nullptr;
+  PackBf16TransposedF32Fn pack_bf16_transposed_f32 = nullptr;
+  TransposeBf16PairsFn transpose_bf16_pairs = nullptr;
   MatmulBf16PackedFn matmul_bf16_packed = nullptr;
   // K-quant decoders (tpp/kernels/kquants.h): the scalar reference unless the
   // level has its own.

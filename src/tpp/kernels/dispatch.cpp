@@ -79,6 +79,8 @@ constexpr Kernels kAvx512Bf16 = [] {
   Kernels k = kAvx512Vnni;
   k.isa = Isa::avx512bf16;
   k.to_bf16 = avx512bf16::to_bf16;
+  k.pack_bf16_transposed_f32 = avx512bf16::pack_bf16_transposed_f32;
+  k.transpose_bf16_pairs = avx512bf16::transpose_bf16_pairs;
   k.matmul_bf16_packed = avx512bf16::matmul_bf16_packed;
   return k;
 }();

@@ -303,50 +303,49 @@ void linear_forward_multi(const double* x, int64_t N, std::span<const LinearOutT
 
 namespace {
 
-// linear_backward for bf16 W (see linear.h).
 // Rows per chunk of the backward's bf16 products: three groups of 16, the
 // kernel's widest tile. (64-row chunks left a fourth group to the one-group
 // tile, which keeps half the accumulator chains in flight: a quarter of
 // every product at about half speed.)
 constexpr int64_t kBf16Rows = 48;
 
+// linear_backward for bf16 W (see linear.h).
 void linear_backward_bf16(float* dx, bool dx_accumulate, LinearGrads<float> g, const float* dy, const float* x,
                           int64_t N, const MatrixRef& W, ThreadPool& pool) {
   const auto& k = kernels::kernels();
   const int64_t M = W.rows, K = W.cols;
-  TPP_CHECK(W.packed && W.packed_t && M % 2 == 0 && k.to_bf16 && k.matmul_bf16_packed,
+  TPP_CHECK(W.packed && W.packed_t && M % 2 == 0 && k.to_bf16 && k.matmul_bf16_packed && k.transpose_bf16_pairs &&
+                k.pack_bf16_transposed_f32,
             "linear backward: bf16 weights need an even row count, both packed forms and a CPU with bf16 dot kernels");
   // The products below hand out row chunks dynamically (a worker slowed by
   // the host does fewer): each output is one chain of sums in k order
   // whichever tile computes it, so the bits do not depend on the split.
   // This thread's buffers, bound here: a thread_local named inside a lambda
   // would be the worker's own.
-  thread_local std::vector<uint16_t> dyb_tls, dyt_tls, xb_tls;
+  thread_local std::vector<uint16_t> dyb_tls, dyt_tls;
   thread_local std::vector<std::byte> xt_tls;
-  auto &dyb = dyb_tls, &dyt = dyt_tls, &xb = xb_tls;
+  auto &dyb = dyb_tls, &dyt = dyt_tls;
   auto& xt = xt_tls;
-  dyb.resize(size_t(N * M));
-  for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(dyb.data() + n0 * M, dy + n0 * M, (n1 - n0) * M); });
   if (dx) {
     // dx[n, k] (+)= sum_m dy[n, m] W[m, k]: the packed W^T has K rows of M.
+    dyb.resize(size_t(N * M));
+    for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(dyb.data() + n0 * M, dy + n0 * M, (n1 - n0) * M); });
     pool.parallel_for_dynamic(size_t(K), kBf16Rows, [&](size_t k0, size_t k1, size_t) {
       k.matmul_bf16_packed(dx, dyb.data(), W.packed_t, N, M, int64_t(k0), int64_t(k1), K, dx_accumulate);
     });
   }
   // dw[m, k] += sum_n dy[n, m] x[n, k]: dy^T (M rows of N) against the packed
-  // x^T (K rows of N), N padded to even with a zero.
+  // x^T (K rows of N), N padded to even with a zero; each rounded and laid
+  // out in one pass over the f32 operand.
   const int64_t Np = N + (N & 1), groups = (K + kernels::kPackRows - 1) / kernels::kPackRows;
-  xb.resize(size_t(N * K));
-  for_rows(N, pool, [&](int64_t n0, int64_t n1) { k.to_bf16(xb.data() + n0 * K, x + n0 * K, (n1 - n0) * K); });
   xt.resize(size_t(kernels::packed_bytes(DType::bf16, K, Np)));
   pool.parallel_for(size_t(groups), 1, [&](size_t g0, size_t g1, size_t) {
-    kernels::pack_bf16_transposed(xt.data(), xb.data(), K, N, K, int64_t(g0), int64_t(g1));
+    k.pack_bf16_transposed_f32(xt.data(), x, K, N, K, int64_t(g0), int64_t(g1));
   });
   dyt.resize(size_t(M * Np));
   pool.parallel_for(size_t(M), 16, [&](size_t m0, size_t m1, size_t) {
-    transpose(dyt.data() + m0 * Np, dyb.data() + m0, N, int64_t(m1 - m0), M, Np);
-    if (Np != N)
-      for (auto m = int64_t(m0); m < int64_t(m1); ++m) dyt[size_t(m * Np + N)] = 0;
+    k.transpose_bf16_pairs(reinterpret_cast<uint32_t*>(dyt.data() + m0 * Np), Np / 2, dy, M, N, int64_t(m0),
+                           int64_t(m1));
   });
   // Rows of dw per kernel call, summed straight into dw: their dy^T rows
   // stay in L2 while the packed x^T passes.

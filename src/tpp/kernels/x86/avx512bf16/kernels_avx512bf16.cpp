@@ -14,25 +14,104 @@
 
 namespace tpp::kernels::avx512bf16 {
 
-void to_bf16(uint16_t* dst, const float* src, int64_t n) {
-  // tpp::f32_to_bf16 in integer arithmetic, bit for bit: nearest even, and a
-  // NaN stays a (quiet) NaN.
+namespace {
+
+// 16 f32 (as bits) rounded to bf16 in the low halves of their 32-bit lanes,
+// tpp::f32_to_bf16 in integer arithmetic bit for bit: nearest even, and a
+// NaN stays a (quiet) NaN.
+inline __attribute__((always_inline)) __m512i bf16_lanes(__m512i bits) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
   const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, abs_mask), inf);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
+  const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(round, lsb)), 16);
+  return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(bits, 16), quiet));
+}
+
+// Two rows' 16 values each (lanes past `mask` zero), rounded and paired as
+// the packed layouts pair them: row lo in the low half of each 32-bit lane.
+inline __attribute__((always_inline)) __m512i bf16_pairs(const float* lo, const float* hi, __mmask16 mask) {
+  const __m512i a = bf16_lanes(_mm512_maskz_loadu_epi32(mask, lo));
+  if (!hi) return a;
+  return _mm512_or_si512(a, _mm512_slli_epi32(bf16_lanes(_mm512_maskz_loadu_epi32(mask, hi)), 16));
+}
+
+inline __mmask16 first(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u); }
+
+// r[i] = column i of the 16 x 16 matrix of 32-bit elements whose rows are r.
+inline __attribute__((always_inline)) void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // In each 128-bit lane L: r[4 i + q] holds column 4 L + q of rows 4 i .. 4 i + 3.
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  // Column 4 L + q gathers lane L of r[q], r[4 + q], r[8 + q], r[12 + q].
+  for (int q = 0; q < 4; ++q) {
+    const __m512i u0 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0x44), u1 = _mm512_shuffle_i32x4(r[q], r[4 + q], 0xee);
+    const __m512i u2 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0x44);
+    const __m512i u3 = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], 0xee);
+    t[q] = _mm512_shuffle_i32x4(u0, u2, 0x88);
+    t[4 + q] = _mm512_shuffle_i32x4(u0, u2, 0xdd);
+    t[8 + q] = _mm512_shuffle_i32x4(u1, u3, 0x88);
+    t[12 + q] = _mm512_shuffle_i32x4(u1, u3, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+}  // namespace
+
+void to_bf16(uint16_t* dst, const float* src, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m512i bits = _mm512_loadu_si512(src + i);
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, abs_mask), inf);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), one);
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(round, lsb)), 16);
-    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(bits, 16), quiet));
+    const __m512i r = bf16_lanes(_mm512_loadu_si512(src + i));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(r));
   }
-  for (; i < n; ++i) {
-    uint32_t bits;
-    __builtin_memcpy(&bits, src + i, 4);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) dst[i] = uint16_t((bits >> 16) | 0x40);
-    else dst[i] = uint16_t((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+  if (i < n) {
+    const __m512i r = bf16_lanes(_mm512_maskz_loadu_epi32(first(n - i), src + i));
+    _mm256_mask_storeu_epi16(dst + i, first(n - i), _mm512_cvtepi32_epi16(r));
+  }
+}
+
+void pack_bf16_transposed_f32(void* dst, const float* src, int64_t M, int64_t K, int64_t ld, int64_t g_begin,
+                              int64_t g_end) {
+  const int64_t pairs = (K + 1) / 2;
+  auto* out = static_cast<uint32_t*>(dst) + g_begin * 16 * pairs;
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    const int64_t m0 = 16 * g;
+    const __mmask16 mask = first(M - m0);
+    for (int64_t j = 0; j < pairs; ++j, out += 16) {
+      const float* lo = src + 2 * j * ld + m0;
+      _mm512_storeu_si512(out, bf16_pairs(lo, 2 * j + 1 < K ? lo + ld : nullptr, mask));
+    }
+  }
+}
+
+void transpose_bf16_pairs(uint32_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t N, int64_t m_begin,
+                          int64_t m_end) {
+  const int64_t pairs = (N + 1) / 2;
+  for (int64_t m0 = m_begin; m0 < m_end; m0 += 16) {
+    const int64_t rows = m_end - m0 < 16 ? m_end - m0 : 16;
+    const __mmask16 mask = first(rows);
+    for (int64_t j0 = 0; j0 < pairs; j0 += 16) {
+      const int64_t cols = pairs - j0 < 16 ? pairs - j0 : 16;
+      // v[i]: pair j0 + i of the tile's 16 columns of src (rows m0 .. of the result).
+      __m512i v[16];
+      for (int64_t i = 0; i < 16; ++i) {
+        const int64_t n = 2 * (j0 + i);
+        v[i] = i < cols ? bf16_pairs(src + n * ld + m0, n + 1 < N ? src + (n + 1) * ld + m0 : nullptr, mask)
+                        : _mm512_setzero_si512();
+      }
+      transpose16(v);
+      for (int64_t r = 0; r < rows; ++r)
+        _mm512_mask_storeu_epi32(dst + (m0 - m_begin + r) * ldd + j0, first(cols), v[r]);
+    }
   }
 }
 
