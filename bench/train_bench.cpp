@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   double loss_first = 0, loss_last = 0;
   for (int64_t s = 0; s < steps + 1; ++s) {  // the first step warms up (allocations)
     const auto t = Clock::now();
-    std::fill(grads.begin(), grads.end(), 0.0f);
+    tpp::train::zero(grads, pool);
     const tpp::train::Batch b{batch, seq, tokens.data(), targets.data()};
     double loss;
     if (bw) {

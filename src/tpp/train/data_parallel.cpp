@@ -14,6 +14,7 @@
 
 #include "tpp/core/error.h"
 #include "tpp/core/rng.h"
+#include "tpp/train/optim.h"
 
 #if TPP_HAVE_MPI
 #include <mpi.h>
@@ -274,7 +275,7 @@ float* GradientSum::target(int64_t round) {
   const bool into_sum = (ranks_.size() > 1 && !local_) || round == 0;
   std::vector<float>& buf = into_sum ? grads_ : scratch_;
   if (buf.empty()) buf.resize(grads_.size());
-  std::fill(buf.begin(), buf.end(), 0.0f);
+  zero(buf, pool_);
   return buf.data();
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "tpp/core/error.h"
 #include "tpp/kernels/api.h"
@@ -69,6 +70,11 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr_max, double 
   if (span <= 1) return lr_max;
   const double progress = std::min(1.0, double(step - warmup) / double(span - 1));
   return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + std::cos(M_PI * progress));
+}
+
+void zero(std::span<float> g, ThreadPool& pool) {
+  pool.parallel_for(g.size(), size_t(1) << 16,
+                    [&](size_t i0, size_t i1, size_t) { std::memset(g.data() + i0, 0, (i1 - i0) * sizeof(float)); });
 }
 
 double global_norm(std::span<const float> g, ThreadPool& pool) {

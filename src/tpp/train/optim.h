@@ -52,6 +52,10 @@ class AdamW {
 // lr_max, then cosine decay to lr_min at the last step.
 double lr_at(int64_t step, int64_t total, int64_t warmup, double lr_max, double lr_min);
 
+// g = 0 on the pool's workers (a gradient buffer is hundreds of MB: one
+// thread alone leaves the others idle for tens of ms).
+void zero(std::span<float> g, ThreadPool& pool);
+
 // sqrt(sum g^2), accumulated in double in a fixed order.
 double global_norm(std::span<const float> g, ThreadPool& pool);
 
