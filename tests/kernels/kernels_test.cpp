@@ -253,11 +253,12 @@ TEST_P(KernelsTest, SwigluMatchesFloat64) {
 // The bf16 backward's operand layouts from f32 in one pass, bit for bit the
 // rounding of f32_to_bf16 followed by the scalar layout: odd row counts (the
 // last pair's high half zero), partial groups and tiles, ld past the width,
-// and special values (NaN, infinity, subnormal, a halfway case).
+// more columns than one panel, and special values (NaN, infinity,
+// subnormal, a halfway case).
 TEST_P(KernelsTest, Bf16OperandLayoutsMatchRoundThenPack) {
   if (!k().pack_bf16_transposed_f32 || !k().transpose_bf16_pairs)
     GTEST_SKIP() << kernels::isa_name(GetParam()) << " has no bf16 operand layouts";
-  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {2, 16}, {7, 33}, {33, 40}, {64, 48}}) {
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {2, 16}, {7, 33}, {33, 40}, {64, 48}, {37, 1100}}) {
     const int64_t ld = cols + 3;
     auto src = random_floats(size_t(rows * ld), uint64_t(rows * 100 + cols), 4.0f);
     src[0] = std::nanf("");
