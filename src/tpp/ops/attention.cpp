@@ -498,6 +498,12 @@ void forward_self(R* out, const R* q, const R* kk, const R* vv, std::span<const 
   const int64_t hk = int64_t(h) * k, gk = int64_t(g) * k;
   const R scale = R(sh.scale), cap = R(sh.softcap);
   const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
+  // Plain scores (no ALiBi, no soft cap) in f32 scale and take their maximum
+  // on the vector kernels: the scalar loop carried its running maximum
+  // through memory, one element at a time (most of this function's own time
+  // in a 1B-shape prefill).
+  const kernels::Kernels& vec = kernels::kernels();
+  const bool plain = std::is_same_v<R, float> && !sh.alibi && !(cap > 0) && vec.max_f32;
   struct Item {
     int64_t t0;  // first row of the block, within its sequence
     uint32_t seq;
@@ -532,18 +538,27 @@ void forward_self(R* out, const R* q, const R* kk, const R* vv, std::span<const 
           const int64_t t = t0 + r, lo = key_lo(t, sh.window) - c0, hi = t - c0;  // visible [lo, hi]
           R* Sr = S + r * W;
           R mx = sh.plus_one ? R(0) : -std::numeric_limits<R>::infinity();
-          for (int64_t c = lo; c <= hi; ++c) {
-            R v = Sr[c] * scale;
-            if (sh.alibi) v -= R(slopes[size_t(i)]) * R(t - (c0 + c));
-            if (cap > 0) v = cap * std::tanh(v / cap);
-            Sr[c] = v;
-            mx = std::max(mx, v);
-          }
+          if constexpr (std::is_same_v<R, float>)
+            if (plain) {  // the same products, on the vector kernels
+              vec.scale_f32(Sr + lo, scale, hi - lo + 1);
+              mx = std::max(mx, vec.max_f32(Sr + lo, hi - lo + 1));
+            }
+          if (!plain)
+            for (int64_t c = lo; c <= hi; ++c) {
+              R v = Sr[c] * scale;
+              if (sh.alibi) v -= R(slopes[size_t(i)]) * R(t - (c0 + c));
+              if (cap > 0) v = cap * std::tanh(v / cap);
+              Sr[c] = v;
+              mx = std::max(mx, v);
+            }
           std::fill(Sr, Sr + lo, R(0));
           std::fill(Sr + hi + 1, Sr + W, R(0));
           const R sum = exp_in_place(Sr + lo, hi - lo + 1, mx, sh.plus_one ? std::exp(-mx) : R(0));
           const R inv = R(1) / sum;
-          for (int64_t c = lo; c <= hi; ++c) Sr[c] *= inv;
+          if constexpr (std::is_same_v<R, float>)
+            if (plain) vec.scale_f32(Sr + lo, inv, hi - lo + 1);
+          if (!plain)
+            for (int64_t c = lo; c <= hi; ++c) Sr[c] *= inv;
           if (lse) lse[(seq.row0 + t) * h + i] = mx + std::log(sum);
         }
         mm_nn(out + at, S, V, rows, W, k, W, gk, hk, false);
