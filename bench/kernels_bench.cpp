@@ -208,7 +208,8 @@ void BM_LinearBackward(benchmark::State& state, tpp::DType wt) {
     fwd.resize(size_t(tpp::kernels::packed_bytes(wt, M, K)));
     bwd.resize(size_t(tpp::kernels::packed_bytes(wt, K, M)));
     tpp::kernels::pack_rows(wt, fwd.data(), wb.data(), M, K);
-    tpp::kernels::pack_bf16_transposed(bwd.data(), wb.data(), K, M, K, 0, (K + tpp::kernels::kPackRows - 1) / tpp::kernels::kPackRows);
+    const int64_t groups = (K + tpp::kernels::kPackRows - 1) / tpp::kernels::kPackRows;
+    tpp::kernels::pack_bf16_transposed(bwd.data(), wb.data(), K, M, K, 0, groups);
     w = tpp::MatrixRef{wt, wb.data(), M, K};
     w.packed = fwd.data();
     w.packed_t = bwd.data();
@@ -219,7 +220,8 @@ void BM_LinearBackward(benchmark::State& state, tpp::DType wt) {
     tpp::linear_backward<float>(dx.data(), false, {dw.data()}, dy.data(), x.data(), N, w, pool);
     benchmark::DoNotOptimize(dw.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(4e-9 * double(N * K * M), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(4e-9 * double(N * K * M), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // One AdamW step over 134.5 M parameters (the SmolLM2-135M shape), two

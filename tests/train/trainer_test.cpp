@@ -12,6 +12,7 @@
 
 #include "common/test_util.h"
 #include "tpp/core/error.h"
+#include "tpp/kernels/api.h"
 #include "tpp/model/model.h"
 #include "tpp/train/checkpoint.h"
 #include "tpp/train/data_parallel.h"
@@ -91,20 +92,27 @@ TEST(ScheduleTest, WarmupThenCosineToTheFloor) {
 // boundaries (a 10,000-element vector in ranges that straddle them), and the
 // rest of the update matches torch.optim.AdamW's first step: m = (1 - b1) g,
 // v = (1 - b2) g^2, so p moves by lr g / (|g| + eps / sqrt(1 - b2)) = lr sign(g).
+// On every SIMD level: the vector kernel where there is one, else the loop.
 TEST(AdamWTest, DecaysOnlyTheDecayedRanges) {
   ThreadPool pool(2);
   const int64_t n = 10000;
   const std::vector<ParamRange> decayed = {{0, 3}, {4095, 4097}, {5000, 9000}};
-  AdamW adam(n, decayed, {0.9, 0.95, 1e-8, 0.1});
-  std::vector<float> p(size_t(n), 2.0f), g(size_t(n), 0.0f);
-  for (int64_t i = 0; i < n; i += 7) g[size_t(i)] = i % 2 ? 0.5f : -0.25f;
-  adam.step(p.data(), g.data(), 0.01, pool);
-  for (int64_t i = 0; i < n; ++i) {
-    const bool in = std::any_of(decayed.begin(), decayed.end(), [&](const ParamRange& r) { return i >= r.begin && i < r.end; });
-    const float gi = g[size_t(i)];
-    const double want = 2.0 * (in ? 1.0 - 0.01 * 0.1 : 1.0) - (gi == 0 ? 0.0 : 0.01 * (gi > 0 ? 1 : -1));
-    ASSERT_NEAR(p[size_t(i)], want, 1e-6) << i;
+  const kernels::Isa in_use = kernels::kernels().isa;
+  for (const kernels::Isa isa : kernels::supported_isas()) {
+    kernels::set_isa(isa);
+    AdamW adam(n, decayed, {0.9, 0.95, 1e-8, 0.1});
+    std::vector<float> p(size_t(n), 2.0f), g(size_t(n), 0.0f);
+    for (int64_t i = 0; i < n; i += 7) g[size_t(i)] = i % 2 ? 0.5f : -0.25f;
+    adam.step(p.data(), g.data(), 0.01, pool);
+    for (int64_t i = 0; i < n; ++i) {
+      const bool in =
+          std::any_of(decayed.begin(), decayed.end(), [&](const ParamRange& r) { return i >= r.begin && i < r.end; });
+      const float gi = g[size_t(i)];
+      const double want = 2.0 * (in ? 1.0 - 0.01 * 0.1 : 1.0) - (gi == 0 ? 0.0 : 0.01 * (gi > 0 ? 1 : -1));
+      ASSERT_NEAR(p[size_t(i)], want, 1e-6) << kernels::isa_name(isa) << " at " << i;
+    }
   }
+  kernels::set_isa(in_use);
 }
 
 TEST(AdamWTest, RejectsRangesOutOfOrderOrOutside) {

@@ -117,8 +117,8 @@ using MatmulKQ8Fn = void (*)(float* y, const int8_t* q, const float* d, const in
 // over bf16 weights packed by pack_rows (tpp/kernels/packed.h; K even);
 // accumulate adds the sum to y (the kernel's partial sums in its own order).
 using ToBf16Fn = void (*)(uint16_t* dst, const float* src, int64_t n);
-// The backward's operands, rounded as to_bf16 rounds them, in one pass over
-// f32 (nullptr where to_bf16 is; the caller rounds, then packs):
+// The bf16 backward's operands, rounded as to_bf16 rounds them, in one pass
+// over f32 (nullptr where to_bf16 is):
 //   pack_bf16_transposed_f32: pack_bf16_transposed (tpp/kernels/packed.h)
 //     of src rounded, groups [g_begin, g_end) of its M columns, K rows ld apart;
 //   transpose_bf16_pairs: rows [m_begin, m_end) of src's transpose with

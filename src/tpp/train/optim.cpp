@@ -27,7 +27,7 @@ void AdamW::step(float* params, const float* grads, double lr, ThreadPool& pool)
   const double bc1 = 1.0 - std::pow(o_.beta1, double(t_));
   const double bc2 = 1.0 - std::pow(o_.beta2, double(t_));
   // torch.optim.AdamW: step = lr / bc1; denom = sqrt(v) / sqrt(bc2) + eps.
-  const kernels::AdamWCoeffs base{float(o_.beta1), float(o_.beta2),         float(lr / bc1),
+  const kernels::AdamWCoeffs base{float(o_.beta1), float(o_.beta2), float(lr / bc1),
                                   float(1.0 / std::sqrt(bc2)), float(o_.eps), 1.0f};
   const float decay = float(1.0 - lr * o_.weight_decay);
   const kernels::AdamWF32Fn vec = kernels::kernels().adamw_f32;
