@@ -412,6 +412,24 @@ R exp_in_place(R* row, int64_t n, R shift, R sum) {
   return sum;
 }
 
+// row[c] *= a for c < n; float rows on the level's scale kernel (the same
+// products).
+template <class R>
+void scale_row(R* row, int64_t n, R a) {
+  if constexpr (std::is_same_v<R, float>) return kernels::kernels().scale_f32(row, a, n);
+  for (int64_t c = 0; c < n; ++c) row[c] *= a;
+}
+
+// max(floor, row[0], ..., row[n - 1]); float rows on the level's vector max
+// where it has one.
+template <class R>
+R row_max(const R* row, int64_t n, R floor) {
+  if constexpr (std::is_same_v<R, float>)
+    if (const auto max_f32 = kernels::kernels().max_f32; max_f32 && n > 0) return std::max(floor, max_f32(row, n));
+  for (int64_t c = 0; c < n; ++c) floor = std::max(floor, row[c]);
+  return floor;
+}
+
 // One sequence and one KV head: its G query heads, query rows in blocks of
 // kRowBlock, keys [key_lo(t0), t1) of each block. For a block:
 //   S = cap(Q K^T * scale), P = exp(S - lse) on visible keys (0 elsewhere)
@@ -498,12 +516,11 @@ void forward_self(R* out, const R* q, const R* kk, const R* vv, std::span<const 
   const int64_t hk = int64_t(h) * k, gk = int64_t(g) * k;
   const R scale = R(sh.scale), cap = R(sh.softcap);
   const std::vector<float> slopes = sh.alibi ? alibi_slopes(h) : std::vector<float>();
-  // Plain scores (no ALiBi, no soft cap) in f32 scale and take their maximum
-  // on the vector kernels: the scalar loop carried its running maximum
-  // through memory, one element at a time (most of this function's own time
-  // in a 1B-shape prefill).
-  const kernels::Kernels& vec = kernels::kernels();
-  const bool plain = std::is_same_v<R, float> && !sh.alibi && !(cap > 0) && vec.max_f32;
+  // Plain scores (no ALiBi, no soft cap) are scaled and their maximum taken
+  // in whole-row passes (vector kernels for float): the per-element loop
+  // carried its running maximum through memory (most of this function's own
+  // time in a 1B-shape prefill).
+  const bool plain = !sh.alibi && !(cap > 0);
   struct Item {
     int64_t t0;  // first row of the block, within its sequence
     uint32_t seq;
@@ -538,12 +555,10 @@ void forward_self(R* out, const R* q, const R* kk, const R* vv, std::span<const 
           const int64_t t = t0 + r, lo = key_lo(t, sh.window) - c0, hi = t - c0;  // visible [lo, hi]
           R* Sr = S + r * W;
           R mx = sh.plus_one ? R(0) : -std::numeric_limits<R>::infinity();
-          if constexpr (std::is_same_v<R, float>)
-            if (plain) {  // the same products, on the vector kernels
-              vec.scale_f32(Sr + lo, scale, hi - lo + 1);
-              mx = std::max(mx, vec.max_f32(Sr + lo, hi - lo + 1));
-            }
-          if (!plain)
+          if (plain) {
+            scale_row(Sr + lo, hi - lo + 1, scale);
+            mx = row_max(Sr + lo, hi - lo + 1, mx);
+          } else {
             for (int64_t c = lo; c <= hi; ++c) {
               R v = Sr[c] * scale;
               if (sh.alibi) v -= R(slopes[size_t(i)]) * R(t - (c0 + c));
@@ -551,14 +566,12 @@ void forward_self(R* out, const R* q, const R* kk, const R* vv, std::span<const 
               Sr[c] = v;
               mx = std::max(mx, v);
             }
+          }
           std::fill(Sr, Sr + lo, R(0));
           std::fill(Sr + hi + 1, Sr + W, R(0));
           const R sum = exp_in_place(Sr + lo, hi - lo + 1, mx, sh.plus_one ? std::exp(-mx) : R(0));
           const R inv = R(1) / sum;
-          if constexpr (std::is_same_v<R, float>)
-            if (plain) vec.scale_f32(Sr + lo, inv, hi - lo + 1);
-          if (!plain)
-            for (int64_t c = lo; c <= hi; ++c) Sr[c] *= inv;
+          scale_row(Sr + lo, hi - lo + 1, inv);
           if (lse) lse[(seq.row0 + t) * h + i] = mx + std::log(sum);
         }
         mm_nn(out + at, S, V, rows, W, k, W, gk, hk, false);
